@@ -1,0 +1,114 @@
+/// @file any_ndarray.hpp
+/// `ndshm::attach_any`: attach a segment without knowing its element type.
+#ifndef NDSHM_ANY_NDARRAY_HPP
+#define NDSHM_ANY_NDARRAY_HPP
+
+#include <complex>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "shared_ndarray.hpp"
+
+namespace ndshm {
+
+/// A dtype-erased handle to an attached array segment. `as<T>()` gives a typed handle on the same
+/// mapping (no copy); `visit(f)` calls `f` with the typed handle of the segment's own dtype.
+class any_ndarray {
+public:
+    any_ndarray() = default;
+
+    const std::string& name() const noexcept
+    {
+        static const std::string none;
+        return m_map ? m_map->name() : none;
+    }
+    ndshm::dtype dtype() const noexcept { return m_info.type; }
+    const shape_type& shape() const noexcept { return m_info.shape; }
+    std::size_t size() const noexcept { return m_map ? m_info.size : 0; }
+    std::size_t dimension() const noexcept { return m_info.shape.size(); }
+    std::size_t nbytes() const noexcept { return m_map ? m_info.nbytes : 0; }
+    bool fortran_order() const noexcept { return m_info.fortran_order; }
+    bool read_only() const noexcept { return m_map && !m_map->writable(); }
+    /// False for a segment NumPy (or another tool) made: no ndshm trailer.
+    bool has_trailer() const noexcept { return m_map && m_map->get_trailer() != nullptr; }
+    const void* data() const noexcept { return m_map ? m_map->base() + m_info.data_offset : nullptr; }
+    bool empty() const noexcept { return !m_map; }
+
+    /// The typed handle, sharing this mapping.
+    /// @throws dtype_mismatch if T is not the segment's dtype; error if T is not const and the
+    /// mapping is read-only.
+    template <class T>
+    shared_ndarray<T> as() const
+    {
+        shared_ndarray<T>::check_dtype(name(), m_info.type);
+        if (!std::is_const_v<T> && read_only()) {
+            detail::raise<error>("as", name(), "the segment was attached read-only",
+                                 "ask for a read-only handle, as<const T>()", detail::errno_code(EINVAL));
+        }
+        return shared_ndarray<T>(m_map, m_info);
+    }
+
+    /// Calls `f(shared_ndarray<const U>)` where U is the segment's element type, and returns its result
+    /// (f is typically a generic lambda; every instantiation must return the same type).
+    template <class F>
+    decltype(auto) visit(F&& f) const
+    {
+        switch (m_info.type) {
+        case dtype::bool_:
+            return call<bool>(f);
+        case dtype::int8:
+            return call<std::int8_t>(f);
+        case dtype::int16:
+            return call<std::int16_t>(f);
+        case dtype::int32:
+            return call<std::int32_t>(f);
+        case dtype::int64:
+            return call<std::int64_t>(f);
+        case dtype::uint8:
+            return call<std::uint8_t>(f);
+        case dtype::uint16:
+            return call<std::uint16_t>(f);
+        case dtype::uint32:
+            return call<std::uint32_t>(f);
+        case dtype::uint64:
+            return call<std::uint64_t>(f);
+        case dtype::float32:
+            return call<float>(f);
+        case dtype::float64:
+            return call<double>(f);
+        case dtype::complex64:
+            return call<std::complex<float>>(f);
+        case dtype::complex128:
+            break;
+        }
+        return call<std::complex<double>>(f);
+    }
+
+private:
+    friend any_ndarray attach_any(const std::string& name, const options& opt);
+
+    template <class U, class F>
+    decltype(auto) call(F& f) const
+    {
+        return f(shared_ndarray<const U>(m_map, m_info));
+    }
+
+    std::shared_ptr<detail::mapping> m_map;
+    detail::npy_info m_info;
+};
+
+/// Attaches the array segment `name` whatever its dtype; inspect it with dtype() and shape(), then
+/// take a typed handle with as<T>().
+/// @throws not_found, permission_denied, format_error, error
+inline any_ndarray attach_any(const std::string& name, const options& opt = {})
+{
+    any_ndarray a;
+    a.m_map = detail::attach_array_segment(name, opt, a.m_info);
+    return a;
+}
+
+} // namespace ndshm
+
+#endif

@@ -1,0 +1,345 @@
+/// @file detail/npy.hpp
+/// Writing and parsing the `.npy` header. The parser treats its input as hostile: every length,
+/// number and offset is checked against the bytes actually present before it is used.
+#ifndef NDSHM_DETAIL_NPY_HPP
+#define NDSHM_DETAIL_NPY_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../dtype.hpp"
+#include "../error.hpp"
+
+namespace ndshm::detail {
+
+inline constexpr char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+inline constexpr std::size_t npy_max_ndim = 64;
+
+/// What a `.npy` header says about the array that follows it.
+struct npy_info {
+    ndshm::dtype type = dtype::float64;
+    std::vector<std::size_t> shape;
+    bool fortran_order = false;
+    std::size_t data_offset = 0; ///< first byte of the data
+    std::size_t size = 1;        ///< number of elements
+    std::size_t nbytes = 0;      ///< size * itemsize
+};
+
+/// Number of elements of `shape`, or false if the product (times itemsize) overflows.
+inline bool checked_nbytes(const std::vector<std::size_t>& shape, std::size_t item, std::size_t& size,
+                           std::size_t& nbytes) noexcept
+{
+    std::size_t n = 1;
+    for (std::size_t d : shape) {
+        if (d != 0 && n > std::numeric_limits<std::size_t>::max() / d) {
+            return false;
+        }
+        n *= d;
+    }
+    if (n != 0 && item > std::numeric_limits<std::size_t>::max() / n) {
+        return false;
+    }
+    size = n;
+    nbytes = n * item;
+    return true;
+}
+
+/// The header dict text, as NumPy writes it: keys in order descr, fortran_order, shape.
+inline std::string npy_dict(dtype t, const std::vector<std::size_t>& shape, bool fortran_order)
+{
+    std::string s = "{'descr': '";
+    s += dtype_descr(t);
+    s += "', 'fortran_order': ";
+    s += fortran_order ? "True" : "False";
+    s += ", 'shape': (";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i != 0) {
+            s += ", ";
+        }
+        s += std::to_string(shape[i]);
+    }
+    if (shape.size() == 1) {
+        s += ',';
+    }
+    s += "), }";
+    return s;
+}
+
+/// Writes a complete header into `out[0, data_offset)`, padded with spaces and a final newline so
+/// that the data starts at `data_offset`. Format 1.0, or 2.0 when the header does not fit 16 bits.
+/// The magic's first byte is left 0: the caller publishes the segment by storing it last.
+/// Returns false if the dict does not fit.
+inline bool write_npy_header(unsigned char* out, std::size_t data_offset, dtype t,
+                             const std::vector<std::size_t>& shape, bool fortran_order) noexcept
+{
+    std::string dict;
+    try {
+        dict = npy_dict(t, shape, fortran_order);
+    } catch (...) {
+        return false;
+    }
+    const bool v2 = data_offset - 10 > 0xFFFF;
+    const std::size_t prefix = v2 ? 12 : 10;
+    if (data_offset < prefix + dict.size() + 1 || data_offset - prefix > 0xFFFFFFFFu) {
+        return false;
+    }
+    std::memcpy(out, npy_magic, sizeof npy_magic);
+    out[0] = 0;
+    out[6] = v2 ? 2 : 1;
+    out[7] = 0;
+    const std::size_t hlen = data_offset - prefix;
+    for (std::size_t i = 0; i < prefix - 8; ++i) {
+        out[8 + i] = static_cast<unsigned char>((hlen >> (8 * i)) & 0xFF);
+    }
+    std::memcpy(out + prefix, dict.data(), dict.size());
+    std::memset(out + prefix + dict.size(), ' ', data_offset - prefix - dict.size() - 1);
+    out[data_offset - 1] = '\n';
+    return true;
+}
+
+/// Parses the dict of a `.npy` header. Throws format_error naming `name` and the fault.
+class npy_dict_parser {
+public:
+    npy_dict_parser(std::string_view text, const std::string& name) : m_s(text), m_name(name) {}
+
+    npy_info parse()
+    {
+        npy_info info;
+        bool have_descr = false, have_order = false, have_shape = false;
+        ws();
+        expect('{');
+        for (;;) {
+            ws();
+            if (peek() == '}') {
+                ++m_i;
+                break;
+            }
+            const std::string key = string_literal("a quoted key");
+            ws();
+            expect(':');
+            ws();
+            if (key == "descr") {
+                if (have_descr) {
+                    fail("key 'descr' appears twice");
+                }
+                if (peek() != '\'' && peek() != '"') {
+                    fail("structured or sub-array dtypes are not supported (only plain numeric descrs "
+                         "such as '<f8')");
+                }
+                info.type = descr(string_literal("a descr string"));
+                have_descr = true;
+            } else if (key == "fortran_order") {
+                if (have_order) {
+                    fail("key 'fortran_order' appears twice");
+                }
+                info.fortran_order = boolean();
+                have_order = true;
+            } else if (key == "shape") {
+                if (have_shape) {
+                    fail("key 'shape' appears twice");
+                }
+                info.shape = tuple();
+                have_shape = true;
+            } else {
+                fail("unexpected key '" + key + "' (a .npy header has exactly descr, fortran_order, shape)");
+            }
+            ws();
+            if (peek() == ',') {
+                ++m_i;
+            } else if (peek() != '}') {
+                fail("expected ',' or '}' after the value of '" + key + "'");
+            }
+        }
+        while (m_i < m_s.size()) {
+            const char c = m_s[m_i++];
+            if (c != ' ' && c != '\n' && c != '\t' && c != '\r' && c != '\0') {
+                fail("unexpected text after the header dict");
+            }
+        }
+        if (!have_descr || !have_order || !have_shape) {
+            fail("the header lacks one of 'descr', 'fortran_order', 'shape'");
+        }
+        if (!checked_nbytes(info.shape, itemsize(info.type), info.size, info.nbytes)) {
+            fail("the shape's element count overflows");
+        }
+        return info;
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& why) const
+    {
+        raise<format_error>("parse .npy header of", m_name, "corrupt header: " + why,
+                            "the segment or file is not a valid .npy; recreate it", errno_code(EILSEQ));
+    }
+    char peek() const noexcept { return m_i < m_s.size() ? m_s[m_i] : '\0'; }
+    void ws() noexcept
+    {
+        while (m_i < m_s.size() && (m_s[m_i] == ' ' || m_s[m_i] == '\t' || m_s[m_i] == '\n' || m_s[m_i] == '\r')) {
+            ++m_i;
+        }
+    }
+    void expect(char c)
+    {
+        if (peek() != c) {
+            fail(std::string("expected '") + c + "'");
+        }
+        ++m_i;
+    }
+    std::string string_literal(const char* what)
+    {
+        const char q = peek();
+        if (q != '\'' && q != '"') {
+            fail(std::string("expected ") + what);
+        }
+        const std::size_t start = ++m_i;
+        while (m_i < m_s.size() && m_s[m_i] != q) {
+            if (m_s[m_i] == '\\' || m_s[m_i] == '\n' || m_i - start > 64) {
+                fail(std::string("malformed ") + what);
+            }
+            ++m_i;
+        }
+        if (m_i >= m_s.size()) {
+            fail(std::string("unterminated ") + what);
+        }
+        return std::string(m_s.substr(start, m_i++ - start));
+    }
+    bool boolean()
+    {
+        if (m_s.substr(m_i, 4) == "True") {
+            m_i += 4;
+            return true;
+        }
+        if (m_s.substr(m_i, 5) == "False") {
+            m_i += 5;
+            return false;
+        }
+        fail("fortran_order must be True or False");
+    }
+    std::vector<std::size_t> tuple()
+    {
+        std::vector<std::size_t> shape;
+        expect('(');
+        for (;;) {
+            ws();
+            if (peek() == ')') {
+                ++m_i;
+                return shape;
+            }
+            if (peek() == '-') {
+                fail("negative dimension in shape");
+            }
+            if (peek() < '0' || peek() > '9') {
+                fail("shape must be a tuple of non-negative integers");
+            }
+            std::uint64_t v = 0;
+            while (peek() >= '0' && peek() <= '9') {
+                const auto digit = static_cast<std::uint64_t>(peek() - '0');
+                if (v > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) {
+                    fail("dimension too large");
+                }
+                v = v * 10 + digit;
+                ++m_i;
+            }
+            if (peek() == 'L') { // written by Python 2
+                ++m_i;
+            }
+            if (v > static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max())) {
+                fail("dimension too large");
+            }
+            if (shape.size() == npy_max_ndim) {
+                fail("more than 64 dimensions");
+            }
+            shape.push_back(static_cast<std::size_t>(v));
+            ws();
+            if (peek() == ',') {
+                ++m_i;
+            } else if (peek() != ')') {
+                fail("expected ',' or ')' in shape");
+            }
+        }
+    }
+    dtype descr(const std::string& d)
+    {
+        if (d.size() < 2) {
+            fail("unsupported dtype '" + d + "'");
+        }
+        const char order = d[0];
+        const std::string code = d.substr(1);
+        if (order == '>') {
+            fail("big-endian dtype '" + d + "' is not supported; convert it with "
+                 "arr.astype(arr.dtype.newbyteorder('<')) before sharing");
+        }
+        if (order != '<' && order != '|' && order != '=') {
+            fail("unsupported dtype '" + d + "'");
+        }
+        static constexpr dtype all[] = {dtype::bool_,   dtype::int8,    dtype::int16,     dtype::int32,
+                                        dtype::int64,   dtype::uint8,   dtype::uint16,    dtype::uint32,
+                                        dtype::uint64,  dtype::float32, dtype::float64,   dtype::complex64,
+                                        dtype::complex128};
+        for (dtype t : all) {
+            if (code == dtype_descr(t) + 1) {
+                if (order == '|' && itemsize(t) != 1) {
+                    break; // '|' means "no byte order", which only fits one-byte types
+                }
+                return t;
+            }
+        }
+        fail("unsupported dtype '" + d +
+             "' (supported: bool, int8-int64, uint8-uint64, float32, float64, complex64, complex128, "
+             "little-endian)");
+    }
+
+    std::string_view m_s;
+    const std::string& m_name;
+    std::size_t m_i = 0;
+};
+
+/// Parses a complete `.npy` header at the start of `bytes[0, size)`. Checks magic, version, header
+/// length, the dict, and that the data it promises lies inside `size`. Throws format_error.
+inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name)
+{
+    const auto bad = [&](const std::string& why) {
+        raise<format_error>("parse .npy header of", name, why, "the segment or file is not a valid .npy; recreate it",
+                            errno_code(EILSEQ));
+    };
+    if (size < 10 || std::memcmp(bytes, npy_magic, sizeof npy_magic) != 0) {
+        bad("not a .npy (the magic \\x93NUMPY is missing)");
+    }
+    const unsigned major = bytes[6];
+    if (major < 1 || major > 3 || bytes[7] != 0) {
+        bad("unsupported .npy format version " + std::to_string(major) + "." + std::to_string(bytes[7]));
+    }
+    std::size_t prefix = 10;
+    std::size_t hlen = static_cast<std::size_t>(bytes[8]) | (static_cast<std::size_t>(bytes[9]) << 8);
+    if (major >= 2) {
+        if (size < 12) {
+            bad("truncated header");
+        }
+        prefix = 12;
+        hlen |= (static_cast<std::size_t>(bytes[10]) << 16) | (static_cast<std::size_t>(bytes[11]) << 24);
+    }
+    if (hlen > size - prefix) {
+        bad("truncated: the header claims " + std::to_string(hlen) + " bytes but only " +
+            std::to_string(size - prefix) + " follow");
+    }
+    const std::string_view text(reinterpret_cast<const char*>(bytes + prefix), hlen);
+    npy_info info = npy_dict_parser(text, name).parse();
+    info.data_offset = prefix + hlen;
+    if (info.nbytes > size - info.data_offset) {
+        bad("truncated: the header promises " + std::to_string(info.nbytes) + " bytes of data but only " +
+            std::to_string(size - info.data_offset) + " are present");
+    }
+    if (info.data_offset % itemsize(info.type) != 0) {
+        bad("the data offset " + std::to_string(info.data_offset) + " is not aligned for " + dtype_name(info.type));
+    }
+    return info;
+}
+
+} // namespace ndshm::detail
+
+#endif

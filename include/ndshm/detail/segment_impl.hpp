@@ -1,0 +1,494 @@
+/// @file detail/segment_impl.hpp
+/// Creating, opening, mapping and unlinking segments, the session registry, and generated names.
+/// All system calls go through sys() (detail/sys.hpp).
+#ifndef NDSHM_DETAIL_SEGMENT_IMPL_HPP
+#define NDSHM_DETAIL_SEGMENT_IMPL_HPP
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <sys/random.h>
+
+#include "../error.hpp"
+#include "../options.hpp"
+#include "npy.hpp"
+#include "sys.hpp"
+#include "trailer.hpp"
+
+namespace ndshm::detail {
+
+/// Where a segment lives: the POSIX shm namespace (dir empty) or a file in a directory.
+struct location {
+    std::string dir;
+    std::string name;
+
+    bool operator<(const location& o) const { return std::tie(dir, name) < std::tie(o.dir, o.name); }
+    std::string path() const { return dir.empty() ? "/" + name : dir + "/" + name; }
+};
+
+/// The directory backend in force for `opt`: its directory, else $NDSHM_DIR, else "" (POSIX shm).
+inline std::string backend_dir(const options& opt)
+{
+    if (!opt.directory.empty()) {
+        return opt.directory;
+    }
+    const char* env = std::getenv("NDSHM_DIR");
+    return env != nullptr ? std::string(env) : std::string();
+}
+
+/// Where generated and listed segments of the POSIX namespace are visible as files.
+inline constexpr const char* posix_shm_dir = "/dev/shm";
+
+inline constexpr const char* name_prefix = "ndshm_";
+
+/// The per-user part of generated names: `ndshm_<uid in base 36>_`.
+inline std::string user_prefix(uid_t uid)
+{
+    std::string tag;
+    std::uint64_t v = uid;
+    do {
+        tag.insert(tag.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36]);
+        v /= 36;
+    } while (v != 0);
+    return name_prefix + tag + "_";
+}
+
+/// Bits of randomness in a generated name.
+inline constexpr int name_random_bits = 80;
+
+/// A fresh name: the user prefix and 16 base-32 characters (80 bits) from the kernel's CSPRNG.
+/// At most 6 + 7 + 1 + 16 = 30 characters.
+inline std::string generate_name()
+{
+    unsigned char rnd[10];
+    std::size_t got = 0;
+    while (got < sizeof rnd) {
+        const ssize_t r = ::getrandom(rnd + got, sizeof rnd - got, 0);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            std::random_device dev; // getrandom unavailable (very old kernel): the OS device instead
+            for (; got < sizeof rnd; ++got) {
+                rnd[got] = static_cast<unsigned char>(dev());
+            }
+            break;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    std::string s = user_prefix(::geteuid());
+    static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+    for (int i = 0; i < 16; ++i) { // 16 groups of 5 bits from the 80-bit number
+        unsigned v = 0;
+        for (int b = 0; b < 5; ++b) {
+            const int bit = i * 5 + b;
+            v = (v << 1) | ((rnd[bit / 8] >> (bit % 8)) & 1u);
+        }
+        s += alphabet[v];
+    }
+    return s;
+}
+
+/// Throws unless `name` is a usable segment name.
+inline void check_name(const std::string& op, const std::string& name)
+{
+    const auto bad = [&](const std::string& why) {
+        raise<error>(op, name, "invalid segment name: " + why,
+                     "use 1 to 255 characters from [A-Za-z0-9._-], not starting with '.', or leave "
+                     "options::name empty for a generated name",
+                     errno_code(EINVAL));
+    };
+    if (name.empty() || name.size() > 255) {
+        bad(name.empty() ? "it is empty" : "it is longer than 255 characters");
+    }
+    if (name[0] == '.') {
+        bad("it starts with '.'");
+    }
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                        c == '_' || c == '-';
+        if (!ok) {
+            bad("it contains a character outside [A-Za-z0-9._-]");
+        }
+    }
+}
+
+/// The segments this process created and still owns. A forked child starts with an empty set:
+/// it inherits the parent's mappings but never its names.
+class session_registry {
+public:
+    void add(const location& l)
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        refresh();
+        m_owned.insert(l);
+    }
+    /// True if `l` was owned by this process (and now is not).
+    bool remove(const location& l)
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        refresh();
+        return m_owned.erase(l) != 0;
+    }
+    std::set<location> take_all()
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        refresh();
+        return std::exchange(m_owned, {});
+    }
+
+private:
+    void refresh()
+    {
+        const pid_t me = ::getpid();
+        if (m_pid != me) {
+            m_owned.clear();
+            m_pid = me;
+        }
+    }
+    std::mutex m_mutex;
+    pid_t m_pid = 0;
+    std::set<location> m_owned;
+};
+
+inline session_registry& session()
+{
+    static session_registry s;
+    return s;
+}
+
+/// Opens `l` with open(2) flags `flags`; returns the fd or -1 with errno set.
+inline int open_location(const location& l, int flags, mode_t mode)
+{
+    flags |= O_CLOEXEC | O_NOFOLLOW;
+    if (l.dir.empty()) {
+        return retry_eintr([&] { return sys().shm_open(l.path().c_str(), flags, mode); });
+    }
+    return retry_eintr([&] { return sys().openat(AT_FDCWD, l.path().c_str(), flags, mode); });
+}
+
+/// Removes the name `l`; returns 0 or an errno value.
+inline int unlink_location(const location& l) noexcept
+{
+    const int r = l.dir.empty() ? sys().shm_unlink(l.path().c_str()) : sys().unlinkat(AT_FDCWD, l.path().c_str(), 0);
+    return r == 0 ? 0 : errno;
+}
+
+/// One mapping of one segment in this process. Handles share it through shared_ptr; the last one
+/// unmaps it, and, if this process created the name and still owns it, unlinks it.
+class mapping {
+public:
+    mapping(location loc, unsigned char* base, std::size_t size, bool writable) noexcept
+        : m_loc(std::move(loc)), m_base(base), m_size(size), m_writable(writable)
+    {
+    }
+    mapping(const mapping&) = delete;
+    mapping& operator=(const mapping&) = delete;
+    ~mapping()
+    {
+        (void)sys().munmap(m_base, m_size);
+        // remove() fails in a forked child (other pid) and after persist(), free_session() or unlink().
+        if (m_owner && session().remove(m_loc)) {
+            (void)unlink_location(m_loc);
+        }
+    }
+
+    const location& loc() const noexcept { return m_loc; }
+    const std::string& name() const noexcept { return m_loc.name; }
+    unsigned char* base() const noexcept { return m_base; }
+    std::size_t size() const noexcept { return m_size; }
+    bool writable() const noexcept { return m_writable; }
+
+    /// ndshm's trailer, or nullptr for a foreign segment.
+    trailer* get_trailer() const noexcept { return m_trailer; }
+    void set_trailer(trailer* t) noexcept { m_trailer = t; }
+
+    /// Marks this process as the owner of the name (registered in the session).
+    void own()
+    {
+        session().add(m_loc);
+        m_owner = true;
+    }
+
+    /// Gives up ownership: the name outlives this process until someone unlinks it.
+    void persist() noexcept
+    {
+        if (m_trailer != nullptr && m_writable) {
+            fetch_or(m_trailer->flags, flag_persisted);
+        }
+        if (m_owner) {
+            (void)session().remove(m_loc);
+            m_owner = false;
+        }
+    }
+
+    /// Makes the segment visible to attach: stores the magic, its first byte last with release order.
+    void publish() noexcept
+    {
+        if (m_trailer != nullptr) {
+            store_release(m_trailer->state, state_ready);
+        }
+        std::memcpy(m_base + 1, npy_magic + 1, sizeof npy_magic - 1);
+        __atomic_store_n(m_base, static_cast<unsigned char>(npy_magic[0]), __ATOMIC_RELEASE);
+    }
+
+private:
+    location m_loc;
+    unsigned char* m_base;
+    std::size_t m_size;
+    bool m_writable;
+    bool m_owner = false;
+    trailer* m_trailer = nullptr;
+};
+
+/// Maps `size` bytes of `fd`; throws on failure.
+inline unsigned char* map_fd(int fd, std::size_t size, bool writable, bool populate, const std::string& op,
+                             const std::string& name)
+{
+    int flags = MAP_SHARED;
+#ifdef MAP_POPULATE
+    if (populate) {
+        flags |= MAP_POPULATE;
+    }
+#else
+    (void)populate;
+#endif
+    void* p = sys().mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, flags, fd, 0);
+    if (p == MAP_FAILED) {
+        raise_errno(op, name, errno, "mmap");
+    }
+    return static_cast<unsigned char*>(p);
+}
+
+/// Bytes free on the file system of `fd`, or SIZE_MAX if unknown.
+inline std::size_t free_bytes(int fd) noexcept
+{
+    struct statvfs st {};
+    if (sys().fstatvfs(fd, &st) != 0) {
+        return SIZE_MAX;
+    }
+    return static_cast<std::size_t>(st.f_bavail) * static_cast<std::size_t>(st.f_frsize);
+}
+
+[[noreturn]] inline void raise_out_of_space(const std::string& op, const location& l, std::size_t need,
+                                            std::size_t avail, int err)
+{
+    const std::string where = l.dir.empty() ? std::string(posix_shm_dir) : l.dir;
+    std::string cause = "needs " + std::to_string(need) + " bytes but " + where + " has ";
+    cause += avail == SIZE_MAX ? std::string("too few") : std::to_string(avail);
+    cause += " bytes free";
+    raise<out_of_space>(op, l.name, cause,
+                        "free space (ndshm gc, ndshm rm, ndshm::free_all) or enlarge " + where +
+                            " (in Docker: docker run --shm-size=" +
+                            std::to_string(need / (1024 * 1024 * 1024) + 1) + "g ...)",
+                        errno_code(err));
+}
+
+/// Creates a new segment of `total` bytes exclusively, reserves its space, maps it read-write and
+/// returns it registered as owned by this process. The magic is not yet published. Nothing is left
+/// behind if any step fails.
+inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op)
+{
+    location loc{backend_dir(opt), opt.name};
+    const bool generated = loc.name.empty();
+    if (!generated) {
+        check_name(op, loc.name);
+    }
+    if ((opt.mode & ~0777u) != 0) {
+        raise<error>(op, loc.name, "mode " + std::to_string(opt.mode) + " has bits outside 0777",
+                     "pass permission bits only, such as 0600", errno_code(EINVAL));
+    }
+    fd_guard fd;
+    for (int attempt = 0;; ++attempt) {
+        if (generated) {
+            loc.name = generate_name();
+        }
+        fd = fd_guard(open_location(loc, O_RDWR | O_CREAT | O_EXCL, static_cast<mode_t>(opt.mode)));
+        if (fd.get() >= 0) {
+            break;
+        }
+        const int err = errno;
+        if (!(generated && err == EEXIST && attempt < 8)) {
+            raise_errno(op, loc.name, err, loc.dir.empty() ? "shm_open" : "open");
+        }
+    }
+    // From here on the name exists: any failure removes it again.
+    struct unlink_on_failure {
+        const location& l;
+        bool armed = true;
+        ~unlink_on_failure()
+        {
+            if (armed) {
+                (void)unlink_location(l);
+            }
+        }
+    } cleanup{loc};
+
+    // Exactly the requested mode, whatever the umask.
+    if (sys().fchmod(fd.get(), static_cast<mode_t>(opt.mode)) != 0) {
+        raise_errno(op, loc.name, errno, "fchmod");
+    }
+    const std::size_t avail = free_bytes(fd.get());
+    if (total > avail) {
+        raise_out_of_space(op, loc, total, avail, ENOSPC);
+    }
+    if (retry_eintr([&] { return sys().ftruncate(fd.get(), static_cast<off_t>(total)); }) != 0) {
+        const int err = errno;
+        if (err == ENOSPC || err == EFBIG) {
+            raise_out_of_space(op, loc, total, free_bytes(fd.get()), err);
+        }
+        raise_errno(op, loc.name, err, "ftruncate");
+    }
+    // ftruncate only sets the size; without reserving the pages a full tmpfs would SIGBUS on first touch.
+    int err = 0;
+    do {
+        err = sys().posix_fallocate(fd.get(), 0, static_cast<off_t>(total));
+    } while (err == EINTR);
+    if (err == ENOSPC || err == EFBIG) {
+        raise_out_of_space(op, loc, total, free_bytes(fd.get()), err);
+    }
+    if (err != 0 && err != EOPNOTSUPP) { // EOPNOTSUPP: a file system that cannot reserve; mapping still works
+        raise_errno(op, loc.name, err, "posix_fallocate");
+    }
+    unsigned char* base = map_fd(fd.get(), total, true, opt.populate, op, loc.name);
+    auto m = std::make_shared<mapping>(loc, base, total, true);
+    m->own();
+    cleanup.armed = false;
+    return m;
+}
+
+/// Fills in the trailer of a freshly created segment (state: writing).
+inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind, std::size_t data_offset,
+                              std::size_t data_bytes) noexcept
+{
+    auto* t = reinterpret_cast<trailer*>(m.base() + offset);
+    std::memset(t, 0, sizeof *t);
+    std::memcpy(t->magic, trailer_magic, sizeof trailer_magic);
+    t->version = trailer_version;
+    t->size = sizeof(trailer);
+    t->kind = kind;
+    t->state = state_writing;
+    t->uid = static_cast<std::uint32_t>(::geteuid());
+    t->creator_pid = static_cast<std::uint64_t>(::getpid());
+    t->creator_start = process_start_time(::getpid());
+    t->data_offset = data_offset;
+    t->data_bytes = data_bytes;
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    t->created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    m.set_trailer(t);
+    return t;
+}
+
+/// True when the first six bytes are all zero: a segment whose creator has not published it yet.
+inline bool unpublished(const unsigned char* base, std::size_t size) noexcept
+{
+    if (size == 0) {
+        return true;
+    }
+    if (__atomic_load_n(base, __ATOMIC_ACQUIRE) != 0) {
+        return false;
+    }
+    for (std::size_t i = 1; i < std::min<std::size_t>(size, sizeof npy_magic); ++i) {
+        if (base[i] != 0 && base[i] != static_cast<unsigned char>(npy_magic[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/// Opens an existing segment by name, checks its owner, waits up to opt.ready_timeout for it to be
+/// published, and maps all of it. The caller parses its contents.
+inline std::shared_ptr<mapping> open_segment(const options& opt, const std::string& name, const std::string& op)
+{
+    check_name(op, name);
+    const location loc{backend_dir(opt), name};
+    const bool writable = !opt.read_only;
+    fd_guard fd(open_location(loc, writable ? O_RDWR : O_RDONLY, 0));
+    if (fd.get() < 0) {
+        raise_errno(op, name, errno, loc.dir.empty() ? "shm_open" : "open");
+    }
+    const auto deadline = std::chrono::steady_clock::now() + opt.ready_timeout;
+    auto pause = std::chrono::microseconds(20);
+    for (;;) {
+        struct stat st {};
+        if (sys().fstat(fd.get(), &st) != 0) {
+            raise_errno(op, name, errno, "fstat");
+        }
+        if (!S_ISREG(st.st_mode)) {
+            raise<format_error>(op, name, "not a regular file", "remove it or use another name",
+                                errno_code(EINVAL));
+        }
+        if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
+            raise<permission_denied>(op, name,
+                                     "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
+                                         std::to_string(::geteuid()),
+                                     "attach as its owner, or set options::allow_other_users if you trust it",
+                                     errno_code(EACCES));
+        }
+        const auto size = static_cast<std::size_t>(st.st_size);
+        if (size > 0) {
+            unsigned char* base = map_fd(fd.get(), size, writable, opt.populate, op, name);
+            auto m = std::make_shared<mapping>(loc, base, size, writable);
+            if (!unpublished(base, size)) {
+                return m;
+            }
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            raise<format_error>(op, name,
+                                "the segment is unfinished: its creator has not published it (still writing, "
+                                "or it died while writing)",
+                                "retry later or raise options::ready_timeout; if its creator is dead, remove it "
+                                "with `ndshm gc` or ndshm::unlink",
+                                errno_code(EAGAIN));
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(10000));
+    }
+}
+
+/// Reads and validates ndshm's trailer for data ending at `data_end`; nullptr for a foreign segment.
+inline trailer* find_trailer(const mapping& m, const npy_info& info, const std::string& op)
+{
+    const std::size_t off = trailer_offset(info.data_offset + info.nbytes);
+    if (off > m.size() || m.size() - off < sizeof(trailer)) {
+        return nullptr;
+    }
+    auto* t = reinterpret_cast<trailer*>(m.base() + off);
+    if (std::memcmp(t->magic, trailer_magic, sizeof trailer_magic) != 0) {
+        return nullptr;
+    }
+    const auto bad = [&](const std::string& why, const std::string& fix) {
+        raise<format_error>(op, m.name(), why, fix, errno_code(EILSEQ));
+    };
+    if (t->version != trailer_version || t->size != sizeof(trailer)) {
+        bad("trailer format version " + std::to_string(t->version) + " is not supported (this ndshm reads version " +
+                std::to_string(trailer_version) + ")",
+            "use the ndshm version that made the segment");
+    }
+    if (t->data_offset != info.data_offset || t->data_bytes != info.nbytes) {
+        bad("corrupt segment: the trailer disagrees with the .npy header about the data",
+            "the segment was damaged; recreate it");
+    }
+    if (load_acquire(t->state) != state_ready) {
+        bad("the segment is unfinished (trailer state is not ready)", "retry later or remove it with `ndshm gc`");
+    }
+    return t;
+}
+
+} // namespace ndshm::detail
+
+#endif

@@ -1,0 +1,13 @@
+/// @file ndshm.hpp
+/// Everything in ndshm's core: shared_ndarray, attach_any, the segment functions and the errors.
+#ifndef NDSHM_NDSHM_HPP
+#define NDSHM_NDSHM_HPP
+
+#include "any_ndarray.hpp"
+#include "dtype.hpp"
+#include "error.hpp"
+#include "options.hpp"
+#include "segment.hpp"
+#include "shared_ndarray.hpp"
+
+#endif
