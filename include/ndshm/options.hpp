@@ -29,8 +29,8 @@ struct options {
     /// space) instead of the POSIX shm namespace. Empty: the NDSHM_DIR environment variable if set,
     /// else POSIX shm (/dev/shm on Linux).
     std::string directory;
-    /// Alignment of the first data byte: a power of two up to 8192. The data starts at
-    /// max(4096, alignment), so the default keeps it page-aligned at byte 4096.
+    /// Required alignment of the first data byte: a power of two up to 4096. Array data always starts
+    /// at byte 4096 of a page-aligned mapping, so every allowed value is met; larger ones are refused.
     std::size_t alignment = 4096;
     /// Attach segments owned by another user (refused by default with permission_denied).
     bool allow_other_users = false;

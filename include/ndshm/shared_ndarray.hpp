@@ -37,15 +37,16 @@ class any_ndarray;
 
 namespace detail {
 
-/// Byte offset of the data in a segment ndshm creates.
+/// Byte offset of the data in a segment ndshm creates: always 4096, the page-aligned start of the
+/// format, which satisfies every alignment options::alignment may ask for.
 inline std::size_t data_offset_for(const options& opt, const std::string& op)
 {
     const std::size_t a = opt.alignment;
-    if (a == 0 || (a & (a - 1)) != 0 || a > 8192) {
-        raise<error>(op, opt.name, "options::alignment " + std::to_string(a) + " is not a power of two up to 8192",
-                     "use 4096 (the default) or another power of two up to 8192", errno_code(EINVAL));
+    if (a == 0 || (a & (a - 1)) != 0 || a > 4096) {
+        raise<error>(op, opt.name, "options::alignment " + std::to_string(a) + " is not a power of two up to 4096",
+                     "use 4096 (the default) or a smaller power of two", errno_code(EINVAL));
     }
-    return std::max<std::size_t>(4096, a);
+    return 4096;
 }
 
 /// Creates a segment for an array, writes its header and trailer; not yet published.

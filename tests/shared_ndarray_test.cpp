@@ -1,0 +1,245 @@
+#include <ndshm/shared_ndarray.hpp>
+
+#include "test_util.hpp"
+
+#include <catch2/catch.hpp>
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
+
+#include <sys/stat.h>
+
+#include <complex>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+using ndshm::shared_ndarray;
+
+namespace {
+
+std::vector<unsigned char> file_bytes(const std::string& name)
+{
+    std::ifstream f("/dev/shm/" + name, std::ios::binary);
+    return std::vector<unsigned char>(std::istreambuf_iterator<char>(f), {});
+}
+
+} // namespace
+
+TEST_CASE("create makes a zero-filled, auto-named, owned array", "[shared_ndarray]")
+{
+    auto a = shared_ndarray<double>::create({1000, 3});
+    CHECK(a.shape() == ndshm::shape_type{1000, 3});
+    CHECK(a.size() == 3000);
+    CHECK(a.dimension() == 2);
+    CHECK(a.dtype() == ndshm::dtype::float64);
+    CHECK_FALSE(a.fortran_order());
+    CHECK(xt::sum(a.view())() == 0.0);
+    CHECK(a.name().rfind("ndshm_", 0) == 0);
+    CHECK(a.name().size() <= 30);
+    CHECK(test_util::shm_exists(a.name()));
+    CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 4096 == 0);
+}
+
+TEST_CASE("element access and the xtensor view write the shared bytes", "[shared_ndarray]")
+{
+    auto a = shared_ndarray<double>::create({4, 3});
+    a(0, 1) = 2.5;
+    a.view() += 1.0;
+    CHECK(a(0, 1) == 3.5);
+    CHECK(a(3, 2) == 1.0);
+    CHECK(a.data()[1] == 3.5);
+    xt::view(a.view(), 2, xt::all()) = xt::arange<double>(3);
+    CHECK(a(2, 2) == 2.0);
+    CHECK(xt::sum(a.view())() == Approx(12 * 1.0 + 2.5 + 0 + 1 + 2 - 3));
+    CHECK(xt::amax(a.view())() == 3.5);
+    // Another handle of the same segment sees the writes: the view is the mapping, not a copy.
+    auto b = shared_ndarray<double>::attach(a.name());
+    CHECK(b(0, 1) == 3.5);
+    b(3, 0) = -7;
+    CHECK(a(3, 0) == -7);
+    // xtensor's indexing rule: fewer indices address the last dimensions.
+    CHECK(a(1) == a(0, 1));
+}
+
+TEST_CASE("from_array copies an expression or a buffer in", "[shared_ndarray]")
+{
+    auto b = shared_ndarray<float>::from_array(xt::arange<float>(10));
+    CHECK(b.shape() == ndshm::shape_type{10});
+    CHECK(b(7) == 7.0f);
+    const xt::xarray<std::int32_t> m = {{1, 2, 3}, {4, 5, 6}};
+    auto c = shared_ndarray<std::int32_t>::from_array(m * 2);
+    CHECK(c.shape() == ndshm::shape_type{2, 3});
+    CHECK(c(1, 2) == 12);
+    const std::vector<std::uint16_t> raw{1, 2, 3, 4, 5, 6};
+    auto d = shared_ndarray<std::uint16_t>::from_array(raw.data(), {3, 2});
+    CHECK(d(2, 1) == 6);
+    CHECK(bool(d.view() == xt::xarray<std::uint16_t>{{1, 2}, {3, 4}, {5, 6}}));
+}
+
+TEST_CASE("attach reads shape, dtype and order from the segment", "[shared_ndarray]")
+{
+    auto a = shared_ndarray<std::int64_t>::create({2, 3, 4});
+    a(1, 2, 3) = 42;
+    auto b = shared_ndarray<std::int64_t>::attach(a.name());
+    CHECK(b.shape() == a.shape());
+    CHECK(b(1, 2, 3) == 42);
+    CHECK(b.name() == a.name());
+    CHECK(b.data() != a.data()); // its own mapping of the same pages
+}
+
+TEMPLATE_TEST_CASE("every dtype round-trips through a segment", "[shared_ndarray]", bool, std::int8_t, std::int16_t,
+                   std::int32_t, std::int64_t, std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t, float, double,
+                   std::complex<float>, std::complex<double>)
+{
+    auto a = shared_ndarray<TestType>::create({5});
+    a(3) = TestType(1);
+    auto b = shared_ndarray<TestType>::attach(a.name());
+    CHECK(b(3) == TestType(1));
+    CHECK(b(2) == TestType(0));
+    const auto bytes = file_bytes(a.name());
+    const std::string header(bytes.begin() + 10, bytes.begin() + 4096);
+    CHECK(header.find(std::string("'descr': '") + ndshm::dtype_descr(ndshm::dtype_of<TestType>) + "'") !=
+          std::string::npos);
+}
+
+TEST_CASE("Fortran order: column-major data, fortran_order in the header", "[shared_ndarray]")
+{
+    auto a = shared_ndarray<double>::create({2, 3}, ndshm::order::fortran);
+    CHECK(a.fortran_order());
+    a.view() = xt::xarray<double>{{1, 2, 3}, {4, 5, 6}};
+    // Column-major: memory holds 1 4 2 5 3 6.
+    CHECK(std::vector<double>(a.begin(), a.end()) == std::vector<double>{1, 4, 2, 5, 3, 6});
+    CHECK(a(1, 0) == 4);
+    auto b = shared_ndarray<double>::attach(a.name());
+    CHECK(b.fortran_order());
+    CHECK(b(0, 2) == 3);
+    CHECK(bool(b.view() == xt::xarray<double>{{1, 2, 3}, {4, 5, 6}}));
+}
+
+TEST_CASE("0-d and empty arrays", "[shared_ndarray]")
+{
+    auto s = shared_ndarray<double>::create({});
+    CHECK(s.size() == 1);
+    CHECK(s.dimension() == 0);
+    s() = 4.0;
+    CHECK(shared_ndarray<double>::attach(s.name())() == 4.0);
+    auto e = shared_ndarray<float>::create({0, 3});
+    CHECK(e.size() == 0);
+    CHECK(shared_ndarray<float>::attach(e.name()).shape() == ndshm::shape_type{0, 3});
+}
+
+TEST_CASE("an empty handle is safe", "[shared_ndarray]")
+{
+    shared_ndarray<double> a;
+    CHECK(a.empty());
+    CHECK_FALSE(a);
+    CHECK(a.size() == 0);
+    CHECK(a.name().empty());
+    CHECK(a.view().size() == 0);
+    a.persist();
+    a.reset();
+}
+
+TEST_CASE("segments are created 0600 (or exactly the requested mode)", "[shared_ndarray][security]")
+{
+    const auto old = ::umask(0);
+    auto a = shared_ndarray<double>::create({3});
+    ndshm::options o;
+    o.mode = 0640;
+    auto b = shared_ndarray<double>::create({3}, o);
+    ::umask(old);
+    struct stat st {};
+    REQUIRE(::stat(("/dev/shm/" + a.name()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    REQUIRE(::stat(("/dev/shm/" + b.name()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+}
+
+TEST_CASE("user-chosen names, options and alignment", "[shared_ndarray]")
+{
+    ndshm::options o;
+    o.name = "ndshm_test_named_" + std::to_string(::getpid());
+    o.populate = true;
+    o.alignment = 4096;
+    auto a = shared_ndarray<std::uint8_t>::create({100}, o);
+    CHECK(a.name() == o.name);
+    CHECK(reinterpret_cast<std::uintptr_t>(a.data()) % 4096 == 0);
+    auto b = shared_ndarray<std::uint8_t>::attach(o.name);
+    CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % 4096 == 0);
+    o.name.clear();
+    for (std::size_t bad : {std::size_t(0), std::size_t(3), std::size_t(8192)}) {
+        o.alignment = bad;
+        CHECK_THROWS_WITH(shared_ndarray<double>::create({1}, o), Catch::Contains("alignment"));
+    }
+}
+
+TEST_CASE("the last owning handle unlinks; attached handles never do", "[shared_ndarray][lifetime]")
+{
+    std::string name;
+    {
+        auto a = shared_ndarray<double>::create({8});
+        name = a.name();
+        auto copy = a; // copies share one mapping
+        CHECK(copy.data() == a.data());
+        a.reset();
+        CHECK(test_util::shm_exists(name));
+        {
+            auto att = shared_ndarray<double>::attach(name);
+        }
+        CHECK(test_util::shm_exists(name)); // an attached handle going away changes nothing
+    }
+    CHECK_FALSE(test_util::shm_exists(name));
+}
+
+TEST_CASE("mappings outlive the name", "[shared_ndarray][lifetime]")
+{
+    auto a = shared_ndarray<double>::create({8});
+    auto b = shared_ndarray<double>::attach(a.name());
+    ndshm::unlink(a.name());
+    CHECK_FALSE(test_util::shm_exists(a.name()));
+    b(7) = 1.5; // still mapped
+    CHECK(a(7) == 1.5);
+    CHECK_THROWS_AS(shared_ndarray<double>::attach(a.name()), ndshm::not_found);
+}
+
+TEST_CASE("persist hands the name over until ndshm::unlink", "[shared_ndarray][lifetime]")
+{
+    std::string name;
+    {
+        auto a = shared_ndarray<double>::create({8});
+        name = a.name();
+        a.persist();
+    }
+    CHECK(test_util::shm_exists(name));
+    auto b = shared_ndarray<double>::attach(name);
+    ndshm::unlink(name);
+    CHECK_FALSE(test_util::shm_exists(name));
+    CHECK_THROWS_AS(ndshm::unlink(name), ndshm::not_found);
+}
+
+TEST_CASE("a read-only handle maps PROT_READ", "[shared_ndarray][security]")
+{
+    auto a = shared_ndarray<double>::create({4});
+    a(2) = 3.0;
+    auto r = shared_ndarray<const double>::attach(a.name());
+    CHECK(r(2) == 3.0);
+    CHECK(xt::sum(r.view())() == 3.0);
+    const shared_ndarray<const double> converted = a; // writable -> read-only shares the mapping
+    CHECK(converted.data() == a.data());
+    ndshm::options ro;
+    ro.read_only = true;
+    CHECK_THROWS_AS(shared_ndarray<double>::attach(a.name(), ro), ndshm::error);
+    // Writing through the read-only mapping faults: proven in a child.
+    const auto st = test_util::run_child([&] {
+        std::signal(SIGSEGV, SIG_DFL); // a sanitizer's handler would turn the fault into an exit code
+        const_cast<double*>(r.data())[0] = 1.0;
+        return 0;
+    });
+    CHECK(st.signal == SIGSEGV);
+    CHECK(a(0) == 0.0);
+}
