@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.16)
 # Records (MODE=before) or checks (MODE=after) the ndshm segments in /dev/shm, so that the test suite
 # proves it leaves none behind. Segments that existed before the suite started are not its doing.
 file(GLOB now RELATIVE /dev/shm /dev/shm/ndshm*)

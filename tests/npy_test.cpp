@@ -106,12 +106,15 @@ TEST_CASE("corrupt, hostile or unsupported headers are format_error, never a cra
     CHECK_THAT(parse_error(npy_bytes("{'descr': [('a', '<f8')], " + ok_tail, 16)), Catch::Contains("structured"));
     CHECK_THAT(parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (-2,), }", 16)),
                Catch::Contains("negative"));
-    CHECK_THAT(parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999999,), }", 16)),
-               Catch::Contains("too large"));
-    CHECK_THAT(parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 16)),
-               Catch::Contains("overflows"));
-    CHECK_THAT(parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (3000000000000000000,), }", 16)),
-               Catch::Contains("overflows"));
+    CHECK_THAT(
+        parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999999,), }", 16)),
+        Catch::Contains("too large"));
+    CHECK_THAT(
+        parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", 16)),
+        Catch::Contains("overflows"));
+    CHECK_THAT(
+        parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (3000000000000000000,), }", 16)),
+        Catch::Contains("overflows"));
     CHECK_THAT(parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1000,), }", 16)),
                Catch::Contains("truncated"));
     CHECK_THAT(parse_error(npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'x': 1}", 16)),
@@ -140,7 +143,8 @@ TEST_CASE("corrupt, hostile or unsupported headers are format_error, never a cra
     b[9] = 0xFF;
     CHECK_THAT(parse_error(b), Catch::Contains("truncated"));
     CHECK_THAT(parse_error(std::vector<unsigned char>(5, 0x93)), Catch::Contains("magic"));
-    CHECK_THAT(parse_error(std::vector<unsigned char>{'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0, 0}), Catch::Contains("magic"));
+    CHECK_THAT(parse_error(std::vector<unsigned char>{'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0, 0}),
+               Catch::Contains("magic"));
 }
 
 TEST_CASE("every prefix of a valid header is rejected cleanly", "[npy][bad-input]")

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 using ndshm::shared_ndarray;
@@ -256,9 +257,9 @@ void numpy_to_cpp(const ndshm::shape_type& shape, bool fortran)
 
 } // namespace
 
-TEMPLATE_TEST_CASE("NumPy maps a segment C++ created, reads it and writes it in place", "[numpy]", bool, std::int8_t,
-                   std::int16_t, std::int32_t, std::int64_t, std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t,
-                   float, double, std::complex<float>, std::complex<double>)
+TEMPLATE_TEST_CASE("numpy interop: NumPy maps a segment C++ created and C++ sees its writes", "[numpy]", bool,
+                   std::int8_t, std::int16_t, std::int32_t, std::int64_t, std::uint8_t, std::uint16_t, std::uint32_t,
+                   std::uint64_t, float, double, std::complex<float>, std::complex<double>)
 {
     using T = TestType;
     SECTION("2-d, C order") { cpp_to_numpy(filled(shared_ndarray<T>::create({4, 5}))); }
@@ -267,7 +268,7 @@ TEMPLATE_TEST_CASE("NumPy maps a segment C++ created, reads it and writes it in 
     SECTION("3-d, Fortran order") { cpp_to_numpy(filled(shared_ndarray<T>::create({2, 3, 4}, ndshm::order::fortran))); }
 }
 
-TEST_CASE("NumPy maps 0-d, 1-d, empty, large and from_array segments C++ created", "[numpy]")
+TEST_CASE("numpy interop: NumPy maps C++ segments of unusual shapes and from_array segments", "[numpy]")
 {
     SECTION("0-d") { cpp_to_numpy(filled(shared_ndarray<double>::create({}))); }
     SECTION("1-d") { cpp_to_numpy(filled(shared_ndarray<std::int32_t>::create({7}))); }
@@ -292,9 +293,9 @@ TEST_CASE("NumPy maps 0-d, 1-d, empty, large and from_array segments C++ created
     }
 }
 
-TEMPLATE_TEST_CASE("C++ attaches a segment NumPy made with open_memmap", "[numpy]", bool, std::int8_t, std::int16_t,
-                   std::int32_t, std::int64_t, std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t, float, double,
-                   std::complex<float>, std::complex<double>)
+TEMPLATE_TEST_CASE("numpy interop: C++ attaches a segment NumPy made with open_memmap", "[numpy]", bool, std::int8_t,
+                   std::int16_t, std::int32_t, std::int64_t, std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t,
+                   float, double, std::complex<float>, std::complex<double>)
 {
     using T = TestType;
     SECTION("2-d, C order") { numpy_to_cpp<T>({4, 5}, false); }
@@ -303,7 +304,7 @@ TEMPLATE_TEST_CASE("C++ attaches a segment NumPy made with open_memmap", "[numpy
     SECTION("3-d, Fortran order") { numpy_to_cpp<T>({2, 3, 4}, true); }
 }
 
-TEST_CASE("C++ attaches 0-d, 1-d, empty and large segments NumPy made", "[numpy]")
+TEST_CASE("numpy interop: C++ attaches NumPy segments of unusual shapes", "[numpy]")
 {
     SECTION("0-d") { numpy_to_cpp<double>({}, false); }
     SECTION("1-d") { numpy_to_cpp<std::int32_t>({7}, false); }
@@ -312,7 +313,7 @@ TEST_CASE("C++ attaches 0-d, 1-d, empty and large segments NumPy made", "[numpy]
     SECTION("larger than a page, Fortran order") { numpy_to_cpp<double>({1000, 3}, true); }
 }
 
-TEST_CASE("C++ attaches a segment NumPy made read-only, and NumPy's segment outlives C++'s handles", "[numpy]")
+TEST_CASE("numpy interop: C++ attaches a NumPy segment read-only and keeps its mapping after unlink", "[numpy]")
 {
     const std::string name = numpy_name();
     const shm_guard guard(name);

@@ -52,7 +52,8 @@ TEST_CASE("generated names are prefixed, short, per-user and unguessable", "[seg
 
 TEST_CASE("invalid names are refused before any system call", "[segment][bad-input]")
 {
-    for (const std::string& bad : std::vector<std::string>{"", "a/b", "../etc", ".hidden", std::string(256, 'x'), std::string("sp ace")}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"", "a/b", "../etc", ".hidden", std::string(256, 'x'), std::string("sp ace")}) {
         ndshm::options o;
         o.name = bad;
         if (bad.empty()) {

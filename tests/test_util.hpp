@@ -26,8 +26,8 @@ namespace test_util {
 /// How a child process ended.
 struct exit_status {
     bool exited = false;
-    int code = -1;   ///< exit code if exited
-    int signal = 0;  ///< terminating signal otherwise
+    int code = -1;  ///< exit code if exited
+    int signal = 0; ///< terminating signal otherwise
     bool ok() const { return exited && code == 0; }
 };
 

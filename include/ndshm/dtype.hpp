@@ -189,8 +189,8 @@ struct integer_dtype<8, false> {
 template <class T>
 struct dtype_of_impl<
     T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char> &&
-                        !std::is_same_v<T, wchar_t> && !std::is_same_v<T, char16_t> &&
-                        !std::is_same_v<T, char32_t>>> : integer_dtype<sizeof(T), std::is_signed_v<T>> {
+                        !std::is_same_v<T, wchar_t> && !std::is_same_v<T, char16_t> && !std::is_same_v<T, char32_t>>>
+    : integer_dtype<sizeof(T), std::is_signed_v<T>> {
 };
 
 template <class T, class = void>

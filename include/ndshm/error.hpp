@@ -96,8 +96,7 @@ inline std::error_code errno_code(int err) { return std::error_code(err, std::ge
     switch (err) {
     case ENOENT:
         raise<not_found>(op, name, cause,
-                         "check the name (ndshm ls lists segments) or whether its owner already removed it",
-                         code);
+                         "check the name (ndshm ls lists segments) or whether its owner already removed it", code);
     case EEXIST:
         raise<already_exists>(op, name, cause,
                               "choose another name, let ndshm generate one, or remove the old segment with "
@@ -115,8 +114,7 @@ inline std::error_code errno_code(int err) { return std::error_code(err, std::ge
                             "free space in /dev/shm (ndshm gc, ndshm rm) or enlarge it (docker run --shm-size=...)",
                             code);
     case ENOMEM:
-        raise<out_of_space>(op, name, cause, "the system is out of memory or mappings; free some and retry",
-                            code);
+        raise<out_of_space>(op, name, cause, "the system is out of memory or mappings; free some and retry", code);
     case EMFILE:
     case ENFILE:
         raise<error>(op, name, cause, "too many open files; close some or raise the limit (ulimit -n)", code);

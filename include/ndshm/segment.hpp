@@ -65,8 +65,9 @@ inline std::size_t free_all(const options& opt = {})
         while (const dirent* e = ::readdir(d)) {
             const std::string name = e->d_name;
             struct stat st {};
-            if (name.rfind(detail::name_prefix, 0) == 0 && ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISREG(st.st_mode) && st.st_uid == ::geteuid()) {
+            if (name.rfind(detail::name_prefix, 0) == 0 &&
+                ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                st.st_uid == ::geteuid()) {
                 names.push_back(name);
             }
         }

@@ -50,8 +50,8 @@ inline std::size_t data_offset_for(const options& opt, const std::string& op)
 }
 
 /// Creates a segment for an array, writes its header and trailer; not yet published.
-inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const shape_type& shape,
-                                                     bool fortran, const std::string& op, npy_info& info)
+inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const shape_type& shape, bool fortran,
+                                                     const std::string& op, npy_info& info)
 {
     info.type = t;
     info.shape = shape;
@@ -279,13 +279,13 @@ private:
     static void check_dtype(const std::string& name, ndshm::dtype found)
     {
         if (found != dtype_of<T>) {
-            detail::raise<dtype_mismatch>(
-                "attach", name,
-                std::string("the segment holds ") + dtype_name(found) + " ('" + dtype_descr(found) + "'), not " +
-                    dtype_name(dtype_of<T>) + " ('" + dtype_descr(dtype_of<T>) + "') as requested",
-                std::string("attach it with the element type for ") + dtype_name(found) +
-                    ", or use ndshm::attach_any to inspect it",
-                detail::errno_code(EINVAL));
+            detail::raise<dtype_mismatch>("attach", name,
+                                          std::string("the segment holds ") + dtype_name(found) + " ('" +
+                                              dtype_descr(found) + "'), not " + dtype_name(dtype_of<T>) + " ('" +
+                                              dtype_descr(dtype_of<T>) + "') as requested",
+                                          std::string("attach it with the element type for ") + dtype_name(found) +
+                                              ", or use ndshm::attach_any to inspect it",
+                                          detail::errno_code(EINVAL));
         }
     }
 

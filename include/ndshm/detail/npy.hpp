@@ -128,8 +128,8 @@ public:
                     fail("key 'descr' appears twice");
                 }
                 if (peek() != '\'' && peek() != '"') {
-                    fail("structured or sub-array dtypes are not supported (only plain numeric descrs "
-                         "such as '<f8')");
+                    unsupported("structured or sub-array dtypes are not supported",
+                                "share each field as its own array of a plain numeric dtype such as '<f8'");
                 }
                 info.type = descr(string_literal("a descr string"));
                 have_descr = true;
@@ -175,6 +175,11 @@ private:
     {
         raise<format_error>("parse .npy header of", m_name, "corrupt header: " + why,
                             "the segment or file is not a valid .npy; recreate it", errno_code(EILSEQ));
+    }
+    /// A valid .npy whose content ndshm does not support.
+    [[noreturn]] void unsupported(const std::string& why, const std::string& fix) const
+    {
+        raise<format_error>("parse .npy header of", m_name, why, fix, errno_code(ENOTSUP));
     }
     char peek() const noexcept { return m_i < m_s.size() ? m_s[m_i] : '\0'; }
     void ws() noexcept
@@ -266,32 +271,32 @@ private:
     dtype descr(const std::string& d)
     {
         if (d.size() < 2) {
-            fail("unsupported dtype '" + d + "'");
+            fail("malformed descr '" + d + "'");
         }
         const char order = d[0];
         const std::string code = d.substr(1);
+        const std::string supported = "use one of bool, int8-int64, uint8-uint64, float32, float64, complex64, "
+                                      "complex128, little-endian (in NumPy: arr.astype('<f8') or similar)";
         if (order == '>') {
-            fail("big-endian dtype '" + d + "' is not supported; convert it with "
-                 "arr.astype(arr.dtype.newbyteorder('<')) before sharing");
+            unsupported("big-endian dtype '" + d + "' is not supported",
+                        "convert it to little-endian first, e.g. arr.astype(arr.dtype.newbyteorder('<'))");
         }
         if (order != '<' && order != '|' && order != '=') {
-            fail("unsupported dtype '" + d + "'");
+            unsupported("unsupported dtype '" + d + "'", supported);
         }
-        static constexpr dtype all[] = {dtype::bool_,   dtype::int8,    dtype::int16,     dtype::int32,
-                                        dtype::int64,   dtype::uint8,   dtype::uint16,    dtype::uint32,
-                                        dtype::uint64,  dtype::float32, dtype::float64,   dtype::complex64,
+        static constexpr dtype all[] = {dtype::bool_,     dtype::int8,    dtype::int16,   dtype::int32,
+                                        dtype::int64,     dtype::uint8,   dtype::uint16,  dtype::uint32,
+                                        dtype::uint64,    dtype::float32, dtype::float64, dtype::complex64,
                                         dtype::complex128};
         for (dtype t : all) {
-            if (code == dtype_descr(t) + 1) {
+            if (code == std::string_view(dtype_descr(t)).substr(1)) {
                 if (order == '|' && itemsize(t) != 1) {
                     break; // '|' means "no byte order", which only fits one-byte types
                 }
                 return t;
             }
         }
-        fail("unsupported dtype '" + d +
-             "' (supported: bool, int8-int64, uint8-uint64, float32, float64, complex64, complex128, "
-             "little-endian)");
+        unsupported("unsupported dtype '" + d + "'", supported);
     }
 
     std::string_view m_s;

@@ -292,8 +292,8 @@ inline std::size_t free_bytes(int fd) noexcept
     cause += " bytes free";
     raise<out_of_space>(op, l.name, cause,
                         "free space (ndshm gc, ndshm rm, ndshm::free_all) or enlarge " + where +
-                            " (in Docker: docker run --shm-size=" +
-                            std::to_string(need / (1024 * 1024 * 1024) + 1) + "g ...)",
+                            " (in Docker: docker run --shm-size=" + std::to_string(need / (1024 * 1024 * 1024) + 1) +
+                            "g ...)",
                         errno_code(err));
 }
 
@@ -429,8 +429,7 @@ inline std::shared_ptr<mapping> open_segment(const options& opt, const std::stri
             raise_errno(op, name, errno, "fstat");
         }
         if (!S_ISREG(st.st_mode)) {
-            raise<format_error>(op, name, "not a regular file", "remove it or use another name",
-                                errno_code(EINVAL));
+            raise<format_error>(op, name, "not a regular file", "remove it or use another name", errno_code(EINVAL));
         }
         if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
             raise<permission_denied>(op, name,

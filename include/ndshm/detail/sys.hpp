@@ -55,10 +55,10 @@ inline int close(int fd) { return ::close(fd); }
 /// The process-wide table of system calls.
 inline sys_table& sys() noexcept
 {
-    static sys_table table{sys_default::shm_open,  sys_default::shm_unlink, sys_default::openat,
-                           sys_default::unlinkat,  sys_default::ftruncate,  sys_default::posix_fallocate,
-                           sys_default::fstat,     sys_default::fstatvfs,   sys_default::fchmod,
-                           sys_default::mmap,      sys_default::munmap,     sys_default::close};
+    static sys_table table{sys_default::shm_open, sys_default::shm_unlink, sys_default::openat,
+                           sys_default::unlinkat, sys_default::ftruncate,  sys_default::posix_fallocate,
+                           sys_default::fstat,    sys_default::fstatvfs,   sys_default::fchmod,
+                           sys_default::mmap,     sys_default::munmap,     sys_default::close};
     return table;
 }
 

@@ -42,11 +42,10 @@ using view_type = decltype(xt::strided_view(std::declval<adaptor_type<T>>(), xt:
 template <class T>
 inline view_type<T> make_view(T* data, std::size_t size, const std::vector<std::size_t>& shape, bool fortran_order)
 {
-    return xt::strided_view(xt::adapt<xt::layout_type::dynamic>(static_cast<T*>(data), size, xt::no_ownership(),
-                                                                  shape,
-                                                                  fortran_order ? xt::layout_type::column_major
-                                                                                : xt::layout_type::row_major),
-                            xt::xstrided_slice_vector{});
+    return xt::strided_view(
+        xt::adapt<xt::layout_type::dynamic>(static_cast<T*>(data), size, xt::no_ownership(), shape,
+                                            fortran_order ? xt::layout_type::column_major : xt::layout_type::row_major),
+        xt::xstrided_slice_vector{});
 }
 
 } // namespace ndshm::detail

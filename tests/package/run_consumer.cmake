@@ -1,0 +1,74 @@
+# Configures, builds and runs the consumer project in a fresh WORK_DIR; any failing step fails the test and
+# prints its output. Run by ctest (see CMakeLists.txt beside this file):
+#
+#   cmake -DMODE=find_package|subdirectory -DSOURCE_DIR=<consumer source> -DWORK_DIR=<scratch dir>
+#         -DNDSHM_SOURCE_DIR=<ndshm source> -DNDSHM_BINARY_DIR=<ndshm build> -DNDSHM_VERSION=<x.y.z>
+#         -DCXX_COMPILER=<c++> -DGENERATOR=<generator> [-DMAKE_PROGRAM=...] [-DCONFIG=<config>]
+#         -P run_consumer.cmake
+#
+# find_package: installs the ndshm build tree into WORK_DIR/prefix, then builds the consumer against it.
+# subdirectory: the consumer does add_subdirectory(NDSHM_SOURCE_DIR) and builds as C++20.
+cmake_minimum_required(VERSION 3.16)
+
+foreach(var MODE SOURCE_DIR WORK_DIR NDSHM_SOURCE_DIR NDSHM_BINARY_DIR NDSHM_VERSION CXX_COMPILER GENERATOR)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "run_consumer.cmake: pass -D${var}=...")
+  endif()
+endforeach()
+if(NOT MODE MATCHES "^(find_package|subdirectory)$")
+  message(FATAL_ERROR "run_consumer.cmake: MODE must be find_package or subdirectory, not '${MODE}'")
+endif()
+
+# Runs one step; stops with its output unless it exits 0.
+function(step what)
+  string(REPLACE ";" " " shown "${ARGN}")
+  message(STATUS "${what}: ${shown}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc STREQUAL "0")
+    message(FATAL_ERROR "${what} failed (${rc}):\n  ${shown}\n${out}")
+  endif()
+  if(what STREQUAL "run consumer")
+    message(STATUS "${out}")
+  endif()
+  message(STATUS "${what}: ok")
+endfunction()
+
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+set(build_dir ${WORK_DIR}/build)
+
+set(config_args)
+if(CONFIG)
+  set(config_args --config ${CONFIG})
+endif()
+
+set(configure_args -S ${SOURCE_DIR} -B ${build_dir} -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+                   -DNDSHM_CONSUMER_MODE=${MODE} -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON)
+if(GENERATOR_PLATFORM)
+  list(APPEND configure_args -A ${GENERATOR_PLATFORM})
+endif()
+if(GENERATOR_TOOLSET)
+  list(APPEND configure_args -T ${GENERATOR_TOOLSET})
+endif()
+if(MAKE_PROGRAM)
+  list(APPEND configure_args -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM})
+endif()
+if(CONFIG)
+  list(APPEND configure_args -DCMAKE_BUILD_TYPE=${CONFIG})
+endif()
+
+if(MODE STREQUAL "find_package")
+  set(prefix ${WORK_DIR}/prefix)
+  step("install ndshm" ${CMAKE_COMMAND} --install ${NDSHM_BINARY_DIR} --prefix ${prefix} ${config_args})
+  if(NOT EXISTS ${prefix}/include/ndshm/ndshm.hpp)
+    message(FATAL_ERROR "the install did not put include/ndshm/ndshm.hpp into ${prefix}")
+  endif()
+  list(APPEND configure_args -DCMAKE_PREFIX_PATH=${prefix} -DNDSHM_EXPECTED_PREFIX=${prefix}
+       -DNDSHM_EXPECTED_VERSION=${NDSHM_VERSION})
+else()
+  list(APPEND configure_args -DNDSHM_SOURCE_DIR=${NDSHM_SOURCE_DIR})
+endif()
+
+step("configure consumer" ${CMAKE_COMMAND} ${configure_args})
+step("build consumer" ${CMAKE_COMMAND} --build ${build_dir} ${config_args})
+step("run consumer" ${build_dir}/bin/ndshm_consumer)
