@@ -79,15 +79,12 @@ inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t
 /// Opens a published array segment and parses it: a valid .npy, not a composite object.
 inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, const options& opt, npy_info& info)
 {
-    const std::string op = "attach";
-    auto m = open_segment(opt, name, op);
-    info = parse_npy(m->base(), m->size(), name);
-    trailer* t = find_trailer(*m, info, op);
-    if (t != nullptr && t->kind != kind_array) {
-        raise<format_error>(op, name, "the segment holds a composite object, not an array",
+    std::uint32_t kind = 0;
+    auto m = open_npy_segment(opt, name, "attach", info, kind);
+    if (kind != 0 && kind != kind_array) {
+        raise<format_error>("attach", name, "the segment holds a composite object, not an array",
                             "load it with ndshm::load<T>(name)", errno_code(EINVAL));
     }
-    m->set_trailer(t);
     return m;
 }
 

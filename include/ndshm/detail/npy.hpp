@@ -155,7 +155,17 @@ public:
                 fail("expected ',' or '}' after the value of '" + key + "'");
             }
         }
+        // The padding is most of a 4 KiB header: check it 64 spaces at a time.
+        static constexpr char spaces[64] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
         while (m_i < m_s.size()) {
+            if (m_s.size() - m_i >= sizeof spaces && std::memcmp(m_s.data() + m_i, spaces, sizeof spaces) == 0) {
+                m_i += sizeof spaces;
+                continue;
+            }
             const char c = m_s[m_i++];
             if (c != ' ' && c != '\n' && c != '\t' && c != '\r' && c != '\0') {
                 fail("unexpected text after the header dict");
@@ -305,9 +315,14 @@ private:
 };
 
 /// Parses a complete `.npy` header at the start of `bytes[0, size)`. Checks magic, version, header
-/// length, the dict, and that the data it promises lies inside `size`. Throws format_error.
-inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name)
+/// length, the dict, and that the data it promises lies inside `total` bytes (the whole file or
+/// segment, of which `bytes` may hold only the first `size`). Throws format_error.
+inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
+                          std::size_t total = SIZE_MAX)
 {
+    if (total == SIZE_MAX) {
+        total = size;
+    }
     const auto bad = [&](const std::string& why) {
         raise<format_error>("parse .npy header of", name, why, "the segment or file is not a valid .npy; recreate it",
                             errno_code(EILSEQ));
@@ -335,9 +350,9 @@ inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const st
     const std::string_view text(reinterpret_cast<const char*>(bytes + prefix), hlen);
     npy_info info = npy_dict_parser(text, name).parse();
     info.data_offset = prefix + hlen;
-    if (info.nbytes > size - info.data_offset) {
+    if (total < info.data_offset || info.nbytes > total - info.data_offset) {
         bad("truncated: the header promises " + std::to_string(info.nbytes) + " bytes of data but only " +
-            std::to_string(size - info.data_offset) + " are present");
+            std::to_string(total < info.data_offset ? 0 : total - info.data_offset) + " are present");
     }
     if (info.data_offset % itemsize(info.type) != 0) {
         bad("the data offset " + std::to_string(info.data_offset) + " is not aligned for " + dtype_name(info.type));

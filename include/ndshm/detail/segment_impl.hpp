@@ -5,6 +5,7 @@
 #define NDSHM_DETAIL_SEGMENT_IMPL_HPP
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -394,38 +395,68 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
 }
 
 /// True when the first six bytes are all zero: a segment whose creator has not published it yet.
-inline bool unpublished(const unsigned char* base, std::size_t size) noexcept
+inline bool unpublished(const unsigned char* head, std::size_t size) noexcept
 {
-    if (size == 0) {
-        return true;
-    }
-    if (__atomic_load_n(base, __ATOMIC_ACQUIRE) != 0) {
-        return false;
-    }
-    for (std::size_t i = 1; i < std::min<std::size_t>(size, sizeof npy_magic); ++i) {
-        if (base[i] != 0 && base[i] != static_cast<unsigned char>(npy_magic[i])) {
+    for (std::size_t i = 0; i < std::min<std::size_t>(size, sizeof npy_magic); ++i) {
+        if (head[i] != 0 && (i == 0 || head[i] != static_cast<unsigned char>(npy_magic[i]))) {
             return false;
         }
     }
     return true;
 }
 
-/// Opens an existing segment by name, checks its owner, waits up to opt.ready_timeout for it to be
-/// published, and maps all of it. The caller parses its contents.
-inline std::shared_ptr<mapping> open_segment(const options& opt, const std::string& name, const std::string& op)
+/// Reads up to `n` bytes at `off` with pread (no page of the segment gets mapped or faulted in);
+/// returns the count read. Throws on an I/O error.
+inline std::size_t read_at(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op,
+                           const std::string& name)
+{
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = sys().pread(fd, static_cast<unsigned char*>(buf) + got, n - got,
+                                      static_cast<off_t>(off + got));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            raise_errno(op, name, errno, "pread");
+        }
+        if (r == 0) {
+            break;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return got;
+}
+
+/// An open segment whose creator has published it: its fd, its size, and a copy of its first bytes.
+struct published_segment {
+    location loc;
+    fd_guard fd;
+    std::size_t size = 0;
+    std::unique_ptr<unsigned char[]> head; ///< a copy of the first head_size bytes
+    std::size_t head_size = 0;
+};
+
+/// Bytes of a segment read before mapping it: enough for any .npy header ndshm accepts.
+inline constexpr std::size_t head_limit = 65536 + 12;
+
+/// Opens an existing segment by name, checks that it is a regular file of this user, and waits up to
+/// opt.ready_timeout for its creator to publish it. Reads with pread, so a segment that is refused
+/// never gets mapped.
+inline published_segment open_published(const options& opt, const std::string& name, const std::string& op)
 {
     check_name(op, name);
-    const location loc{backend_dir(opt), name};
-    const bool writable = !opt.read_only;
-    fd_guard fd(open_location(loc, writable ? O_RDWR : O_RDONLY, 0));
-    if (fd.get() < 0) {
-        raise_errno(op, name, errno, loc.dir.empty() ? "shm_open" : "open");
+    published_segment seg;
+    seg.loc = location{backend_dir(opt), name};
+    seg.fd = fd_guard(open_location(seg.loc, opt.read_only ? O_RDONLY : O_RDWR, 0));
+    if (seg.fd.get() < 0) {
+        raise_errno(op, name, errno, seg.loc.dir.empty() ? "shm_open" : "open");
     }
     const auto deadline = std::chrono::steady_clock::now() + opt.ready_timeout;
     auto pause = std::chrono::microseconds(20);
     for (;;) {
         struct stat st {};
-        if (sys().fstat(fd.get(), &st) != 0) {
+        if (sys().fstat(seg.fd.get(), &st) != 0) {
             raise_errno(op, name, errno, "fstat");
         }
         if (!S_ISREG(st.st_mode)) {
@@ -438,13 +469,33 @@ inline std::shared_ptr<mapping> open_segment(const options& opt, const std::stri
                                      "attach as its owner, or set options::allow_other_users if you trust it",
                                      errno_code(EACCES));
         }
-        const auto size = static_cast<std::size_t>(st.st_size);
-        if (size > 0) {
-            unsigned char* base = map_fd(fd.get(), size, writable, opt.populate, op, name);
-            auto m = std::make_shared<mapping>(loc, base, size, writable);
-            if (!unpublished(base, size)) {
-                return m;
+        seg.size = static_cast<std::size_t>(st.st_size);
+        unsigned char magic[sizeof npy_magic] = {};
+        const std::size_t got = read_at(seg.fd.get(), magic, sizeof magic, 0, op, name);
+        if (!unpublished(magic, got)) {
+            // The creator stores the magic's first byte last, with release order: reading it first and
+            // everything else after this fence sees the complete header, trailer and data.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            // One page holds every header ndshm writes; read more only if the header says it is longer.
+            const std::size_t first = std::min<std::size_t>(seg.size, 4096);
+            seg.head.reset(new unsigned char[first]); // not zero-filled: pread overwrites what is used
+            seg.head_size = read_at(seg.fd.get(), seg.head.get(), first, 0, op, name);
+            if (seg.head_size >= 12) {
+                const unsigned char* h = seg.head.get();
+                const std::size_t hlen = h[6] >= 2 ? (std::size_t(h[8]) | std::size_t(h[9]) << 8 |
+                                                      std::size_t(h[10]) << 16 | std::size_t(h[11]) << 24) +
+                                                         12
+                                                   : (std::size_t(h[8]) | std::size_t(h[9]) << 8) + 10;
+                const std::size_t want = std::min({seg.size, head_limit, hlen});
+                if (want > seg.head_size) {
+                    std::unique_ptr<unsigned char[]> longer(new unsigned char[want]);
+                    std::memcpy(longer.get(), seg.head.get(), seg.head_size);
+                    seg.head_size += read_at(seg.fd.get(), longer.get() + seg.head_size, want - seg.head_size,
+                                             seg.head_size, op, name);
+                    seg.head = std::move(longer);
+                }
             }
+            return seg;
         }
         if (std::chrono::steady_clock::now() >= deadline) {
             raise<format_error>(op, name,
@@ -459,33 +510,90 @@ inline std::shared_ptr<mapping> open_segment(const options& opt, const std::stri
     }
 }
 
-/// Reads and validates ndshm's trailer for data ending at `data_end`; nullptr for a foreign segment.
-inline trailer* find_trailer(const mapping& m, const npy_info& info, const std::string& op)
+/// Maps all of a published segment.
+inline std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt, const std::string& op)
+{
+    if (seg.size == 0) {
+        raise<format_error>(op, seg.loc.name, "the segment is empty", "remove it or use another name",
+                            errno_code(EINVAL));
+    }
+    unsigned char* base = map_fd(seg.fd.get(), seg.size, !opt.read_only, opt.populate, op, seg.loc.name);
+    return std::make_shared<mapping>(seg.loc, base, seg.size, !opt.read_only);
+}
+
+/// Opens, waits for publication and maps all of an existing segment. The caller parses its contents.
+inline std::shared_ptr<mapping> open_segment(const options& opt, const std::string& name, const std::string& op)
+{
+    return map_published(open_published(opt, name, op), opt, op);
+}
+
+/// Checks a copy of ndshm's trailer against the .npy header. Throws format_error.
+inline void check_trailer(const trailer& t, const npy_info& info, const std::string& name, const std::string& op)
+{
+    const auto bad = [&](const std::string& why, const std::string& fix) {
+        raise<format_error>(op, name, why, fix, errno_code(EILSEQ));
+    };
+    if (t.version != trailer_version || t.size != sizeof(trailer)) {
+        bad("trailer format version " + std::to_string(t.version) + " is not supported (this ndshm reads version " +
+                std::to_string(trailer_version) + ")",
+            "use the ndshm version that made the segment");
+    }
+    if (t.data_offset != info.data_offset || t.data_bytes != info.nbytes) {
+        bad("corrupt segment: the trailer disagrees with the .npy header about the data",
+            "the segment was damaged; recreate it");
+    }
+    if (t.state != state_ready) {
+        bad("the segment is unfinished (trailer state is not ready)", "retry later or remove it with `ndshm gc`");
+    }
+}
+
+/// Offset of ndshm's trailer in a segment of `size` bytes holding `info`'s data, or SIZE_MAX if no
+/// trailer fits there.
+inline std::size_t trailer_offset_in(const npy_info& info, std::size_t size) noexcept
 {
     const std::size_t off = trailer_offset(info.data_offset + info.nbytes);
-    if (off > m.size() || m.size() - off < sizeof(trailer)) {
+    return off > size || size - off < sizeof(trailer) ? SIZE_MAX : off;
+}
+
+/// Reads and validates ndshm's trailer in a mapped segment; nullptr for a foreign segment.
+inline trailer* find_trailer(const mapping& m, const npy_info& info, const std::string& op)
+{
+    const std::size_t off = trailer_offset_in(info, m.size());
+    if (off == SIZE_MAX) {
         return nullptr;
     }
     auto* t = reinterpret_cast<trailer*>(m.base() + off);
     if (std::memcmp(t->magic, trailer_magic, sizeof trailer_magic) != 0) {
         return nullptr;
     }
-    const auto bad = [&](const std::string& why, const std::string& fix) {
-        raise<format_error>(op, m.name(), why, fix, errno_code(EILSEQ));
-    };
-    if (t->version != trailer_version || t->size != sizeof(trailer)) {
-        bad("trailer format version " + std::to_string(t->version) + " is not supported (this ndshm reads version " +
-                std::to_string(trailer_version) + ")",
-            "use the ndshm version that made the segment");
-    }
-    if (t->data_offset != info.data_offset || t->data_bytes != info.nbytes) {
-        bad("corrupt segment: the trailer disagrees with the .npy header about the data",
-            "the segment was damaged; recreate it");
-    }
-    if (load_acquire(t->state) != state_ready) {
-        bad("the segment is unfinished (trailer state is not ready)", "retry later or remove it with `ndshm gc`");
-    }
+    trailer copy;
+    std::memcpy(&copy, t, sizeof copy);
+    copy.state = load_acquire(t->state);
+    check_trailer(copy, info, m.name(), op);
     return t;
+}
+
+/// Opens, parses and maps a published `.npy` segment: header and trailer are read and checked with
+/// pread before anything is mapped, so attach costs no page fault. `kind` is the trailer's kind, or 0
+/// for a foreign segment (no trailer).
+inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::string& name, const std::string& op,
+                                                 npy_info& info, std::uint32_t& kind)
+{
+    const published_segment seg = open_published(opt, name, op);
+    info = parse_npy(seg.head.get(), seg.head_size, name, seg.size);
+    kind = 0;
+    const std::size_t off = trailer_offset_in(info, seg.size);
+    trailer copy{};
+    if (off != SIZE_MAX && read_at(seg.fd.get(), &copy, sizeof copy, off, op, name) == sizeof copy &&
+        std::memcmp(copy.magic, trailer_magic, sizeof trailer_magic) == 0) {
+        check_trailer(copy, info, name, op);
+        kind = copy.kind;
+    }
+    auto m = map_published(seg, opt, op);
+    if (kind != 0) {
+        m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
+    }
+    return m;
 }
 
 } // namespace ndshm::detail

@@ -28,11 +28,17 @@ struct sys_table {
     int (*ftruncate)(int, off_t);
     int (*posix_fallocate)(int, off_t, off_t); // returns the errno value instead of setting errno
     int (*fstat)(int, struct stat*);
+    ssize_t (*pread)(int, void*, std::size_t, off_t);
     int (*fstatvfs)(int, struct statvfs*);
     int (*fchmod)(int, mode_t);
     void* (*mmap)(void*, std::size_t, int, int, int, off_t);
     int (*munmap)(void*, std::size_t);
     int (*close)(int);
+    // Directory listing, for free_all and list_segments.
+    DIR* (*opendir)(const char*);
+    dirent* (*readdir)(DIR*); // end of stream: nullptr, errno untouched; error: nullptr, errno set
+    int (*closedir)(DIR*);
+    int (*fstatat)(int, const char*, struct stat*, int);
 };
 
 namespace sys_default {
@@ -45,11 +51,16 @@ inline int unlinkat(int d, const char* n, int f) { return ::unlinkat(d, n, f); }
 inline int ftruncate(int fd, off_t n) { return ::ftruncate(fd, n); }
 inline int posix_fallocate(int fd, off_t o, off_t n) { return ::posix_fallocate(fd, o, n); }
 inline int fstat(int fd, struct stat* st) { return ::fstat(fd, st); }
+inline ssize_t pread(int fd, void* buf, std::size_t n, off_t off) { return ::pread(fd, buf, n, off); }
 inline int fstatvfs(int fd, struct statvfs* st) { return ::fstatvfs(fd, st); }
 inline int fchmod(int fd, mode_t m) { return ::fchmod(fd, m); }
 inline void* mmap(void* a, std::size_t n, int p, int f, int fd, off_t o) { return ::mmap(a, n, p, f, fd, o); }
 inline int munmap(void* a, std::size_t n) { return ::munmap(a, n); }
 inline int close(int fd) { return ::close(fd); }
+inline DIR* opendir(const char* p) { return ::opendir(p); }
+inline dirent* readdir(DIR* d) { return ::readdir(d); }
+inline int closedir(DIR* d) { return ::closedir(d); }
+inline int fstatat(int d, const char* n, struct stat* st, int f) { return ::fstatat(d, n, st, f); }
 } // namespace sys_default
 
 /// The process-wide table of system calls.
@@ -57,8 +68,10 @@ inline sys_table& sys() noexcept
 {
     static sys_table table{sys_default::shm_open, sys_default::shm_unlink, sys_default::openat,
                            sys_default::unlinkat, sys_default::ftruncate,  sys_default::posix_fallocate,
-                           sys_default::fstat,    sys_default::fstatvfs,   sys_default::fchmod,
-                           sys_default::mmap,     sys_default::munmap,     sys_default::close};
+                           sys_default::fstat,    sys_default::pread,      sys_default::fstatvfs,
+                           sys_default::fchmod,   sys_default::mmap,       sys_default::munmap,
+                           sys_default::close,    sys_default::opendir,    sys_default::readdir,
+                           sys_default::closedir, sys_default::fstatat};
     return table;
 }
 

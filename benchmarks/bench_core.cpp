@@ -1,0 +1,234 @@
+// The core against its limits, side by side in one binary (DESIGN.md §6):
+// - attach by name vs raw shm_open + fstat + mmap, 1 KiB to 1 GiB;
+// - create / from_array vs raw shm create + memcpy, cold (fresh pages) and warm (pages already
+//   faulted in), and plain memcpy into warm memory;
+// - memory: 4 processes reading one 1 GiB array, sum of their Pss, vs a private copy per process.
+#include <ndshm/ndshm.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr std::int64_t KiB = 1024;
+constexpr std::int64_t MiB = 1024 * KiB;
+constexpr std::int64_t GiB = 1024 * MiB;
+
+std::size_t doubles(std::int64_t bytes) { return static_cast<std::size_t>(bytes) / sizeof(double); }
+
+// ---- attach -------------------------------------------------------------------------------------
+
+void BM_attach_ndshm(benchmark::State& state)
+{
+    auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
+    for (auto _ : state) {
+        auto b = ndshm::shared_ndarray<double>::attach(a.name());
+        benchmark::DoNotOptimize(b.data());
+    }
+}
+
+void BM_attach_raw(benchmark::State& state)
+{
+    auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
+    const std::string path = "/" + a.name();
+    for (auto _ : state) {
+        const int fd = ::shm_open(path.c_str(), O_RDWR, 0);
+        struct stat st {};
+        ::fstat(fd, &st);
+        void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ::close(fd);
+        benchmark::DoNotOptimize(p);
+        ::munmap(p, static_cast<std::size_t>(st.st_size));
+    }
+}
+
+// ---- create, cold: every iteration fills fresh pages ----------------------------------------------
+
+void BM_create_cold_ndshm_from_array(benchmark::State& state)
+{
+    const std::vector<double> src(doubles(state.range(0)), 1.5);
+    for (auto _ : state) {
+        auto a = ndshm::shared_ndarray<double>::from_array(src.data(), {src.size()});
+        benchmark::DoNotOptimize(a.data());
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+
+void BM_create_cold_raw_memcpy(benchmark::State& state)
+{
+    const std::vector<double> src(doubles(state.range(0)), 1.5);
+    const std::size_t bytes = src.size() * sizeof(double);
+    const std::string path = "/ndshm_bench_raw_" + std::to_string(::getpid());
+    for (auto _ : state) {
+        const int fd = ::shm_open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+            state.SkipWithError("shm_open/ftruncate failed");
+            break;
+        }
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ::close(fd);
+        std::memcpy(p, src.data(), bytes);
+        benchmark::DoNotOptimize(p);
+        ::munmap(p, bytes);
+        ::shm_unlink(path.c_str());
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+
+void BM_create_cold_ndshm_zeroed(benchmark::State& state)
+{
+    for (auto _ : state) {
+        auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
+        benchmark::DoNotOptimize(a.data());
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+
+// ---- warm: the destination's pages are already faulted in ----------------------------------------
+
+void BM_copy_warm_ndshm(benchmark::State& state)
+{
+    const std::vector<double> src(doubles(state.range(0)), 1.5);
+    auto a = ndshm::shared_ndarray<double>::create({src.size()});
+    std::memcpy(a.data(), src.data(), src.size() * sizeof(double)); // fault every page in
+    for (auto _ : state) {
+        std::memcpy(a.data(), src.data(), src.size() * sizeof(double));
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+
+void BM_copy_warm_memcpy(benchmark::State& state)
+{
+    const std::vector<double> src(doubles(state.range(0)), 1.5);
+    std::vector<double> dst(src.size(), 0.0);
+    for (auto _ : state) {
+        std::memcpy(dst.data(), src.data(), src.size() * sizeof(double));
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+
+// ---- memory: Pss of 4 readers -------------------------------------------------------------------
+
+/// Pss of this process in KiB (from /proc/self/smaps_rollup), or -1.
+long pss_kib()
+{
+    std::ifstream f("/proc/self/smaps_rollup");
+    std::string key;
+    long value = 0;
+    std::string unit;
+    while (f >> key) {
+        if (key == "Pss:") {
+            f >> value >> unit;
+            return value;
+        }
+        std::getline(f, unit);
+    }
+    return -1;
+}
+
+/// Forks 4 readers. Each runs `body(measure)`: body maps or copies the data, reads all of it and calls
+/// measure(checksum) while it still holds the data; measure reports the reader's Pss and returns once
+/// every reader has reported, so all four hold the data at the same time. Returns the sum in MiB.
+template <class Body>
+double sum_pss_of_four(Body body)
+{
+    constexpr int n = 4;
+    int report[2], go[2];
+    if (::pipe(report) != 0 || ::pipe(go) != 0) {
+        return -1;
+    }
+    std::vector<pid_t> pids;
+    for (int i = 0; i < n; ++i) {
+        std::fflush(nullptr);
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            body([&](double checksum) {
+                const long msg[2] = {pss_kib(), static_cast<long>(checksum)};
+                (void)!::write(report[1], msg, sizeof msg);
+                char c = 0;
+                (void)!::read(go[0], &c, 1); // hold the data until every Pss is measured
+            });
+            ::_exit(0);
+        }
+        pids.push_back(pid);
+    }
+    long total = 0;
+    for (int i = 0; i < n; ++i) {
+        long msg[2] = {0, 0};
+        if (::read(report[0], msg, sizeof msg) != static_cast<ssize_t>(sizeof msg)) {
+            total = -1024;
+            break;
+        }
+        total += msg[0];
+    }
+    const char bytes[n] = {};
+    (void)!::write(go[1], bytes, n);
+    for (pid_t pid : pids) {
+        ::waitpid(pid, nullptr, 0);
+    }
+    for (int fd : {report[0], report[1], go[0], go[1]}) {
+        ::close(fd);
+    }
+    return static_cast<double>(total) / 1024.0;
+}
+
+void BM_memory_4_readers_ndshm(benchmark::State& state)
+{
+    auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
+    std::fill(a.begin(), a.end(), 1.0);
+    const std::string name = a.name();
+    double mib = 0;
+    for (auto _ : state) {
+        mib = sum_pss_of_four([&](auto measure) {
+            auto b = ndshm::shared_ndarray<const double>::attach(name);
+            measure(std::accumulate(b.begin(), b.end(), 0.0));
+        });
+    }
+    state.counters["pss_sum_MiB"] = mib;
+}
+
+void BM_memory_4_readers_private_copy(benchmark::State& state)
+{
+    auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
+    std::fill(a.begin(), a.end(), 1.0);
+    const std::string name = a.name();
+    double mib = 0;
+    for (auto _ : state) {
+        mib = sum_pss_of_four([&](auto measure) {
+            auto b = ndshm::shared_ndarray<const double>::attach(name);
+            std::vector<double> copy(b.begin(), b.end()); // what a copy-based IPC leaves each reader with
+            b.reset();
+            measure(std::accumulate(copy.begin(), copy.end(), 0.0));
+        });
+    }
+    state.counters["pss_sum_MiB"] = mib;
+}
+
+} // namespace
+
+BENCHMARK(BM_attach_ndshm)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
+BENCHMARK(BM_attach_raw)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
+BENCHMARK(BM_create_cold_ndshm_from_array)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_create_cold_raw_memcpy)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_create_cold_ndshm_zeroed)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_copy_warm_ndshm)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_copy_warm_memcpy)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_memory_4_readers_ndshm)->Arg(GiB)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_memory_4_readers_private_copy)->Arg(GiB)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
