@@ -34,8 +34,27 @@ enum class order {
 using shape_type = std::vector<std::size_t>;
 
 class any_ndarray;
+template <class T>
+class shared_ndarray;
 
 namespace detail {
+
+/// Lets ndshm's own components (composite objects, channels, queues) build a shared_ndarray over a
+/// region of a mapping they manage, and reach the mapping behind a handle.
+struct array_access {
+    /// A handle to `info`'s array at `info.data_offset` of `m`, sharing (and keeping alive) the mapping.
+    template <class T>
+    static shared_ndarray<T> make(std::shared_ptr<mapping> m, const npy_info& info)
+    {
+        return shared_ndarray<T>(std::move(m), info);
+    }
+    /// The mapping behind a handle (null for an empty handle).
+    template <class T>
+    static const std::shared_ptr<mapping>& mapping_of(const shared_ndarray<T>& a) noexcept
+    {
+        return a.m_map;
+    }
+};
 
 /// Byte offset of the data in a segment ndshm creates: always 4096, the page-aligned start of the
 /// format, which satisfies every alignment options::alignment may ask for.
@@ -257,6 +276,7 @@ private:
     template <class U>
     friend class shared_ndarray;
     friend class any_ndarray;
+    friend struct detail::array_access;
 
     shared_ndarray(std::shared_ptr<detail::mapping> m, const detail::npy_info& info)
         : m_map(std::move(m)), m_shape(info.shape), m_size(info.size), m_fortran(info.fortran_order)
