@@ -4,6 +4,11 @@
 #   bash scripts/quickstart.sh demo        build and run examples/producer_consumer.cpp (Release, build/)
 #   bash scripts/quickstart.sh test        build everything and run the test suite (build/)
 #   bash scripts/quickstart.sh sanitize    the test suite under AddressSanitizer + UBSan (Debug, build-asan/)
+#   bash scripts/quickstart.sh tsan        the multi-process, crash, stress, queue, pool and lock tests under
+#                                          ThreadSanitizer (Debug, build-tsan/)
+#   bash scripts/quickstart.sh fuzz [SEC]  build the libFuzzer targets in fuzz/ with clang and run each for SEC
+#                                          seconds (default 60) on its seed corpus (build-fuzz/)
+#   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png (build-bench/)
 #   bash scripts/quickstart.sh format      check that the sources are clang-formatted
 #   bash scripts/quickstart.sh format fix  reformat them in place
 #
@@ -11,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
     exit 2
 }
 
@@ -24,7 +29,7 @@ run() {
     "$@"
 }
 
-packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format)
+packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev)
 
 # install_packages [package...]: installs those of the given packages (default: all of the above) that are missing.
 install_packages() {
@@ -94,6 +99,88 @@ sanitize)
     echo "+ ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS" >&2
     run ctest --test-dir build-asan --output-on-failure --no-tests=error -j2
     ;;
+tsan)
+    install_packages
+    # clang builds this code about 1.5x faster than g++; -g1 (line tables) is all the reports need.
+    flags="-fsanitize=thread -fno-omit-frame-pointer"
+    configure build-tsan Debug -DCMAKE_CXX_COMPILER=clang++ "-DCMAKE_CXX_FLAGS=$flags" -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF
+    echo "== building with $flags" >&2
+    run cmake --build build-tsan -j"$(nproc)"
+    # Every Catch2 program that ctest knows, run on its tests with these tags.
+    spec='[multiprocess],[crash],[stress],[queue],[pool],[lock]'
+    mapfile -t programs < <(ctest --test-dir build-tsan --show-only=json-v1 | /usr/bin/python3 -c '
+import json, sys
+tests = json.load(sys.stdin)["tests"]
+print("\n".join(sorted({t["command"][0] for t in tests
+                        if len(t.get("command", [])) >= 2 and "/build-tsan/tests/" in t["command"][0]})))')
+    export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+    echo "+ TSAN_OPTIONS=$TSAN_OPTIONS" >&2
+    run cmake -DMODE=before -DSTATE=build-tsan/shm_before.txt -P tests/check_shm.cmake
+    ran=0
+    for program in "${programs[@]}"; do
+        if [ -n "$("$program" --list-test-names-only "$spec" || true)" ]; then
+            echo "== testing $(basename "$program") $spec under ThreadSanitizer" >&2
+            run "$program" "$spec"
+            ran=$((ran + 1))
+        fi
+    done
+    if [ "$ran" -eq 0 ]; then
+        echo "error: no test program has tests tagged $spec" >&2
+        exit 1
+    fi
+    run cmake -DMODE=after -DSTATE=build-tsan/shm_before.txt -P tests/check_shm.cmake
+    ;;
+fuzz)
+    install_packages
+    seconds=${2:-60}
+    # A project of its own (fuzz/CMakeLists.txt): libFuzzer needs clang.
+    run cmake -S fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    echo "== building the fuzz targets with -fsanitize=fuzzer,address,undefined" >&2
+    run cmake --build build-fuzz -j"$(nproc)"
+    export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+    mkdir -p build-fuzz/artifacts
+    # libFuzzer runs on one core: run as many targets at once as there are cores.
+    targets=(build-fuzz/fuzz_*)
+    jobs=$(nproc)
+    for ((first = 0; first < ${#targets[@]}; first += jobs)); do
+        batch=("${targets[@]:first:jobs}")
+        pids=()
+        for target in "${batch[@]}"; do
+            name=${target#build-fuzz/fuzz_}
+            if [ ! -d "fuzz/corpus/$name" ]; then
+                echo "error: $target has no seed corpus fuzz/corpus/$name" >&2
+                exit 1
+            fi
+            # New inputs go to build-fuzz/corpus/NAME; the committed seeds are only read.
+            mkdir -p "build-fuzz/corpus/$name"
+            echo "+ $target -max_total_time=$seconds ... (log: build-fuzz/$name.log)" >&2
+            "$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+                -artifact_prefix="build-fuzz/artifacts/$name-" "build-fuzz/corpus/$name" "fuzz/corpus/$name" \
+                >"build-fuzz/$name.log" 2>&1 &
+            pids+=($!)
+        done
+        for i in "${!batch[@]}"; do
+            name=${batch[$i]#build-fuzz/fuzz_}
+            if ! wait "${pids[$i]}"; then
+                kill "${pids[@]}" 2>/dev/null || true
+                tail -n 60 "build-fuzz/$name.log" >&2
+                echo "error: fuzz_$name failed (log above): the input is in build-fuzz/artifacts/" >&2
+                exit 1
+            fi
+            echo "== fuzz_$name: $(grep -E '^Done [0-9]+ runs' "build-fuzz/$name.log"), no crash, leak or report" >&2
+        done
+    done
+    ;;
+bench)
+    install_packages
+    install_packages python3-matplotlib
+    configure build-bench Release -DNDSHM_BUILD_BENCHMARKS=ON -DNDSHM_BUILD_TESTS=OFF -DNDSHM_BUILD_EXAMPLES=OFF
+    echo "== building the benchmarks" >&2
+    run cmake --build build-bench -j"$(nproc)"
+    echo "== running them: docs/benchmarks.md and docs/benchmarks.png" >&2
+    run /usr/bin/python3 scripts/bench_report.py build-bench --out docs
+    ;;
 format)
     case "${2:-check}" in
     check) action=(--dry-run --Werror) ;;
@@ -102,7 +189,7 @@ format)
     esac
     install_packages clang-format
     dirs=()
-    for d in include tests examples benchmarks tools; do
+    for d in include tests examples benchmarks tools fuzz; do
         if [ -d "$d" ]; then
             dirs+=("$d")
         fi

@@ -178,7 +178,7 @@ TEST_CASE("user-chosen names, options and alignment", "[shared_ndarray]")
     }
 }
 
-TEST_CASE("the last owning handle unlinks; attached handles never do", "[shared_ndarray][lifetime]")
+TEST_CASE("the last owning handle unlinks, attached handles never do", "[shared_ndarray][lifetime]")
 {
     std::string name;
     {

@@ -6,8 +6,16 @@
 #include "any_ndarray.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
+#include "file.hpp"
+#include "inspect.hpp"
+#include "lock.hpp"
+#include "object.hpp"
 #include "options.hpp"
+#include "pool.hpp"
+#include "queue.hpp"
 #include "segment.hpp"
 #include "shared_ndarray.hpp"
+#include "store.hpp"
+#include "uninterruptible.hpp"
 
 #endif

@@ -3,7 +3,9 @@
 #ifndef NDSHM_SEGMENT_HPP
 #define NDSHM_SEGMENT_HPP
 
+#include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,59 @@
 
 namespace ndshm {
 
+namespace detail {
+
+/// Collects the names in `dir` that start with `ndshm_` and are regular files of the calling user.
+/// Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
+/// @throws the ndshm error that fits the errno if the directory cannot be listed
+inline bool list_user_segments(const std::string& op, const std::string& dir, std::vector<std::string>& names)
+{
+    DIR* d = nullptr;
+    do {
+        d = sys().opendir(dir.c_str());
+    } while (d == nullptr && errno == EINTR);
+    if (d == nullptr) {
+        const int err = errno;
+        if (err == ENOENT && dir == posix_shm_dir) {
+            return false;
+        }
+        raise_errno(op, dir, err, "opendir");
+    }
+    struct dir_guard {
+        DIR* d;
+        ~dir_guard() { (void)sys().closedir(d); }
+    } guard{d};
+    const uid_t me = ::geteuid();
+    for (;;) {
+        errno = 0;
+        const dirent* e = sys().readdir(d);
+        if (e == nullptr) {
+            if (errno == 0) {
+                return true;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            raise_errno(op, dir, errno, "readdir");
+        }
+        if (std::strncmp(e->d_name, name_prefix, std::strlen(name_prefix)) != 0) {
+            continue;
+        }
+        struct stat st {};
+        if (retry_eintr([&] { return sys().fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+            if (errno == ENOENT) {
+                continue; // removed since readdir
+            }
+            raise_errno(op, dir + "/" + e->d_name, errno, "fstatat");
+        }
+        if (S_ISREG(st.st_mode) && st.st_uid == me) {
+            names.emplace_back(e->d_name);
+        }
+    }
+}
+
+} // namespace detail
+
 /// Removes the segment `name` now. Processes that have it mapped keep their mappings; new attaches
 /// fail with not_found. Clears this process's ownership of the name, so no handle unlinks it later.
 /// @throws not_found if there is no such segment, permission_denied, error
@@ -22,8 +77,12 @@ inline void unlink(const std::string& name, const options& opt = {})
 {
     detail::check_name("unlink", name);
     const detail::location loc{detail::backend_dir(opt), name};
-    (void)detail::session().remove(loc);
-    if (const int err = detail::unlink_location(loc); err != 0) {
+    const int err = detail::unlink_location(loc);
+    // Ownership goes with the name; a failed unlink leaves both, so the owning handle still removes it.
+    if (err == 0 || err == ENOENT) {
+        (void)detail::session().remove(loc);
+    }
+    if (err != 0) {
         detail::raise_errno("unlink", name, err, loc.dir.empty() ? "shm_unlink" : "unlink");
     }
 }
@@ -44,7 +103,8 @@ inline std::size_t free_session() noexcept
 /// `ndshm_` that belongs to this user, in /dev/shm and in the directory backend of `opt` (or
 /// $NDSHM_DIR). Other users' segments are never touched. Mappings stay valid.
 /// @returns the number of names removed
-/// @throws error if a directory cannot be read
+/// @throws error (or the subclass that fits the errno) if a directory cannot be read, or if a name
+/// could not be removed; every other name is still tried first
 inline std::size_t free_all(const options& opt = {})
 {
     std::vector<std::string> dirs{detail::posix_shm_dir};
@@ -54,28 +114,26 @@ inline std::size_t free_all(const options& opt = {})
     }
     std::size_t n = 0;
     for (const auto& dir : dirs) {
-        DIR* d = ::opendir(dir.c_str());
-        if (d == nullptr) {
-            if (errno == ENOENT && dir == detail::posix_shm_dir) {
-                continue; // no /dev/shm listing on this system
-            }
-            detail::raise_errno("free_all in", dir, errno, "opendir");
-        }
         std::vector<std::string> names;
-        while (const dirent* e = ::readdir(d)) {
-            const std::string name = e->d_name;
-            struct stat st {};
-            if (name.rfind(detail::name_prefix, 0) == 0 &&
-                ::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-                st.st_uid == ::geteuid()) {
-                names.push_back(name);
-            }
+        if (!detail::list_user_segments("free_all in", dir, names)) {
+            continue; // no /dev/shm listing on this system
         }
-        ::closedir(d);
+        int failed = 0;
+        std::string failed_name;
         for (const auto& name : names) {
             const detail::location loc{dir == detail::posix_shm_dir ? std::string() : dir, name};
-            (void)detail::session().remove(loc);
-            n += detail::unlink_location(loc) == 0 ? 1 : 0;
+            const int err = detail::unlink_location(loc);
+            if (err == 0 || err == ENOENT) { // ENOENT: someone else removed it meanwhile
+                (void)detail::session().remove(loc);
+                n += err == 0 ? 1 : 0;
+            } else if (failed == 0) {
+                failed = err;
+                failed_name = name;
+            }
+        }
+        if (failed != 0) {
+            detail::raise_errno("free_all (after removing " + std::to_string(n) + " segments) could not remove",
+                                failed_name, failed, dir == detail::posix_shm_dir ? "shm_unlink" : "unlink");
         }
     }
     return n;

@@ -100,9 +100,17 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
 {
     std::uint32_t kind = 0;
     auto m = open_npy_segment(opt, name, "attach", info, kind);
-    if (kind != 0 && kind != kind_array) {
+    if (kind == kind_object) {
         raise<format_error>("attach", name, "the segment holds a composite object, not an array",
                             "load it with ndshm::load<T>(name)", errno_code(EINVAL));
+    }
+    if (kind != 0 && kind != kind_array) {
+        raise<format_error>("attach", name,
+                            kind == kind_channel ? "the segment is a channel, not an array"
+                                                 : "the segment is of an unknown kind " + std::to_string(kind),
+                            kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
+                                                 : "use the ndshm version that made it",
+                            errno_code(EINVAL));
     }
     return m;
 }

@@ -26,6 +26,7 @@
 #include "../error.hpp"
 #include "../options.hpp"
 #include "npy.hpp"
+#include "sync.hpp"
 #include "sys.hpp"
 #include "trailer.hpp"
 
@@ -144,6 +145,13 @@ public:
         refresh();
         return m_owned.erase(l) != 0;
     }
+    /// True if this process owns `l`.
+    bool contains(const location& l)
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        refresh();
+        return m_owned.count(l) != 0;
+    }
     std::set<location> take_all()
     {
         std::lock_guard<std::mutex> g(m_mutex);
@@ -174,7 +182,8 @@ inline session_registry& session()
 /// Opens `l` with open(2) flags `flags`; returns the fd or -1 with errno set.
 inline int open_location(const location& l, int flags, mode_t mode)
 {
-    flags |= O_CLOEXEC | O_NOFOLLOW;
+    // O_NONBLOCK: a FIFO planted under the name must not block the open (no effect on regular files).
+    flags |= O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
     if (l.dir.empty()) {
         return retry_eintr([&] { return sys().shm_open(l.path().c_str(), flags, mode); });
     }
@@ -184,7 +193,9 @@ inline int open_location(const location& l, int flags, mode_t mode)
 /// Removes the name `l`; returns 0 or an errno value.
 inline int unlink_location(const location& l) noexcept
 {
-    const int r = l.dir.empty() ? sys().shm_unlink(l.path().c_str()) : sys().unlinkat(AT_FDCWD, l.path().c_str(), 0);
+    const int r = retry_eintr([&] {
+        return l.dir.empty() ? sys().shm_unlink(l.path().c_str()) : sys().unlinkat(AT_FDCWD, l.path().c_str(), 0);
+    });
     return r == 0 ? 0 : errno;
 }
 
@@ -236,6 +247,19 @@ public:
         }
     }
 
+    /// True if this process owns the name: the last handle of this mapping would unlink it.
+    bool owned() const { return m_owner && session().contains(m_loc); }
+
+    /// Gives up ownership without marking the segment persisted, because another process takes it
+    /// over (array_queue::push, a pool worker returning an array). No handle here unlinks it any more.
+    void disown() noexcept
+    {
+        if (m_owner) {
+            (void)session().remove(m_loc);
+            m_owner = false;
+        }
+    }
+
     /// Makes the segment visible to attach: stores the magic, its first byte last with release order.
     void publish() noexcept
     {
@@ -267,7 +291,10 @@ inline unsigned char* map_fd(int fd, std::size_t size, bool writable, bool popul
 #else
     (void)populate;
 #endif
-    void* p = sys().mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, flags, fd, 0);
+    void* p = MAP_FAILED;
+    do { // a failed mmap had no effect: retry an interrupted one
+        p = sys().mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, flags, fd, 0);
+    } while (p == MAP_FAILED && errno == EINTR);
     if (p == MAP_FAILED) {
         raise_errno(op, name, errno, "mmap");
     }
@@ -339,7 +366,7 @@ inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t t
     } cleanup{loc};
 
     // Exactly the requested mode, whatever the umask.
-    if (sys().fchmod(fd.get(), static_cast<mode_t>(opt.mode)) != 0) {
+    if (retry_eintr([&] { return sys().fchmod(fd.get(), static_cast<mode_t>(opt.mode)); }) != 0) {
         raise_errno(op, loc.name, errno, "fchmod");
     }
     const std::size_t avail = free_bytes(fd.get());
@@ -390,6 +417,11 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
     struct timespec ts {};
     ::clock_gettime(CLOCK_REALTIME, &ts);
     t->created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    // The optional per-array lock (lock.hpp) is set up here, before publication, so that attachers
+    // never race to initialise it.
+    if (init_robust_mutex(t->lock)) {
+        t->flags |= flag_lock;
+    }
     m.set_trailer(t);
     return t;
 }
@@ -456,7 +488,7 @@ inline published_segment open_published(const options& opt, const std::string& n
     auto pause = std::chrono::microseconds(20);
     for (;;) {
         struct stat st {};
-        if (sys().fstat(seg.fd.get(), &st) != 0) {
+        if (retry_eintr([&] { return sys().fstat(seg.fd.get(), &st); }) != 0) {
             raise_errno(op, name, errno, "fstat");
         }
         if (!S_ISREG(st.st_mode)) {
@@ -594,6 +626,43 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
     }
     return m;
+}
+
+/// A process as the trailer records it: pid and start time (clock ticks since boot).
+struct process_identity {
+    std::uint64_t pid = 0;
+    std::uint64_t start = 0;
+};
+
+/// This process's identity, computed once per thread and process (a forked child computes its own).
+inline process_identity this_process()
+{
+    thread_local process_identity cached;
+    const auto me = static_cast<std::uint64_t>(::getpid());
+    if (cached.pid != me) {
+        cached = process_identity{me, process_start_time(::getpid())};
+    }
+    return cached;
+}
+
+/// Records `owner` as the segment's owner in its trailer, which is what `ndshm gc` checks to decide
+/// whether the owner is dead. Each field is stored atomically; a reader that sees a pair that names no
+/// live process should read it again before acting on it, since a transfer may be under way.
+inline void set_trailer_owner(trailer& t, process_identity owner) noexcept
+{
+    __atomic_store_n(&t.creator_start, owner.start, __ATOMIC_RELEASE);
+    __atomic_store_n(&t.creator_pid, owner.pid, __ATOMIC_RELEASE);
+}
+
+/// Transfers ownership of a segment to this process: the trailer names this process as its owner (for
+/// gc), the session registers the name (free_session), and the last handle of `m` in this process
+/// unlinks it. `m` must be a writable mapping of an ndshm segment.
+inline void take_ownership(mapping& m)
+{
+    if (m.get_trailer() != nullptr && m.writable()) {
+        set_trailer_owner(*m.get_trailer(), this_process());
+    }
+    m.own();
 }
 
 } // namespace ndshm::detail

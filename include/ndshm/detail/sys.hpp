@@ -8,9 +8,11 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdio> // renameat2 (glibc >= 2.28)
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -39,6 +41,12 @@ struct sys_table {
     dirent* (*readdir)(DIR*); // end of stream: nullptr, errno untouched; error: nullptr, errno set
     int (*closedir)(DIR*);
     int (*fstatat)(int, const char*, struct stat*, int);
+    // Files on disk (.npy and object files, the store): atomic writes and the store's load lock.
+    ssize_t (*pwrite)(int, const void*, std::size_t, off_t);
+    int (*fsync)(int);
+    int (*renameat2)(int, const char*, int, const char*, unsigned); // flags: 0 or RENAME_NOREPLACE
+    int (*flock)(int, int);
+    int (*madvise)(void*, std::size_t, int); // prefaulting segments that are about to be written whole
 };
 
 namespace sys_default {
@@ -61,17 +69,23 @@ inline DIR* opendir(const char* p) { return ::opendir(p); }
 inline dirent* readdir(DIR* d) { return ::readdir(d); }
 inline int closedir(DIR* d) { return ::closedir(d); }
 inline int fstatat(int d, const char* n, struct stat* st, int f) { return ::fstatat(d, n, st, f); }
+inline ssize_t pwrite(int fd, const void* b, std::size_t n, off_t o) { return ::pwrite(fd, b, n, o); }
+inline int fsync(int fd) { return ::fsync(fd); }
+inline int renameat2(int od, const char* o, int nd, const char* n, unsigned f) { return ::renameat2(od, o, nd, n, f); }
+inline int flock(int fd, int op) { return ::flock(fd, op); }
+inline int madvise(void* a, std::size_t n, int advice) { return ::madvise(a, n, advice); }
 } // namespace sys_default
 
 /// The process-wide table of system calls.
 inline sys_table& sys() noexcept
 {
-    static sys_table table{sys_default::shm_open, sys_default::shm_unlink, sys_default::openat,
-                           sys_default::unlinkat, sys_default::ftruncate,  sys_default::posix_fallocate,
-                           sys_default::fstat,    sys_default::pread,      sys_default::fstatvfs,
-                           sys_default::fchmod,   sys_default::mmap,       sys_default::munmap,
-                           sys_default::close,    sys_default::opendir,    sys_default::readdir,
-                           sys_default::closedir, sys_default::fstatat};
+    static sys_table table{
+        sys_default::shm_open,  sys_default::shm_unlink,      sys_default::openat,  sys_default::unlinkat,
+        sys_default::ftruncate, sys_default::posix_fallocate, sys_default::fstat,   sys_default::pread,
+        sys_default::fstatvfs,  sys_default::fchmod,          sys_default::mmap,    sys_default::munmap,
+        sys_default::close,     sys_default::opendir,         sys_default::readdir, sys_default::closedir,
+        sys_default::fstatat,   sys_default::pwrite,          sys_default::fsync,   sys_default::renameat2,
+        sys_default::flock,     sys_default::madvise};
     return table;
 }
 

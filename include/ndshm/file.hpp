@@ -1,0 +1,439 @@
+/// @file file.hpp
+/// Arrays and composite objects on disk.
+///
+/// - `.npy` files: `save_npy` writes any shared_ndarray or xtensor expression; `load_npy<T>` reads one
+///   (or an axis-0 row range of one) into a new shared array; `map_npy<T>` maps one (or a row range)
+///   read-only without copying. NumPy reads what ndshm writes and the other way round.
+/// - Object files: `save_object` writes a composite object to one file with the same layout as its
+///   segment (arrays optionally compressed, see ndshm/zstd.hpp); `load_object<T>` maps such a file and
+///   rebuilds the object; `share_file` loads it into a new segment for other processes.
+///
+/// Every write is atomic: the file is written under a temporary name in the same directory, flushed
+/// and renamed over the final name, so a crash never leaves a half-written file under that name.
+#ifndef NDSHM_FILE_HPP
+#define NDSHM_FILE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "detail/file_io.hpp"
+#include "detail/object_archive.hpp"
+#include "detail/object_format.hpp"
+#include "detail/xtensor_compat.hpp"
+#include "dtype.hpp"
+#include "error.hpp"
+#include "object.hpp"
+#include "options.hpp"
+#include "shared_ndarray.hpp"
+
+namespace ndshm {
+
+/// The rows [begin, end) along axis 0 of an array on disk. `row_range{}` is every row.
+struct row_range {
+    static constexpr std::size_t all = std::numeric_limits<std::size_t>::max();
+    std::size_t begin = 0;
+    std::size_t end = all; ///< `all`: up to the last row
+};
+
+/// What a `.npy` header says.
+struct npy_header {
+    ndshm::dtype dtype = dtype::float64;
+    shape_type shape;
+    bool fortran_order = false;
+    std::size_t data_offset = 0; ///< where the data starts in the file
+};
+
+/// Reads the header of the `.npy` file at `path` (nothing of the data).
+/// @throws not_found, permission_denied, format_error (not a .npy, truncated, unsupported dtype), error
+inline npy_header read_npy_header(const std::string& path)
+{
+    const detail::npy_file f = detail::open_npy_file(path, "read_npy_header");
+    return npy_header{f.info.type, f.info.shape, f.info.fortran_order, f.info.data_offset};
+}
+
+namespace detail {
+
+/// Writes a whole `.npy` file atomically from `nbytes` bytes at `data` (already in the order the
+/// header states). With `replace` false, fails (returns false) if `path` exists.
+inline bool write_npy_file(const std::string& path, dtype t, const std::vector<std::size_t>& shape, bool fortran,
+                           const void* data, std::size_t nbytes, const std::string& op, bool replace = true)
+{
+    const std::vector<unsigned char> head = npy_file_header(t, shape, fortran);
+    atomic_file f(path, op);
+    f.write_at(head.data(), head.size(), 0);
+    if (nbytes != 0) {
+        f.write_at(data, nbytes, head.size());
+    }
+    return f.commit(head.size() + nbytes, replace);
+}
+
+template <class T>
+void check_file_dtype(const std::string& op, const std::string& path, dtype found)
+{
+    if (found != dtype_of<T>) {
+        raise<dtype_mismatch>(
+            op, path,
+            std::string("the file holds ") + dtype_name(found) + " ('" + dtype_descr(found) + "'), not " +
+                dtype_name(dtype_of<T>) + " ('" + dtype_descr(dtype_of<T>) + "') as requested",
+            std::string("read it with the element type for ") + dtype_name(found) + " (read_npy_header tells it)",
+            errno_code(EINVAL));
+    }
+}
+
+} // namespace detail
+
+/// Saves a shared array as a `.npy` file (C or Fortran order as it is). Atomic: a crash leaves either
+/// the old file or the new one under `path`, never a part of the new one.
+/// @throws not_found (no such directory), permission_denied, out_of_space, error
+template <class T>
+void save_npy(const std::string& path, const shared_ndarray<T>& a)
+{
+    const shape_type shape = a.empty() ? shape_type{0} : a.shape();
+    (void)detail::write_npy_file(path, dtype_of<T>, shape, a.fortran_order() && shape.size() > 1, a.data(),
+                                 a.size() * sizeof(T), "save_npy");
+}
+
+namespace detail {
+
+/// Calls f(dtype, shape, fortran, data, nbytes) with the elements of `expr` in memory: a C- or
+/// Fortran-order container's own bytes, or else (or if `c_order` and it is Fortran) a C-order copy.
+template <class E, class F>
+void with_contiguous(const xt::xexpression<E>& expr, bool c_order, F&& f)
+{
+    using value_type = std::decay_t<typename E::value_type>;
+    static_assert(is_element_type_v<value_type>,
+                  "ndshm: the expression's value type must be bool, a fixed-width integer, float, double, "
+                  "std::complex<float> or std::complex<double>");
+    auto&& e = xt::eval(expr.derived_cast());
+    const shape_type shape(e.shape().begin(), e.shape().end());
+    const xt::layout_type l = e.layout();
+    const bool fortran = l == xt::layout_type::column_major && shape.size() > 1;
+    if (l == xt::layout_type::row_major || (l == xt::layout_type::column_major && !(c_order && fortran))) {
+        f(dtype_of<value_type>, shape, fortran, static_cast<const void*>(e.data()), e.size() * sizeof(value_type));
+    } else {
+        const xt::xarray<value_type, xt::layout_type::row_major> c = e;
+        f(dtype_of<value_type>, shape, false, static_cast<const void*>(c.data()), c.size() * sizeof(value_type));
+    }
+}
+
+} // namespace detail
+
+/// Saves any xtensor expression as a `.npy` file: a C- or Fortran-order container is written from its
+/// own memory, anything else is evaluated first (C order). Atomic, as above.
+template <class E>
+void save_npy(const std::string& path, const xt::xexpression<E>& expr)
+{
+    detail::with_contiguous(expr, false,
+                            [&](dtype t, const shape_type& shape, bool fortran, const void* data, std::size_t n) {
+                                (void)detail::write_npy_file(path, t, shape, fortran, data, n, "save_npy");
+                            });
+}
+
+/// Loads the rows `rows` (default: all) of the `.npy` file at `path` into a new shared array, owned
+/// like one from create(). Reads only those rows from disk, straight into the segment. The file's
+/// dtype must be T's; its order (C or Fortran) is kept. `opt` is as for create.
+/// @throws not_found, permission_denied, format_error (not a .npy, truncated, unsupported dtype),
+/// dtype_mismatch, out_of_space, error (a row range outside the array)
+template <class T>
+shared_ndarray<T> load_npy(const std::string& path, row_range rows, const options& opt = {})
+{
+    static_assert(!std::is_const_v<T>, "load_npy makes a new writable array: use load_npy<T> (or map_npy<T>)");
+    const std::string op = "load_npy";
+    const detail::npy_file f = detail::open_npy_file(path, op);
+    detail::check_file_dtype<T>(op, path, f.info.type);
+    const detail::row_slice s = detail::resolve_rows(f.info, rows.begin, rows.end, op, path);
+    detail::npy_info info;
+    auto m = detail::create_array_segment(opt, f.info.type, s.info.shape, f.info.fortran_order, op, info);
+    detail::prefault(m->base() + info.data_offset, info.nbytes, true);
+    detail::read_rows(f.fd.get(), f.info, s, m->base() + info.data_offset, op, path);
+    m->publish();
+    return detail::array_access::make<T>(std::move(m), info);
+}
+
+/// Loads the whole `.npy` file at `path` into a new shared array (see above).
+template <class T>
+shared_ndarray<T> load_npy(const std::string& path, const options& opt = {})
+{
+    return load_npy<T>(path, row_range{}, opt);
+}
+
+/// Maps the rows `rows` (default: all) of the `.npy` file at `path` read-only, without copying: the
+/// handle is a view of the file (only the pages of those rows are mapped). `name()` is the file's
+/// name; it is not a segment other processes can attach. Rows of a Fortran-order array are not
+/// contiguous on disk, so a Fortran-order file maps whole only.
+///
+/// Like any memory map of a file, the view would fault if another program truncated the file while it
+/// is mapped; ndshm's own writes replace files by rename and never do.
+/// @throws not_found, permission_denied, format_error, dtype_mismatch, error
+template <class T>
+shared_ndarray<const T> map_npy(const std::string& path, row_range rows = {})
+{
+    const std::string op = "map_npy";
+    const detail::npy_file f = detail::open_npy_file(path, op);
+    detail::check_file_dtype<T>(op, path, f.info.type);
+    const detail::row_slice s = detail::resolve_rows(f.info, rows.begin, rows.end, op, path);
+    if (f.info.fortran_order && !s.whole && s.row_elems > 1 && f.info.shape.size() > 1) {
+        detail::raise<error>(op, path,
+                             "rows [" + std::to_string(s.begin) + ", " + std::to_string(s.end) +
+                                 ") of a Fortran-order array are not contiguous on disk, so they cannot be mapped",
+                             "map the whole file, load the rows with load_npy (it gathers them), or save the array "
+                             "in C order",
+                             detail::errno_code(EINVAL));
+    }
+    std::size_t delta = 0;
+    auto m = detail::map_file_range(f.fd.get(), path, f.info.data_offset + s.begin * s.row_bytes, s.info.nbytes, false,
+                                    op, delta);
+    detail::npy_info info = s.info;
+    info.data_offset = delta;
+    return detail::array_access::make<const T>(std::move(m), info);
+}
+
+/// A compression codec for the arrays of object files. ndshm ships zstd (`#include <ndshm/zstd.hpp>`,
+/// link libzstd); the core links nothing.
+class codec {
+public:
+    virtual ~codec() = default;
+    /// The codec's id in object files: 1 for zstd.
+    virtual std::uint32_t id() const noexcept = 0;
+    virtual const char* name() const noexcept = 0;
+    /// The compressed form of `n` bytes at `src`.
+    virtual std::vector<unsigned char> compress(const void* src, std::size_t n) const = 0;
+    /// Decompresses `n` bytes at `src` into exactly `out_n` bytes at `dst`.
+    /// @throws format_error (naming `what`) if the data is corrupt or does not decompress to `out_n` bytes
+    virtual void decompress(const void* src, std::size_t n, void* dst, std::size_t out_n,
+                            const std::string& what) const = 0;
+};
+
+/// Options of the object-file functions.
+struct file_options {
+    /// save_object: compress every array with this codec (an array that does not shrink is stored as
+    /// is). load_object and share_file: the codec to decompress a compressed file with. Empty: none.
+    std::shared_ptr<const codec> compression;
+};
+
+namespace detail {
+
+/// Writes an object file atomically: `descs` describe the arrays (whose stored bytes are at `src`),
+/// `blob` the rest; the file holds exactly the layout of a segment.
+inline void write_object_file(const std::string& path, const std::vector<array_desc>& descs,
+                              const std::vector<const void*>& src, const unsigned char* blob, std::size_t blob_bytes,
+                              std::uint32_t codec_id, const std::string& op)
+{
+    const object_layout l = compute_layout(descs, blob_bytes, op, path);
+    std::vector<unsigned char> head(object_payload_offset + l.blob_offset + l.blob_bytes);
+    write_object_head(head.data(), l, descs, blob, codec_id);
+    head[0] = static_cast<unsigned char>(npy_magic[0]);
+    atomic_file f(path, op);
+    f.write_at(head.data(), head.size(), 0);
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+        if (descs[i].stored_bytes != 0) {
+            f.write_at(src[i], descs[i].stored_bytes, object_payload_offset + l.offsets[i]);
+        }
+    }
+    trailer t;
+    fill_object_trailer(t, l.payload_bytes);
+    f.write_at(&t, sizeof t, l.trailer_offset);
+    (void)f.commit(l.total);
+}
+
+/// Writes the arrays of an object (described by `descs`, bytes at `src`) and its blob to `path`,
+/// compressing the arrays with fo.compression if set.
+inline void save_object_arrays(const std::string& path, std::vector<array_desc> descs, std::vector<const void*> src,
+                               const unsigned char* blob, std::size_t blob_bytes, const file_options& fo,
+                               const std::string& op)
+{
+    std::vector<std::vector<unsigned char>> packed;
+    std::uint32_t codec_id = codec_none;
+    if (fo.compression) {
+        codec_id = fo.compression->id();
+        if (codec_id != codec_zstd) {
+            raise<error>(op, path, std::string("unknown codec '") + fo.compression->name() + "'",
+                         "use ndshm::zstd() from <ndshm/zstd.hpp>", errno_code(EINVAL));
+        }
+        packed.resize(descs.size());
+        for (std::size_t i = 0; i < descs.size(); ++i) {
+            if (descs[i].nbytes == 0) {
+                continue;
+            }
+            packed[i] = fo.compression->compress(src[i], descs[i].nbytes);
+            if (packed[i].size() < descs[i].nbytes) {
+                descs[i].compressed = true;
+                descs[i].stored_bytes = packed[i].size();
+                src[i] = packed[i].data();
+            }
+        }
+    }
+    write_object_file(path, descs, src, blob, blob_bytes, codec_id, op);
+}
+
+/// An uncompressed copy of the layout of `obj`: its arrays as array_descs in entry order.
+inline std::vector<array_desc> plain_descs(const parsed_object& obj)
+{
+    std::vector<array_desc> descs(obj.entries.size());
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+        const object_entry& e = obj.entries[i];
+        descs[i].type = e.type;
+        descs[i].shape = e.shape();
+        descs[i].fortran = e.fortran;
+        descs[i].nbytes = e.nbytes;
+        descs[i].stored_bytes = e.nbytes;
+    }
+    return descs;
+}
+
+/// The codec that decompresses `obj`; format_error if the caller did not provide it.
+inline const codec* codec_for(const parsed_object& obj, const file_options& fo, const std::string& op,
+                              const std::string& path)
+{
+    if (obj.codec == codec_none) {
+        return nullptr;
+    }
+    if (!fo.compression || fo.compression->id() != obj.codec) {
+        raise<format_error>(op, path, "the file's arrays are compressed with zstd",
+                            "#include <ndshm/zstd.hpp>, link libzstd (zstd::libzstd_shared) and pass "
+                            "file_options{ndshm::zstd()}",
+                            errno_code(ENOTSUP));
+    }
+    return fo.compression.get();
+}
+
+/// Writes an uncompressed image of the parsed object `obj` (image at `src_base`) into `dst`, a
+/// zero-filled buffer of `l.total` bytes laid out by `l`: head, blob and every array, copied or
+/// decompressed. The trailer is the caller's.
+inline void expand_object(const parsed_object& obj, const unsigned char* src_base, unsigned char* dst,
+                          const object_layout& l, const std::vector<array_desc>& descs, const codec* c,
+                          const std::string& path)
+{
+    write_object_head(dst, l, descs, obj.blob, codec_none);
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+        const object_entry& e = obj.entries[i];
+        unsigned char* out = dst + object_payload_offset + l.offsets[i];
+        if (e.compressed) {
+            c->decompress(src_base + e.offset, e.stored_bytes, out, e.nbytes,
+                          path + " (array " + std::to_string(i) + ")");
+        } else if (e.nbytes != 0) {
+            std::memcpy(out, src_base + e.offset, e.nbytes);
+        }
+    }
+}
+
+/// Maps the object file at `path` (privately: writes to the mapping never reach the file) and parses it.
+inline std::shared_ptr<mapping> map_object_file(const std::string& path, const std::string& op, parsed_object& obj)
+{
+    fd_guard fd = open_file(path, O_RDONLY, 0, op);
+    const struct stat st = stat_fd(fd.get(), op, path);
+    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+        raise<format_error>(op, path, S_ISREG(st.st_mode) ? "the file is empty" : "not a regular file",
+                            "give the path of an object file written by ndshm::save_object", errno_code(EINVAL));
+    }
+    std::size_t delta = 0;
+    auto m = map_file_range(fd.get(), path, 0, static_cast<std::size_t>(st.st_size), true, op, delta);
+    const npy_info info = parse_npy(m->base(), m->size(), path);
+    const trailer* t = find_trailer(*m, info, op);
+    obj = parse_object_image(*m, info, t != nullptr ? t->kind : 0, op, path);
+    return m;
+}
+
+} // namespace detail
+
+/// Saves a composite object to one file at `path`, in the layout of its segment (a valid `.npy` of
+/// bytes, so NumPy opens it too). With fo.compression the arrays are compressed. Atomic. `obj` is not
+/// modified.
+/// @throws not_found (no such directory), permission_denied, out_of_space, serialization_error, error
+template <class T>
+void save_object(const std::string& path, const T& obj, const file_options& fo = {})
+{
+    detail::check_shareable<T>();
+    if constexpr (detail::is_shareable_v<T>) {
+        const std::string op = "save_object";
+        detail::object_output_archive ar;
+        detail::serialize_object(ar, obj, op);
+        detail::save_object_arrays(path, ar.descs(), ar.data(), ar.blob().data(), ar.blob().size(), fo, op);
+    }
+}
+
+/// Saves an object that is in shared memory to one file (see above).
+inline void save_object(const std::string& path, const shared_object& obj, const file_options& fo = {})
+{
+    const std::string op = "save_object";
+    const auto& m = detail::object_access::mapping_of(obj);
+    if (!m) {
+        detail::raise<error>(op, path, "the shared_object handle is empty", "save a handle share() returned",
+                             detail::errno_code(EINVAL));
+    }
+    const detail::npy_info info = detail::parse_npy(m->base(), m->size(), m->name());
+    const detail::trailer* t = detail::find_trailer(*m, info, op);
+    const detail::parsed_object parsed = detail::parse_object_image(*m, info, t != nullptr ? t->kind : 0, op,
+                                                                    m->name());
+    std::vector<const void*> src;
+    for (const auto& e : parsed.entries) {
+        src.push_back(m->base() + e.offset);
+    }
+    detail::save_object_arrays(path, detail::plain_descs(parsed), std::move(src), parsed.blob, parsed.blob_bytes, fo,
+                               op);
+}
+
+/// Rebuilds the object saved in the file at `path`. An uncompressed file is mapped (privately), so
+/// shared_ndarray members are zero-copy views of it whose writes stay in this process; a compressed
+/// one is decompressed into private memory first (pass its codec in fo.compression). xtensor
+/// members are copied out. Other processes do not see these arrays: use share_file for that.
+/// @throws not_found, permission_denied, format_error (not an object file, corrupt, compressed without
+/// the codec), serialization_error, dtype_mismatch, error
+template <class T>
+T load_object(const std::string& path, const file_options& fo = {})
+{
+    detail::check_loadable<T>();
+    if constexpr (detail::is_shareable_v<T> && detail::is_loadable_v<T> && std::is_default_constructible_v<T>) {
+        const std::string op = "load_object";
+        detail::parsed_object obj;
+        auto m = detail::map_object_file(path, op, obj);
+        const codec* c = detail::codec_for(obj, fo, op, path);
+        if (c == nullptr) {
+            return detail::decode_object<T>(m, obj, path);
+        }
+        const std::vector<detail::array_desc> descs = detail::plain_descs(obj);
+        const detail::object_layout l = detail::compute_layout(descs, obj.blob_bytes, op, path);
+        auto plain = detail::map_anonymous(l.total, path, op);
+        detail::expand_object(obj, m->base(), plain->base(), l, descs, c, path);
+        plain->base()[0] = static_cast<unsigned char>(detail::npy_magic[0]);
+        detail::trailer t;
+        detail::fill_object_trailer(t, l.payload_bytes);
+        std::memcpy(plain->base() + l.trailer_offset, &t, sizeof t);
+        m.reset(); // the compressed file is not needed any more
+        const detail::npy_info info = detail::parse_npy(plain->base(), plain->size(), path);
+        const detail::parsed_object expanded = detail::parse_object_image(*plain, info, detail::kind_object, op, path);
+        return detail::decode_object<T>(plain, expanded, path);
+    }
+}
+
+/// Loads the object file at `path` into a new segment (decompressing its arrays if needed) and
+/// returns its owning handle: other processes then `ndshm::load<T>` it by name. `opt` is as for
+/// share.
+/// @throws as load_object, and already_exists, out_of_space
+inline shared_object share_file(const std::string& path, const options& opt = {}, const file_options& fo = {})
+{
+    const std::string op = "share_file";
+    (void)detail::data_offset_for(opt, op);
+    detail::parsed_object obj;
+    auto src = detail::map_object_file(path, op, obj);
+    const codec* c = detail::codec_for(obj, fo, op, path);
+    const std::vector<detail::array_desc> descs = detail::plain_descs(obj);
+    const detail::object_layout l = detail::compute_layout(descs, obj.blob_bytes, op, path);
+    auto m = detail::create_segment(opt, l.total, op);
+    detail::prefault(m->base(), m->size(), true);
+    detail::expand_object(obj, src->base(), m->base(), l, descs, c, path);
+    detail::write_trailer(*m, l.trailer_offset, detail::kind_object, detail::object_payload_offset, l.payload_bytes);
+    m->publish();
+    return detail::object_access::make(std::move(m), descs.size());
+}
+
+} // namespace ndshm
+
+#endif

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Runs ndshm's benchmarks and writes a Markdown report and a PNG plot.
+
+    python3 scripts/bench_report.py BUILD_DIR [--out docs] [--min-time 0.3]
+
+BUILD_DIR is a Release build configured with -DNDSHM_BUILD_BENCHMARKS=ON (scripts/quickstart.sh bench
+makes one). Every bench_* program found in BUILD_DIR/benchmarks runs once, in one session, with
+Google Benchmark's JSON output; the report puts each ndshm row beside its baseline with the ratio.
+The plot needs matplotlib (Debian: python3-matplotlib); without it only the Markdown is written.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+# name pattern -> (group, baseline benchmark name with {arg}, how to compare, target text)
+#   "time": ratio = this time / baseline time (lower is better)
+#   "speedup": ratio = baseline time / this time (higher is better)
+COMPARISONS = [
+    (r"BM_attach_ndshm/(\d+)", "attach by name", "BM_attach_raw/{arg}", "time", "<= 1.2x raw"),
+    (r"BM_create_cold_ndshm_from_array/(\d+)", "create from an array, cold pages", "BM_create_cold_raw_memcpy/{arg}",
+     "speedup", ">= 0.9x raw"),
+    (r"BM_create_cold_ndshm_zeroed/(\d+)", "create zero-filled, cold pages", "BM_create_cold_raw_memcpy/{arg}",
+     "speedup", ""),
+    (r"BM_copy_warm_ndshm/(\d+)", "copy into a segment, warm pages", "BM_copy_warm_memcpy/{arg}", "speedup", ""),
+    (r"BM_handoff_ndshm_create_attach/(\d+)", "handoff to a reader: create + attach (cold)",
+     "BM_handoff_pipe/{arg}/real_time", "speedup", ""),
+    (r"BM_handoff_channel/(\d+)", "handoff: channel, steady state (vs memcpy warm)",
+     "BM_memcpy_warm/{arg}/real_time", "speedup", ">= 0.8x memcpy"),
+    (r"BM_handoff_channel/(\d+)", "handoff: channel, steady state (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
+     "speedup", ""),
+    (r"BM_handoff_unix_socket/(\d+)", "handoff: Unix socket (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
+     "speedup", ""),
+    (r"BM_handoff_cereal_pipe/(\d+)", "handoff: cereal through a pipe (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
+     "speedup", ""),
+]
+
+
+def human_bytes(n):
+    n = int(n)
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} B"
+
+
+def human_time(ns):
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.0f} ns"
+
+
+def to_ns(b):
+    scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+    return b["real_time"] * scale
+
+
+def run(build, min_time):
+    bench_dir = os.path.join(build, "benchmarks")
+    programs = sorted(p for p in os.listdir(bench_dir) if p.startswith("bench_") and
+                      os.access(os.path.join(bench_dir, p), os.X_OK) and not p.endswith(".json"))
+    if not programs:
+        sys.exit(f"no bench_* programs in {bench_dir}: configure with -DNDSHM_BUILD_BENCHMARKS=ON and build")
+    results, context = {}, None
+    for p in programs:
+        out = os.path.join(bench_dir, p + ".json")
+        cmd = [os.path.join(bench_dir, p), f"--benchmark_min_time={min_time}", "--benchmark_format=console",
+               f"--benchmark_out={out}", "--benchmark_out_format=json"]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+        with open(out) as f:
+            data = json.load(f)
+        context = context or data["context"]
+        for b in data["benchmarks"]:
+            if b.get("run_type", "iteration") == "iteration":
+                results[b["name"]] = b
+    return results, context, programs
+
+
+def table(results):
+    rows = []
+    for pattern, group, base_fmt, how, target in COMPARISONS:
+        for name, b in results.items():
+            m = re.fullmatch(pattern + r"(/.*)?", name)
+            if not m:
+                continue
+            base = results.get(base_fmt.format(arg=m.group(1)))
+            t = to_ns(b)
+            ratio = ""
+            if base:
+                r = to_ns(base) / t if how == "speedup" else t / to_ns(base)
+                ratio = f"{r:.2f}x"
+            bps = b.get("bytes_per_second")
+            rows.append((group, int(m.group(1)), human_time(t), f"{bps / 1e9:.2f} GB/s" if bps else "",
+                         base["name"].split("/")[0] if base else "", human_time(to_ns(base)) if base else "",
+                         ratio, target))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    lines = ["| comparison | size | ndshm | throughput | baseline | baseline time | ratio | target |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for g, size, t, bps, base, bt, ratio, target in rows:
+        lines.append(f"| {g} | {human_bytes(size)} | {t} | {bps} | {base} | {bt} | {ratio} | {target} |")
+    return "\n".join(lines)
+
+
+def others(results):
+    """Rows of benchmarks that no comparison covers (each program's own comparisons, counters)."""
+    covered = set()
+    for pattern, _, base_fmt, _, _ in COMPARISONS:
+        for name in results:
+            m = re.fullmatch(pattern + r"(/.*)?", name)
+            if m:
+                covered.add(name)
+                covered.add(base_fmt.format(arg=m.group(1)))
+    lines = ["| benchmark | time | throughput | counters |", "| --- | --- | --- | --- |"]
+    skip = {"name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
+            "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit", "bytes_per_second",
+            "label", "aggregate_name", "aggregate_unit", "error_occurred", "error_message"}
+    for name, b in results.items():
+        if name in covered:
+            continue
+        counters = ", ".join(f"{k}={v:.4g}" for k, v in b.items() if k not in skip and isinstance(v, (int, float)))
+        bps = b.get("bytes_per_second")
+        lines.append(f"| {name} | {human_time(to_ns(b))} | {f'{bps / 1e9:.2f} GB/s' if bps else ''} | {counters} |")
+    return "\n".join(lines)
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is missing (apt-get install python3-matplotlib): no plot", file=sys.stderr)
+        return False
+    series = {
+        "ndshm channel (steady state)": "BM_handoff_channel/",
+        "ndshm create + attach (cold)": "BM_handoff_ndshm_create_attach/",
+        "pipe": "BM_handoff_pipe/",
+        "Unix socket": "BM_handoff_unix_socket/",
+        "cereal through a pipe": "BM_handoff_cereal_pipe/",
+        "memcpy, warm memory": "BM_memcpy_warm/",
+    }
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    for label, prefix in series.items():
+        pts = sorted((int(n.split("/")[1]), b) for n, b in results.items()
+                     if n.startswith(prefix) and n.split("/")[1].isdigit())
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        ax1.plot(xs, [p[1].get("bytes_per_second", 0) / 1e9 for p in pts], marker="o", label=label)
+        ax2.plot(xs, [to_ns(p[1]) / 1e3 for p in pts], marker="o", label=label)
+    lat = sorted((int(n.split("/")[1]), b) for n, b in results.items()
+                 if n.startswith("BM_handoff_channel_latency/"))
+    if lat:
+        ax2.plot([p[0] for p in lat], [to_ns(p[1]) / 1e3 for p in lat], marker="s", linestyle="--",
+                 label="ndshm channel, handoff only")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("array size (bytes)")
+        ax.grid(True, which="both", alpha=0.3)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("throughput (GB/s), reader touches every byte")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("time per handoff (µs)")
+    ax1.set_title("Handoff throughput to another process")
+    ax2.set_title("Handoff latency")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("build")
+    ap.add_argument("--out", default="docs")
+    ap.add_argument("--min-time", default="0.3")
+    args = ap.parse_args()
+    results, ctx, programs = run(args.build, args.min_time)
+    os.makedirs(args.out, exist_ok=True)
+    png = os.path.join(args.out, "benchmarks.png")
+    have_plot = plot(results, png)
+    md = os.path.join(args.out, "benchmarks.md")
+    with open(md, "w") as f:
+        f.write("# ndshm benchmark report\n\n")
+        f.write(f"Made by `python3 scripts/bench_report.py {args.build} --min-time {args.min_time}` "
+                f"running {', '.join(programs)} once each.\n\n")
+        f.write(f"Machine: {ctx.get('num_cpus')} CPUs at {ctx.get('mhz_per_cpu')} MHz, {platform.platform()}, "
+                "\n\n")
+        if have_plot:
+            f.write("![handoff throughput and latency](benchmarks.png)\n\n")
+        f.write("## ndshm beside its baselines\n\n" + table(results) + "\n\n")
+        f.write("## Other measurements\n\n" + others(results) + "\n")
+    print(f"wrote {md}" + (f" and {png}" if have_plot else ""))
+
+
+if __name__ == "__main__":
+    main()

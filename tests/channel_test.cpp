@@ -1,0 +1,206 @@
+// The loan/publish channel: single-process semantics, then real producer and consumer processes.
+#include <ndshm/any_ndarray.hpp>
+#include <ndshm/channel.hpp>
+
+#include "test_util.hpp"
+
+#include <catch2/catch.hpp>
+#include <xtensor/xmath.hpp>
+
+#include <cstdint>
+#include <numeric>
+#include <set>
+#include <string>
+#include <vector>
+
+using ndshm::channel;
+using namespace std::chrono_literals;
+
+TEST_CASE("loan, write in place, publish, receive, release", "[channel]")
+{
+    auto ch = channel<float>::create({4, 3}, 2);
+    CHECK(ch.slots() == 2);
+    CHECK(ch.slot_shape() == ndshm::shape_type{4, 3});
+    auto s = ch.loan();
+    REQUIRE_FALSE(s.empty());
+    CHECK(s.array().shape() == ndshm::shape_type{4, 3});
+    s.array()(3, 2) = 7.5f;
+    s.view() += 1.0f;
+    const float* where = s.data();
+    ch.publish(std::move(s));
+    CHECK(s.empty());
+    auto r = ch.receive();
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.array()(3, 2) == 8.5f);
+    CHECK(xt::sum(r.array().view())() == Approx(8.5f + 11.0f));
+    CHECK(r.array().data() == where); // the same memory: no copy
+    r.release();
+    CHECK(r.empty());
+}
+
+TEST_CASE("slots come back to the pool, loan applies back-pressure", "[channel]")
+{
+    auto ch = channel<std::int32_t>::create({8}, 2);
+    auto a = ch.loan();
+    auto b = ch.loan();
+    CHECK(a.index() != b.index());
+    CHECK(ch.try_loan().empty()); // every slot is loaned
+    CHECK(ch.loan(5ms).empty());  // a bounded wait ends empty
+    a.release();                  // an unpublished loan goes back
+    auto c = ch.try_loan();
+    REQUIRE_FALSE(c.empty());
+    CHECK(c.index() == a.index());
+    ch.publish(std::move(b));
+    ch.publish(std::move(c));
+    CHECK(ch.try_loan().empty()); // both published, none received yet
+    {
+        auto r = ch.try_receive();
+        REQUIRE_FALSE(r.empty());
+    } // released here
+    CHECK_FALSE(ch.try_loan().empty());
+}
+
+TEST_CASE("receive is first published, first received", "[channel]")
+{
+    auto ch = channel<std::int64_t>::create({1}, 4);
+    for (std::int64_t v = 0; v < 3; ++v) {
+        auto s = ch.loan();
+        s.array()(0) = v;
+        ch.publish(std::move(s));
+    }
+    for (std::int64_t v = 0; v < 3; ++v) {
+        auto r = ch.receive(0ns);
+        REQUIRE_FALSE(r.empty());
+        CHECK(r.array()(0) == v);
+    }
+    CHECK(ch.try_receive().empty());
+}
+
+TEST_CASE("a producer process streams frames to a consumer process through few slots", "[channel][multiprocess]")
+{
+    constexpr int frames = 200;
+    auto ch = channel<std::uint32_t>::create({64, 64}, 3);
+    const std::string name = ch.name();
+    const pid_t producer = test_util::fork_child([&] {
+        auto out = channel<std::uint32_t>::attach(name);
+        for (std::uint32_t f = 0; f < frames; ++f) {
+            auto s = out.loan(); // blocks while the consumer holds every slot
+            std::fill(s.data(), s.data() + s.size(), f);
+            out.publish(std::move(s));
+        }
+        out.close();
+        return 0;
+    });
+    int received = 0;
+    bool intact = true;
+    for (;;) {
+        auto r = ch.receive();
+        if (r.empty()) {
+            break; // closed and drained
+        }
+        const auto f = static_cast<std::uint32_t>(received);
+        intact = intact && std::all_of(r.array().begin(), r.array().end(), [&](std::uint32_t v) { return v == f; });
+        ++received;
+    }
+    CHECK(received == frames);
+    CHECK(intact);
+    CHECK(test_util::wait_child(producer).ok());
+}
+
+TEST_CASE("several consumers each get every frame exactly once", "[channel][multiprocess]")
+{
+    constexpr std::uint64_t frames = 300;
+    auto ch = channel<std::uint64_t>::create({16}, 4);
+    const std::string name = ch.name();
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::vector<pid_t> consumers;
+    for (int c = 0; c < 2; ++c) {
+        consumers.push_back(test_util::fork_child([&] {
+            ::close(fds[0]);
+            auto in = channel<std::uint64_t>::attach(name);
+            for (;;) {
+                auto r = in.receive();
+                if (r.empty()) {
+                    return 0;
+                }
+                const std::uint64_t id = r.array()(0);
+                if (::write(fds[1], &id, sizeof id) != static_cast<ssize_t>(sizeof id)) {
+                    return 2;
+                }
+            }
+        }));
+    }
+    ::close(fds[1]);
+    for (std::uint64_t f = 0; f < frames; ++f) {
+        auto s = ch.loan();
+        std::fill(s.data(), s.data() + s.size(), f);
+        ch.publish(std::move(s));
+    }
+    ch.close();
+    std::multiset<std::uint64_t> seen;
+    std::uint64_t id = 0;
+    while (::read(fds[0], &id, sizeof id) == static_cast<ssize_t>(sizeof id)) {
+        seen.insert(id);
+    }
+    ::close(fds[0]);
+    for (pid_t pid : consumers) {
+        CHECK(test_util::wait_child(pid).ok());
+    }
+    CHECK(seen.size() == frames);
+    CHECK(std::set<std::uint64_t>(seen.begin(), seen.end()).size() == frames);
+}
+
+TEST_CASE("slots held by a consumer that died are reclaimed", "[channel][multiprocess]")
+{
+    auto ch = channel<double>::create({32}, 2);
+    for (int i = 0; i < 2; ++i) {
+        auto s = ch.loan();
+        ch.publish(std::move(s));
+    }
+    test_util::event holding;
+    const pid_t pid = test_util::fork_child([&] {
+        auto in = channel<double>::attach(ch.name());
+        auto a = in.receive();
+        auto b = in.receive();
+        holding.set(a.empty() || b.empty() ? 2 : 1);
+        for (;;) {
+            ::pause(); // killed while holding both slots
+        }
+        return 0;
+    });
+    REQUIRE(holding.wait() == 1);
+    CHECK(ch.try_loan().empty()); // the consumer is alive and holds both
+    ::kill(pid, SIGKILL);
+    CHECK(test_util::wait_child(pid).signal == SIGKILL);
+    auto a = ch.try_loan();
+    auto b = ch.try_loan();
+    CHECK_FALSE(a.empty());
+    CHECK_FALSE(b.empty());
+    CHECK(ch.reclaimed() == 2);
+}
+
+TEST_CASE("close wakes a receiver and refuses loans", "[channel][multiprocess]")
+{
+    auto ch = channel<std::uint8_t>::create({4}, 1);
+    const pid_t pid = test_util::fork_child([&] {
+        auto in = channel<std::uint8_t>::attach(ch.name());
+        return in.receive().empty() ? 0 : 1; // blocks until the close
+    });
+    ch.close();
+    CHECK(test_util::wait_child(pid).ok());
+    CHECK(ch.closed());
+    CHECK_THROWS_WITH(ch.loan(), Catch::Contains("closed"));
+}
+
+TEST_CASE("attach checks that the segment is a channel of the right type", "[channel][bad-input]")
+{
+    auto ch = channel<float>::create({2}, 2);
+    CHECK_THROWS_AS(channel<double>::attach(ch.name()), ndshm::dtype_mismatch);
+    auto a = ndshm::shared_ndarray<float>::create({4, 2});
+    CHECK_THROWS_WITH(channel<float>::attach(a.name()), Catch::Contains("not a channel"));
+    CHECK_THROWS_AS(channel<float>::attach("ndshm_test_no_channel"), ndshm::not_found);
+    CHECK_THROWS_AS(channel<float>::create({2}, 0), ndshm::error);
+    // The segment is a valid .npy (NumPy sees every slot), but ndshm refuses it as a plain array.
+    CHECK_THROWS_WITH(ndshm::attach_any(ch.name()), Catch::Contains("channel<T>::attach"));
+}

@@ -1,0 +1,525 @@
+// ndshm::array_queue: ordering and ownership across processes, bounded capacity, timeouts, close, many
+// producers and consumers, and processes killed while they hold or wait on the queue. Processes
+// synchronise on pipe events (or on the queue's own counters in shared memory), never on sleeps.
+#include <ndshm/queue.hpp>
+#include <ndshm/segment.hpp>
+
+#include "test_util.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using ndshm::array_queue;
+using ndshm::shared_ndarray;
+
+namespace {
+
+shared_ndarray<double> filled(std::size_t n, double value)
+{
+    auto a = shared_ndarray<double>::create({n});
+    for (auto& x : a) {
+        x = value;
+    }
+    return a;
+}
+
+// The process recorded as a segment's owner in its trailer (what `ndshm gc` checks).
+template <class T>
+std::uint64_t owner_pid(const shared_ndarray<T>& a)
+{
+    return ndshm::detail::array_access::mapping_of(a)->get_trailer()->creator_pid;
+}
+
+// The queue's control block, mapped straight from /dev/shm, to watch its waiter counters.
+class raw_queue {
+public:
+    explicit raw_queue(const std::string& name)
+    {
+        const int fd = ::shm_open(("/" + name).c_str(), O_RDWR, 0);
+        REQUIRE(fd >= 0);
+        m_base = static_cast<unsigned char*>(::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ::close(fd);
+        REQUIRE(m_base != MAP_FAILED);
+    }
+    ~raw_queue() { ::munmap(m_base, 8192); }
+    raw_queue(const raw_queue&) = delete;
+    raw_queue& operator=(const raw_queue&) = delete;
+    ndshm::detail::queue_control& control() { return *reinterpret_cast<ndshm::detail::queue_control*>(m_base + 4096); }
+    std::uint32_t pop_waiters() { return __atomic_load_n(&control().pop_waiters, __ATOMIC_ACQUIRE); }
+    std::uint32_t push_waiters() { return __atomic_load_n(&control().push_waiters, __ATOMIC_ACQUIRE); }
+    pthread_mutex_t* mutex() { return reinterpret_cast<pthread_mutex_t*>(control().mutex); }
+
+private:
+    unsigned char* m_base;
+};
+
+// Spins (yielding) until `ready()`; the condition is set by another process in shared memory, so this
+// waits on state, not on time.
+template <class F>
+void spin_until(F ready)
+{
+    while (!ready()) {
+        std::this_thread::yield();
+    }
+}
+
+} // namespace
+
+TEST_CASE("a queue hands arrays over in order and moves ownership", "[queue]")
+{
+    auto q = array_queue::create(4);
+    CHECK(q.name().rfind("ndshm_", 0) == 0);
+    CHECK(q.name().size() <= 30);
+    CHECK(q.capacity() == 4);
+    struct stat st {};
+    REQUIRE(::stat(("/dev/shm/" + q.name()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    std::vector<std::string> names;
+    for (int i = 0; i < 3; ++i) {
+        auto a = filled(10, i);
+        names.push_back(a.name());
+        auto copy = a; // another handle of the sender: it stops owning too
+        q.push(std::move(a));
+        CHECK(a.empty());
+        copy.reset(); // the sender's last handle: must not unlink a queued array
+        CHECK(test_util::shm_exists(names.back()));
+    }
+    CHECK(q.size() == 3);
+    CHECK(q.front_dtype() == ndshm::dtype::float64);
+    for (int i = 0; i < 3; ++i) {
+        auto b = q.pop<double>();
+        REQUIRE_FALSE(b.empty());
+        CHECK(b.name() == names[static_cast<std::size_t>(i)]);
+        CHECK(b(9) == i);
+        CHECK(owner_pid(b) == static_cast<std::uint64_t>(::getpid()));
+    } // each popped array is owned here: its handle going unlinks it
+    for (const auto& n : names) {
+        CHECK_FALSE(test_util::shm_exists(n));
+    }
+    CHECK(q.size() == 0);
+    CHECK(q.try_pop<double>().empty());
+    CHECK_FALSE(q.front_dtype().has_value());
+}
+
+TEST_CASE("arrays cross processes in order, and the receiver owns them", "[queue][multiprocess]")
+{
+    auto q = array_queue::create(16);
+    SECTION("a child pushes, exits, and the parent pops what it sent")
+    {
+        const auto st = test_util::run_child([&] {
+            auto cq = array_queue::open(q.name());
+            for (int i = 0; i < 10; ++i) {
+                auto a = shared_ndarray<std::int32_t>::create({100});
+                a(0) = i;
+                a(99) = 1000 + i;
+                cq.push(std::move(a));
+            }
+            return 0; // the child's handles go: nothing it pushed may be unlinked
+        });
+        REQUIRE(st.ok());
+        CHECK(q.size() == 10);
+        for (int i = 0; i < 10; ++i) {
+            auto a = q.pop<std::int32_t>();
+            REQUIRE_FALSE(a.empty());
+            CHECK(a(0) == i);
+            CHECK(a(99) == 1000 + i);
+            CHECK(owner_pid(a) == static_cast<std::uint64_t>(::getpid()));
+        }
+    }
+    SECTION("the parent pushes; a child pops, owns, and unlinks on its way out")
+    {
+        auto a = filled(1000, 2.5);
+        const std::string name = a.name();
+        q.push(std::move(a));
+        test_util::event popped, checked;
+        const pid_t pid = test_util::fork_child([&] {
+            auto b = array_queue::open(q.name()).pop<double>();
+            const bool ok = !b.empty() && b(999) == 2.5 && owner_pid(b) == static_cast<std::uint64_t>(::getpid());
+            popped.set();
+            checked.wait();
+            return ok ? 0 : 1; // b goes with the child's exit: it was the owner, so the name goes too
+        });
+        REQUIRE(popped.wait() == 1);
+        CHECK(test_util::shm_exists(name));
+        checked.set();
+        CHECK(test_util::wait_child(pid).ok());
+        CHECK_FALSE(test_util::shm_exists(name));
+    }
+}
+
+TEST_CASE("a consumer that dies after popping leaves its array to gc", "[queue][multiprocess][fault]")
+{
+    auto q = array_queue::create(2);
+    auto a = filled(8, 1.0);
+    const std::string name = a.name();
+    q.push(std::move(a));
+    test_util::event popped, never;
+    const pid_t pid = test_util::fork_child([&] {
+        auto b = q.pop<double>();
+        popped.set();
+        never.wait(); // killed while it owns the array
+        return 0;
+    });
+    REQUIRE(popped.wait() == 1);
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    CHECK(test_util::wait_child(pid).signal == SIGKILL);
+    // The trailer names the dead consumer as the owner: `ndshm gc` reclaims it. Here, clean up by hand.
+    auto left = shared_ndarray<double>::attach(name);
+    CHECK(owner_pid(left) == static_cast<std::uint64_t>(pid));
+    ndshm::unlink(name);
+}
+
+TEST_CASE("a queue opened with options::populate hands over prefaulted arrays", "[queue]")
+{
+    auto q = array_queue::create(1);
+    ndshm::options o;
+    o.populate = true;
+    auto consumer = array_queue::open(q.name(), o);
+    q.push(filled(100000, 4.0));
+    auto b = consumer.pop<double>();
+    REQUIRE(b.size() == 100000);
+    double s = 0;
+    for (const double x : b) {
+        s += x;
+    }
+    CHECK(s == 400000.0);
+}
+
+TEST_CASE("a pop blocks until something is pushed", "[queue][multiprocess]")
+{
+    auto q = array_queue::create(1);
+    raw_queue raw(q.name());
+    const pid_t pid = test_util::fork_child([&] {
+        auto b = q.pop<float>(); // blocks: the queue is empty
+        return !b.empty() && b(0) == 3.0f ? 0 : 1;
+    });
+    spin_until([&] { return raw.pop_waiters() == 1; }); // the child sleeps in pop
+    auto a = shared_ndarray<float>::create({1});
+    a(0) = 3.0f;
+    q.push(std::move(a));
+    CHECK(test_util::wait_child(pid).ok());
+}
+
+TEST_CASE("capacity bounds the queue, and try_ and timed calls give up without losing the array", "[queue]")
+{
+    auto q = array_queue::create(2);
+    q.push(filled(4, 0));
+    CHECK(q.try_push(filled(4, 1)));
+    auto third = filled(4, 2);
+    const std::string name = third.name();
+    CHECK_FALSE(q.try_push(std::move(third)));
+    CHECK_FALSE(q.push(std::move(third), std::chrono::milliseconds(5)));
+    REQUIRE_FALSE(third.empty()); // still the caller's, still owned
+    CHECK(q.size() == 2);
+    CHECK(q.pop<double>()(0) == 0);
+    CHECK(q.push(std::move(third), std::chrono::seconds(10)));
+    CHECK(q.pop<double>()(0) == 1);
+    auto last = q.pop<double>(std::chrono::seconds(10));
+    CHECK(last(0) == 2);
+    CHECK(last.name() == name);
+    CHECK(q.pop<double>(std::chrono::milliseconds(1)).empty());
+}
+
+TEST_CASE("a blocked push waits for room", "[queue][multiprocess]")
+{
+    auto q = array_queue::create(1);
+    raw_queue raw(q.name());
+    q.push(filled(2, 10));
+    const pid_t pid = test_util::fork_child([&] {
+        q.push(filled(2, 20)); // blocks: the queue is full
+        return 0;
+    });
+    spin_until([&] { return raw.push_waiters() == 1; });
+    CHECK(q.pop<double>()(0) == 10);
+    CHECK(test_util::wait_child(pid).ok());
+    CHECK(q.pop<double>()(0) == 20);
+}
+
+TEST_CASE("close wakes every blocked pop and push", "[queue][multiprocess]")
+{
+    SECTION("consumers waiting on an empty queue get an empty handle")
+    {
+        auto q = array_queue::create(4);
+        raw_queue raw(q.name());
+        std::vector<pid_t> pids;
+        for (int i = 0; i < 3; ++i) {
+            pids.push_back(test_util::fork_child([&] { return q.pop<double>().empty() && q.closed() ? 0 : 1; }));
+        }
+        spin_until([&] { return raw.pop_waiters() == 3; });
+        q.close();
+        for (const pid_t p : pids) {
+            CHECK(test_util::wait_child(p).ok());
+        }
+    }
+    SECTION("producers waiting on a full queue throw, keeping their arrays")
+    {
+        auto q = array_queue::create(1);
+        raw_queue raw(q.name());
+        q.push(filled(1, 0));
+        std::vector<pid_t> pids;
+        for (int i = 0; i < 2; ++i) {
+            pids.push_back(test_util::fork_child([&] {
+                auto a = filled(1, 1);
+                try {
+                    q.push(std::move(a));
+                } catch (const ndshm::error& e) {
+                    return std::string(e.what()).find("closed") != std::string::npos && !a.empty() ? 0 : 2;
+                }
+                return 1;
+            }));
+        }
+        spin_until([&] { return raw.push_waiters() == 2; });
+        q.close();
+        for (const pid_t p : pids) {
+            CHECK(test_util::wait_child(p).ok());
+        }
+        // What was queued before the close can still be popped; then the queue reports the end.
+        CHECK(q.pop<double>()(0) == 0);
+        CHECK(q.pop<double>().empty());
+        CHECK_THROWS_WITH(q.push(filled(1, 2)), Catch::Contains("closed"));
+    }
+}
+
+TEST_CASE("several producers and consumers: every array arrives exactly once", "[queue][multiprocess]")
+{
+    constexpr int producers = 3, consumers = 2, per_producer = 40;
+    auto q = array_queue::create(8);
+    // Each consumer reports how many arrays it got and the sum of their tags.
+    auto report = shared_ndarray<std::int64_t>::create({consumers, 2});
+    std::vector<pid_t> prod, cons;
+    for (int c = 0; c < consumers; ++c) {
+        cons.push_back(test_util::fork_child([&, c] {
+            auto cq = array_queue::open(q.name());
+            std::int64_t n = 0, sum = 0;
+            while (auto a = cq.pop<std::int64_t>()) {
+                for (std::size_t i = 1; i < a.size(); ++i) {
+                    if (a(i) != a(0)) {
+                        return 1;
+                    }
+                }
+                ++n;
+                sum += a(0);
+            }
+            report(static_cast<std::size_t>(c), 0) = n;
+            report(static_cast<std::size_t>(c), 1) = sum;
+            return 0;
+        }));
+    }
+    for (int p = 0; p < producers; ++p) {
+        prod.push_back(test_util::fork_child([&, p] {
+            auto pq = array_queue::open(q.name());
+            for (int i = 0; i < per_producer; ++i) {
+                auto a = shared_ndarray<std::int64_t>::create({64});
+                for (auto& x : a) {
+                    x = p * 1000 + i;
+                }
+                pq.push(std::move(a));
+            }
+            return 0;
+        }));
+    }
+    for (const pid_t p : prod) {
+        CHECK(test_util::wait_child(p).ok());
+    }
+    q.close(); // consumers drain what is left, then see the end
+    for (const pid_t c : cons) {
+        CHECK(test_util::wait_child(c).ok());
+    }
+    std::int64_t n = 0, sum = 0, expected = 0;
+    for (int c = 0; c < consumers; ++c) {
+        n += report(static_cast<std::size_t>(c), 0);
+        sum += report(static_cast<std::size_t>(c), 1);
+    }
+    for (int p = 0; p < producers; ++p) {
+        for (int i = 0; i < per_producer; ++i) {
+            expected += p * 1000 + i;
+        }
+    }
+    CHECK(n == producers * per_producer);
+    CHECK(sum == expected);
+    CHECK(q.size() == 0);
+}
+
+TEST_CASE("pop with the wrong type throws dtype_mismatch and keeps the array", "[queue][errors]")
+{
+    auto q = array_queue::create(2);
+    auto a = shared_ndarray<float>::create({3});
+    a(2) = 7.0f;
+    q.push(std::move(a));
+    CHECK_THROWS_AS(q.pop<double>(), ndshm::dtype_mismatch);
+    CHECK_THROWS_WITH(q.try_pop<std::int32_t>(), Catch::Contains("float32") && Catch::Contains("int32"));
+    CHECK(q.size() == 1);
+    CHECK(q.front_dtype() == ndshm::dtype::float32);
+    auto b = q.pop<float>();
+    CHECK(b(2) == 7.0f);
+}
+
+TEST_CASE("removing the queue unlinks the arrays still in it", "[queue][lifetime]")
+{
+    std::vector<std::string> names;
+    std::string qname;
+    {
+        auto q = array_queue::create(4);
+        qname = q.name();
+        for (int i = 0; i < 3; ++i) {
+            auto a = filled(16, i);
+            names.push_back(a.name());
+            q.push(std::move(a));
+        }
+        // A forked child's handles never remove the parent's queue.
+        CHECK(test_util::run_child([&] {
+                  auto copy = q;
+                  return 0;
+              }).ok());
+        CHECK(test_util::shm_exists(qname));
+        auto other = array_queue::open(qname); // a non-owning handle does not remove it either
+        other = array_queue();
+        CHECK(test_util::shm_exists(qname));
+    } // the owner's last handle
+    CHECK_FALSE(test_util::shm_exists(qname));
+    for (const auto& n : names) {
+        CHECK_FALSE(test_util::shm_exists(n));
+    }
+
+    SECTION("remove() does it at once, and open handles see a closed queue")
+    {
+        auto q = array_queue::create(2);
+        auto opened = array_queue::open(q.name());
+        auto a = filled(1, 0);
+        const std::string an = a.name();
+        q.push(std::move(a));
+        opened.remove();
+        CHECK_FALSE(test_util::shm_exists(q.name()));
+        CHECK_FALSE(test_util::shm_exists(an));
+        CHECK(q.closed());
+        CHECK(q.pop<double>().empty());
+    }
+}
+
+TEST_CASE("a process killed while it holds the queue's lock does not block the others", "[queue][fault]")
+{
+    auto q = array_queue::create(2);
+    test_util::event holding, never;
+    const pid_t pid = test_util::fork_child([&] {
+        raw_queue raw(q.name());
+        ::pthread_mutex_lock(raw.mutex());
+        holding.set();
+        never.wait();
+        return 0;
+    });
+    REQUIRE(holding.wait() == 1);
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    CHECK(test_util::wait_child(pid).signal == SIGKILL);
+    q.push(filled(2, 5));
+    CHECK(q.pop<double>()(1) == 5);
+}
+
+TEST_CASE("a consumer killed while it waits does not stop the queue", "[queue][fault]")
+{
+    auto q = array_queue::create(2);
+    raw_queue raw(q.name());
+    const pid_t victim = test_util::fork_child([&] { return q.pop<double>().empty() ? 1 : 2; });
+    spin_until([&] { return raw.pop_waiters() == 1; });
+    REQUIRE(::kill(victim, SIGKILL) == 0);
+    CHECK(test_util::wait_child(victim).signal == SIGKILL);
+    // Another consumer still gets woken, and the parent can still push and pop.
+    const pid_t other = test_util::fork_child([&] {
+        auto b = q.pop<double>();
+        return !b.empty() && b(0) == 9 ? 0 : 1;
+    });
+    // The killed waiter's count stays (1, harmless: one spare wake-up); the new one makes it 2.
+    spin_until([&] { return raw.pop_waiters() == 2; });
+    q.push(filled(1, 9));
+    CHECK(test_util::wait_child(other).ok());
+    q.push(filled(1, 4));
+    CHECK(q.pop<double>()(0) == 4);
+}
+
+TEST_CASE("bad input to a queue gets a clear ndshm error", "[queue][errors]")
+{
+    SECTION("invalid capacity") { CHECK_THROWS_WITH(array_queue::create(0), Catch::Contains("capacity 0")); }
+    SECTION("a name that exists is never reused")
+    {
+        ndshm::options o;
+        o.name = "ndshm_test_queue_" + std::to_string(::getpid());
+        auto q = array_queue::create(1, o);
+        CHECK(q.name() == o.name);
+        CHECK_THROWS_AS(array_queue::create(1, o), ndshm::already_exists);
+    }
+    SECTION("opening what is not a queue")
+    {
+        CHECK_THROWS_AS(array_queue::open("ndshm_test_no_such_queue"), ndshm::not_found);
+        auto a = shared_ndarray<double>::create({4});
+        CHECK_THROWS_AS(array_queue::open(a.name()), ndshm::format_error);
+        CHECK_THROWS_WITH(array_queue::open(a.name()), Catch::Contains("not a queue"));
+    }
+    SECTION("pushing an array this process does not own")
+    {
+        auto q = array_queue::create(2);
+        auto a = filled(3, 1);
+        auto attached = shared_ndarray<double>::attach(a.name());
+        CHECK_THROWS_WITH(q.push(std::move(attached)), Catch::Contains("does not own"));
+        CHECK_FALSE(attached.empty());
+        a.persist();
+        CHECK_THROWS_WITH(q.push(std::move(a)), Catch::Contains("does not own"));
+        ndshm::unlink(a.name());
+        shared_ndarray<double> none;
+        CHECK_THROWS_WITH(q.push(std::move(none)), Catch::Contains("empty"));
+        // A forked child cannot give away its parent's array either.
+        auto mine = filled(3, 2);
+        CHECK(test_util::run_child([&] {
+                  try {
+                      q.push(std::move(mine));
+                  } catch (const ndshm::error&) {
+                      return 0;
+                  }
+                  return 1;
+              }).ok());
+        CHECK(q.size() == 0);
+    }
+    SECTION("a handle on part of a larger segment (an object member, a channel slot) is refused")
+    {
+        auto q = array_queue::create(2);
+        auto whole = filled(8, 1);
+        // A handle over elements 4..7 of `whole`'s segment: its name is the whole segment's name.
+        ndshm::detail::npy_info part;
+        part.type = ndshm::dtype::float64;
+        part.shape = {4};
+        part.size = 4;
+        part.nbytes = 32;
+        part.data_offset = 4096 + 32;
+        auto view = ndshm::detail::array_access::make<double>(ndshm::detail::array_access::mapping_of(whole), part);
+        CHECK(view(0) == 1);
+        CHECK_THROWS_WITH(q.push(std::move(view)), Catch::Contains("part of a larger segment"));
+        CHECK(q.size() == 0);
+        q.push(std::move(whole)); // the whole array still goes
+        CHECK(q.size() == 1);
+    }
+    SECTION("an empty handle")
+    {
+        array_queue none;
+        CHECK_THROWS_WITH(none.pop<double>(), Catch::Contains("empty"));
+        CHECK_FALSE(static_cast<bool>(none));
+    }
+    SECTION("a queued array that vanished is dropped with not_found, and the queue moves on")
+    {
+        auto q = array_queue::create(2);
+        auto a = filled(1, 1);
+        const std::string n = a.name();
+        q.push(std::move(a));
+        q.push(filled(1, 2));
+        ndshm::unlink(n);
+        CHECK_THROWS_AS(q.pop<double>(), ndshm::not_found);
+        CHECK(q.pop<double>()(0) == 2);
+    }
+}
