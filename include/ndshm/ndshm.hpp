@@ -4,6 +4,7 @@
 #define NDSHM_NDSHM_HPP
 
 #include "any_ndarray.hpp"
+#include "channel.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
 #include "file.hpp"

@@ -105,11 +105,14 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
                             "load it with ndshm::load<T>(name)", errno_code(EINVAL));
     }
     if (kind != 0 && kind != kind_array) {
+        const bool known = kind == kind_channel || kind == kind_queue;
+        const std::string what = kind == kind_channel ? "channel" : "queue";
         raise<format_error>("attach", name,
-                            kind == kind_channel ? "the segment is a channel, not an array"
-                                                 : "the segment is of an unknown kind " + std::to_string(kind),
-                            kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
-                                                 : "use the ndshm version that made it",
+                            known ? "the segment is a " + what + ", not an array"
+                                  : "the segment is of an unknown kind " + std::to_string(kind),
+                            known ? std::string(kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
+                                                                     : "open it with ndshm::array_queue::open")
+                                  : "use the ndshm version that made it",
                             errno_code(EINVAL));
     }
     return m;
