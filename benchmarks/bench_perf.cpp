@@ -3,6 +3,7 @@
 // slots), a pipe, a Unix socket, cereal's binary archive through a pipe, and memcpy into warm memory
 // (the hardware limit). The reader is a persistent forked process, so no fork is timed.
 #include <ndshm/channel.hpp>
+#include <ndshm/queue.hpp>
 #include <ndshm/shared_ndarray.hpp>
 
 #include <benchmark/benchmark.h>
@@ -115,7 +116,7 @@ private:
     char m_in[4096];
 };
 
-enum class method : std::uint32_t { stop, shm_attach, pipe, socket, cereal_pipe, channel };
+enum class method : std::uint32_t { stop, shm_attach, pipe, socket, cereal_pipe, channel, queue };
 
 struct command {
     method how;
@@ -218,6 +219,14 @@ private:
                 }
                 break;
             }
+            case method::queue: {
+                ndshm::options o;
+                o.populate = true; // the receiver maps the pages in one call (see the processes section)
+                auto q = ndshm::array_queue::open(c.name, o);
+                auto a = q.pop<std::uint8_t>();
+                sum = touch(a.data(), a.size());
+                break;
+            }
             case method::stop:
                 break;
             }
@@ -306,6 +315,27 @@ void BM_handoff_channel_latency(benchmark::State& state)
     benchmark::DoNotOptimize(r.answer());
 }
 
+void BM_handoff_queue(benchmark::State& state)
+{
+    // The producer already holds a filled array (made outside the timing); only its handle moves,
+    // and the reader pops it and reads every byte.
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const std::vector<std::uint8_t> src(n, 1);
+    auto q = ndshm::array_queue::create(4);
+    auto& r = the_reader();
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto a = ndshm::shared_ndarray<std::uint8_t>::from_array(src.data(), {n});
+        command c = make(method::queue, n);
+        std::strncpy(c.name, q.name().c_str(), sizeof c.name - 1);
+        state.ResumeTiming();
+        q.push(std::move(a));
+        r.send(c);
+        benchmark::DoNotOptimize(r.answer());
+    }
+    state.SetBytesProcessed(state.iterations() * state.range(0));
+}
+
 void BM_handoff_pipe(benchmark::State& state)
 {
     const auto n = static_cast<std::size_t>(state.range(0));
@@ -375,6 +405,7 @@ void sizes(benchmark::internal::Benchmark* b)
 BENCHMARK(BM_handoff_ndshm_create_attach)->Apply(sizes);
 BENCHMARK(BM_handoff_channel)->Apply(sizes);
 BENCHMARK(BM_handoff_channel_latency)->Apply(sizes);
+BENCHMARK(BM_handoff_queue)->Apply(sizes);
 BENCHMARK(BM_handoff_pipe)->Apply(sizes);
 BENCHMARK(BM_handoff_unix_socket)->Apply(sizes);
 BENCHMARK(BM_handoff_cereal_pipe)->Apply(sizes);

@@ -32,6 +32,8 @@ COMPARISONS = [
      "BM_memcpy_warm/{arg}/real_time", "speedup", ">= 0.8x memcpy"),
     (r"BM_handoff_channel/(\d+)", "handoff: channel, steady state (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
      "speedup", ""),
+    (r"BM_handoff_queue/(\d+)", "handoff: array queue, reader reads all (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
+     "speedup", ">= 20x pipe at 64 MiB"),
     (r"BM_handoff_unix_socket/(\d+)", "handoff: Unix socket (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
      "speedup", ""),
     (r"BM_handoff_cereal_pipe/(\d+)", "handoff: cereal through a pipe (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
@@ -142,6 +144,7 @@ def plot(results, path):
     series = {
         "ndshm channel (steady state)": "BM_handoff_channel/",
         "ndshm create + attach (cold)": "BM_handoff_ndshm_create_attach/",
+        "ndshm array queue": "BM_handoff_queue/",
         "pipe": "BM_handoff_pipe/",
         "Unix socket": "BM_handoff_unix_socket/",
         "cereal through a pipe": "BM_handoff_cereal_pipe/",

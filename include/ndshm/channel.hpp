@@ -444,8 +444,9 @@ private:
     {
         auto& rec = records()[i];
         rec.state = state;
-        rec.pid = static_cast<std::uint64_t>(::getpid());
-        rec.start = self_start();
+        const detail::process_identity me = detail::this_process();
+        rec.pid = me.pid;
+        rec.start = me.start;
     }
 
     // Frees slots loaned or received by processes that are gone. Called with the mutex held.
@@ -463,17 +464,6 @@ private:
         }
         ctl()->reclaimed += n;
         return n;
-    }
-
-    static std::uint64_t self_start() noexcept
-    {
-        // Cached per process; a forked child reads its own.
-        static thread_local std::pair<pid_t, std::uint64_t> cache{0, 0};
-        const pid_t me = ::getpid();
-        if (cache.first != me) {
-            cache = {me, detail::process_start_time(me)};
-        }
-        return cache.second;
     }
 
     template <class U>
