@@ -26,38 +26,13 @@ using objects_util::temp_dir;
 
 namespace {
 
-template <class T>
-struct is_complex : std::false_type {
-};
-template <class T>
-struct is_complex<std::complex<T>> : std::true_type {
-};
-
-/// The value tests/python/objects_npy.py puts at C-order flat index k.
-template <class T>
-T pattern_value(std::size_t k)
-{
-    if constexpr (std::is_same_v<T, bool>) {
-        return k % 3 == 0;
-    } else if constexpr (is_complex<T>::value) {
-        using real = typename T::value_type;
-        return T(static_cast<real>(static_cast<double>(k) / 2 - 3), static_cast<real>(static_cast<double>(k) / 4 + 1));
-    } else if constexpr (std::is_floating_point_v<T>) {
-        return static_cast<T>(static_cast<double>(k) / 2 - 3);
-    } else if constexpr (std::is_signed_v<T>) {
-        return static_cast<T>(static_cast<long long>((7 * k + 3) % 100) - 50);
-    } else {
-        return static_cast<T>((7 * k + 3) % 100);
-    }
-}
-
 /// An xarray of `shape` holding the pattern (in C-order flat index order).
 template <class T>
 xt::xarray<T> pattern(const std::vector<std::size_t>& shape)
 {
     xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
     for (std::size_t k = 0; k < a.size(); ++k) {
-        a.data()[k] = pattern_value<T>(k);
+        a.data()[k] = test_util::pattern_value<T>(k);
     }
     return a;
 }

@@ -22,36 +22,11 @@ using ndshm::shared_ndarray;
 
 namespace {
 
-template <class T>
-struct is_complex : std::false_type {
-};
-template <class T>
-struct is_complex<std::complex<T>> : std::true_type {
-};
-
-/// The value numpy_rw.py puts at (or expects at) C-order flat index k before any write.
-template <class T>
-T initial_value(std::size_t k)
-{
-    if constexpr (std::is_same_v<T, bool>) {
-        return k % 3 == 0;
-    } else if constexpr (is_complex<T>::value) {
-        using real = typename T::value_type;
-        return T(static_cast<real>(static_cast<double>(k) / 2 - 3), static_cast<real>(static_cast<double>(k) / 4 + 1));
-    } else if constexpr (std::is_floating_point_v<T>) {
-        return static_cast<T>(static_cast<double>(k) / 2 - 3);
-    } else if constexpr (std::is_signed_v<T>) {
-        return static_cast<T>(static_cast<long long>((7 * k + 3) % 100) - 50);
-    } else {
-        return static_cast<T>((7 * k + 3) % 100);
-    }
-}
-
 /// The value at C-order flat index k after the other side's write.
 template <class T>
 T written_value(std::size_t k)
 {
-    const T v = initial_value<T>(k);
+    const T v = test_util::pattern_value<T>(k);
     if constexpr (std::is_same_v<T, bool>) {
         return !v;
     } else {
@@ -64,7 +39,7 @@ enum class values { initial, written };
 template <class T>
 T value(values which, std::size_t k)
 {
-    return which == values::initial ? initial_value<T>(k) : written_value<T>(k);
+    return which == values::initial ? test_util::pattern_value<T>(k) : written_value<T>(k);
 }
 
 /// Calls f(k, index) for every index of `shape` in C order, k being the C-order flat index.

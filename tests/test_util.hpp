@@ -11,12 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <complex>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 extern char** environ;
@@ -165,6 +167,32 @@ inline bool become_nobody()
         return false;
     }
     return ::setgid(pw->pw_gid) == 0 && ::setuid(pw->pw_uid) == 0;
+}
+
+template <class T>
+struct is_complex : std::false_type {
+};
+template <class T>
+struct is_complex<std::complex<T>> : std::true_type {
+};
+
+/// The value the NumPy interop scripts (tests/python/numpy_rw.py, objects_npy.py) put at, or expect
+/// at, C-order flat index k: distinct per position and exact in every dtype.
+template <class T>
+T pattern_value(std::size_t k)
+{
+    if constexpr (std::is_same_v<T, bool>) {
+        return k % 3 == 0;
+    } else if constexpr (is_complex<T>::value) {
+        using real = typename T::value_type;
+        return T(static_cast<real>(static_cast<double>(k) / 2 - 3), static_cast<real>(static_cast<double>(k) / 4 + 1));
+    } else if constexpr (std::is_floating_point_v<T>) {
+        return static_cast<T>(static_cast<double>(k) / 2 - 3);
+    } else if constexpr (std::is_signed_v<T>) {
+        return static_cast<T>(static_cast<long long>((7 * k + 3) % 100) - 50);
+    } else {
+        return static_cast<T>((7 * k + 3) % 100);
+    }
 }
 
 } // namespace test_util
