@@ -457,6 +457,21 @@ inline segment_info inspect_location(const location& loc, const options& opt,
     s.name = loc.name;
     s.directory = loc.dir;
     s.path = (loc.dir.empty() ? std::string(posix_shm_dir) : loc.dir) + "/" + loc.name;
+    // Records size, mode, owner and age from `st`; refuses another user's file.
+    const auto take_stat = [&](const struct stat& st) {
+        s.bytes = static_cast<std::uint64_t>(st.st_size);
+        s.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
+        s.uid = static_cast<std::uint32_t>(st.st_uid);
+        s.modified_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
+            raise<permission_denied>(op, loc.name,
+                                     "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
+                                         std::to_string(::geteuid()),
+                                     "ndshm only looks at the calling user's segments; run as that user, or set "
+                                     "options::allow_other_users",
+                                     errno_code(EACCES));
+        }
+    };
     // O_NONBLOCK: a FIFO planted under the name must not block the open.
     fd_guard fd(open_location(loc, O_RDONLY | O_NONBLOCK, 0));
     if (fd.get() < 0) {
@@ -469,17 +484,7 @@ inline segment_info inspect_location(const location& loc, const options& opt,
                                  : "cannot open it: " + std::generic_category().message(err);
         struct stat st {};
         if (sys().fstatat(AT_FDCWD, s.path.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-            s.bytes = static_cast<std::uint64_t>(st.st_size);
-            s.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
-            s.uid = static_cast<std::uint32_t>(st.st_uid);
-            s.modified_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-            if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
-                raise<permission_denied>(op, loc.name,
-                                         "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
-                                             std::to_string(::geteuid()),
-                                         "ndshm only looks at the calling user's segments; run as that user",
-                                         errno_code(EACCES));
-            }
+            take_stat(st);
         }
         return s;
     }
@@ -490,18 +495,7 @@ inline segment_info inspect_location(const location& loc, const options& opt,
         return s;
     }
     dev_ino = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
-    s.bytes = static_cast<std::uint64_t>(st.st_size);
-    s.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
-    s.uid = static_cast<std::uint32_t>(st.st_uid);
-    s.modified_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
-        raise<permission_denied>(op, loc.name,
-                                 "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
-                                     std::to_string(::geteuid()),
-                                 "ndshm only looks at the calling user's segments; run as that user, or set "
-                                 "options::allow_other_users",
-                                 errno_code(EACCES));
-    }
+    take_stat(st);
     if (!S_ISREG(st.st_mode)) {
         s.kind = segment_kind::unreadable;
         s.problem = "not a regular file";

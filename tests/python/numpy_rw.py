@@ -28,6 +28,7 @@ import argparse
 import sys
 
 import numpy as np
+from ndshm_patterns import pattern
 
 
 class Mismatch(Exception):
@@ -41,24 +42,8 @@ def expect(cond, what):
 
 def values(dtype, shape, which):
     """The array of `which` values ('initial' or 'written') for dtype and shape, in C order."""
-    n = 1
-    for d in shape:
-        n *= d
-    k = np.arange(n, dtype=np.int64).reshape(shape)
+    v = pattern(dtype, shape, Mismatch)
     kind = dtype.kind
-    if kind == 'b':
-        v = k % 3 == 0
-    elif kind == 'i':
-        v = (7 * k + 3) % 100 - 50
-    elif kind == 'u':
-        v = (7 * k + 3) % 100
-    elif kind == 'f':
-        v = k / 2 - 3
-    elif kind == 'c':
-        v = (k / 2 - 3) + 1j * (k / 4 + 1)
-    else:
-        raise Mismatch(f"no test values for dtype {dtype}")
-    v = v.astype(dtype)
     if which == 'written':
         v = ~v if kind == 'b' else (v * 2 + 1).astype(dtype)
     return v
