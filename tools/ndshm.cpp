@@ -27,6 +27,7 @@ constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_not_found = 3;
 constexpr int exit_refused = 4;
+constexpr int exit_problem = 5;
 
 const char* const usage_text =
     R"(usage: ndshm [--dir DIR] COMMAND [ARGS]
@@ -63,6 +64,8 @@ exit status:
   2  wrong arguments (unknown command or option, missing or invalid segment name)
   3  no such segment
   4  refused: the segment belongs to another user, or is not an ndshm segment
+  5  info found a problem in the segment (like fsck: corrupt, unfinished, inconsistent
+     internals, a dead holder); gc kept segments it could not judge (it says why)
 )";
 
 int usage_error(const std::string& what)
@@ -251,12 +254,14 @@ std::string segment_json(const ndshm::segment_info& s, const std::string& indent
         field("creator", "null");
         field("trailer", "null");
     }
-    if (s.users_known) {
+    if (s.users_known || !s.users_detail.empty()) {
         std::string users = "[";
         for (std::size_t i = 0; i < s.users.size(); ++i) {
             users += (i != 0 ? ", " : "") + std::to_string(s.users[i]);
         }
-        field("users", users + "]", true);
+        field("users", users + "]");
+        field("users_complete", json_bool(s.users_known));
+        field("users_detail", s.users_known ? "null" : json_string(s.users_detail), true);
     } else {
         field("users", "null", true);
     }
@@ -358,12 +363,16 @@ int cmd_info(const cli& c, const ndshm::options& opt)
     } else {
         line("trailer:", "none (" + s.creator_detail + ")");
     }
-    if (s.users_known) {
+    if (s.users_known || !s.users_detail.empty()) {
         std::string users;
         for (const auto pid : s.users) {
             users += (users.empty() ? "" : ", ") + std::to_string(pid);
         }
-        line("open/mapped by:", users.empty() ? "no process" : "pids " + users);
+        std::string text = users.empty() ? "no process" : "pids " + users;
+        if (!s.users_known) {
+            text += " (maybe more: " + printable(s.users_detail) + ")";
+        }
+        line("open/mapped by:", text);
     }
     const std::string why = ndshm::gc_reason(s);
     line("gc:", why.empty() ? "keeps it" : "removes it: " + why);
@@ -402,8 +411,9 @@ int cmd_rm(const cli& c, const ndshm::options& opt)
 
 int cmd_gc(const cli& c, const ndshm::options& opt)
 {
-    const auto entries = ndshm::gc(opt, c.dry_run);
-    int status = exit_ok;
+    std::vector<ndshm::gc_entry> undecided;
+    const auto entries = ndshm::gc(opt, c.dry_run, &undecided);
+    int status = undecided.empty() ? exit_ok : exit_problem;
     for (const auto& e : entries) {
         if (!e.error.empty()) {
             status = exit_failed;
@@ -419,9 +429,19 @@ int cmd_gc(const cli& c, const ndshm::options& opt)
                  ",\n      \"error\": " + (e.error.empty() ? "null" : json_string(e.error)) +
                  ",\n      \"segment\": " + segment_json(e.segment, "      ") + "\n    }";
         }
-        j += entries.empty() ? "]\n}\n" : "\n  ]\n}\n";
+        j += entries.empty() ? "]" : "\n  ]";
+        j += ",\n  \"undecided\": [";
+        for (std::size_t i = 0; i < undecided.size(); ++i) {
+            const auto& e = undecided[i];
+            j += std::string(i != 0 ? "," : "") + "\n    {\n      \"name\": " + json_string(e.segment.name) +
+                 ",\n      \"reason\": " + json_string(e.reason) + "\n    }";
+        }
+        j += undecided.empty() ? "]\n}\n" : "\n  ]\n}\n";
         std::fputs(j.c_str(), stdout);
         return status;
+    }
+    for (const auto& e : undecided) {
+        std::fprintf(stderr, "ndshm gc: kept %s: %s\n", printable(e.segment.name).c_str(), printable(e.reason).c_str());
     }
     for (const auto& e : entries) {
         if (!e.error.empty()) {
