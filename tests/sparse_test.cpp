@@ -119,12 +119,12 @@ std::string out_of_space_message(F&& f)
     return "no exception";
 }
 
-#define SPARSE_EXPECT(cond)                                                                                        \
-    do {                                                                                                           \
-        if (!(cond)) {                                                                                             \
-            std::fprintf(stderr, "sparse test, line %d: failed: %s\n", __LINE__, #cond);                           \
-            return __LINE__;                                                                                       \
-        }                                                                                                          \
+#define SPARSE_EXPECT(cond)                                                                                            \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            std::fprintf(stderr, "sparse test, line %d: failed: %s\n", __LINE__, #cond);                               \
+            return __LINE__;                                                                                           \
+        }                                                                                                              \
     } while (0)
 
 } // namespace
@@ -140,11 +140,10 @@ TEST_CASE("attaching a sparse segment on a full /dev/shm is out_of_space, never 
         // The hazard is real: reading the holes directly now kills the reader.
         SPARSE_EXPECT(touch_signal("/dev/shm/ndshm_sparse") == SIGBUS);
 
-        for (const std::string& what : {out_of_space_message([] { (void)shared_ndarray<double>::attach("ndshm_sparse"); }),
-                                        out_of_space_message([] {
-                                            (void)shared_ndarray<const double>::attach("ndshm_sparse_ro");
-                                        }),
-                                        out_of_space_message([] { (void)ndshm::attach_any("ndshm_sparse"); })}) {
+        for (const std::string& what :
+             {out_of_space_message([] { (void)shared_ndarray<double>::attach("ndshm_sparse"); }),
+              out_of_space_message([] { (void)shared_ndarray<const double>::attach("ndshm_sparse_ro"); }),
+              out_of_space_message([] { (void)ndshm::attach_any("ndshm_sparse"); })}) {
             std::fprintf(stderr, "%s\n", what.c_str());
             SPARSE_EXPECT(what.find("ndshm: attach 'ndshm_sparse") == 0);
             SPARSE_EXPECT(what.find("sparse") != std::string::npos);
@@ -195,8 +194,7 @@ TEST_CASE("a read-only handle that cannot reserve a sparse segment refuses it an
     CHECK(code == 0);
 }
 
-TEST_CASE("map_npy and the directory backend refuse or reserve sparse files on a full tmpfs",
-          "[sparse]")
+TEST_CASE("map_npy and the directory backend refuse or reserve sparse files on a full tmpfs", "[sparse]")
 {
     tools_util::temp_dir files;
     const int code = with_small_tmpfs(files.path, 8, [&] {
@@ -210,7 +208,8 @@ TEST_CASE("map_npy and the directory backend refuse or reserve sparse files on a
         SPARSE_EXPECT(mapped.find("sparse") != std::string::npos && mapped.find("load_npy") != std::string::npos);
         ndshm::options o;
         o.directory = files.path;
-        const std::string attached = out_of_space_message([&] { (void)shared_ndarray<double>::attach("ndshm_sparse_dir", o); });
+        const std::string attached = out_of_space_message(
+            [&] { (void)shared_ndarray<double>::attach("ndshm_sparse_dir", o); });
         SPARSE_EXPECT(attached.find("sparse") != std::string::npos);
 
         SPARSE_EXPECT(::unlink(filler.c_str()) == 0);

@@ -427,6 +427,102 @@ inline std::size_t free_bytes(int fd) noexcept
                         errno_code(err));
 }
 
+/// True if the file open as `fd` lives on a file system whose pages are memory (tmpfs, /dev/shm,
+/// hugetlbfs): there, touching an unreserved page of a mapping (even to read it) needs a free page, and
+/// raises SIGBUS when there is none. Unknown (fstatfs failed): true, the safe answer.
+inline bool memory_backed(int fd) noexcept
+{
+    struct statfs sf {};
+    if (retry_eintr([&] { return sys().fstatfs(fd, &sf); }) != 0) {
+        return true;
+    }
+    constexpr unsigned long tmpfs_magic = 0x01021994, hugetlbfs_magic = 0x958458f6;
+    const auto type = static_cast<unsigned long>(sf.f_type);
+    return type == tmpfs_magic || type == hugetlbfs_magic;
+}
+
+/// Bytes of the file of `st` that have no storage behind them: the holes that a writer that extends a
+/// file with ftruncate (NumPy's open_memmap does) leaves.
+inline std::uint64_t unreserved_bytes(const struct stat& st) noexcept
+{
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const auto have = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    return have >= size ? 0 : size - have;
+}
+
+/// Makes a mapping of the file open as `fd` (with stat `st`) safe from SIGBUS: if the file has holes
+/// that a touch of the mapping would have to fill (any hole under a writable mapping; under a read-only
+/// one, on a memory-backed file system only), reserves them with fallocate, which changes neither the
+/// contents nor the size. `fd_writable` says whether `fd` may reserve; if not, `reopen()` gives a
+/// writable descriptor of the same name (a read-only handle of a segment this user may write). Throws
+/// out_of_space, naming the fix, when the holes cannot be reserved: not enough free space, or no
+/// permission to write. `noun` ("segment", "file") and `where` (its directory) are for messages,
+/// `other_fix` a further way out.
+template <class Reopen>
+void reserve_holes(int fd, const struct stat& st, bool writable_mapping, bool fd_writable, Reopen&& reopen,
+                   const std::string& op, const std::string& name, const char* noun, const std::string& where,
+                   const std::string& other_fix)
+{
+    const std::uint64_t missing = unreserved_bytes(st);
+    if (missing == 0 || (!writable_mapping && !memory_backed(fd))) {
+        return;
+    }
+    const std::string sparse = std::string("the ") + noun + " is sparse: " + std::to_string(missing) + " of its " +
+                               std::to_string(st.st_size) +
+                               " bytes have no memory reserved (NumPy's open_memmap, and any writer that extends a "
+                               "file with ftruncate, leaves holes), and touching a hole when " +
+                               where + " is full kills the process with SIGBUS";
+    const std::string shm_hint = where == posix_shm_dir
+                                     ? " (in Docker: docker run --shm-size=" +
+                                           std::to_string(missing / (1024 * 1024 * 1024) + 1) + "g ...)"
+                                     : std::string();
+    const auto no_room = [&](std::size_t avail, int err) {
+        raise<out_of_space>(
+            op, name,
+            sparse + "; reserving them needs " + std::to_string(missing) + " bytes but " + where + " has " +
+                (avail == SIZE_MAX ? std::string("too few") : std::to_string(avail)) + " bytes free",
+            "free space (ndshm gc, ndshm rm, ndshm::free_all) or enlarge " + where + shm_hint + other_fix,
+            errno_code(err));
+    };
+    fd_guard other;
+    int wfd = fd;
+    if (!fd_writable) {
+        other = reopen();
+        int err = errno;
+        struct stat again {};
+        if (other.get() >= 0 && retry_eintr([&] { return sys().fstat(other.get(), &again); }) == 0 &&
+            id_of(again) != id_of(st)) {
+            err = ESTALE;
+            other.reset();
+        }
+        if (other.get() < 0) {
+            raise<out_of_space>(op, name,
+                                sparse +
+                                    "; this read-only handle cannot reserve them (opening it for writing failed: " +
+                                    std::generic_category().message(err) + ")",
+                                "attach it once with a writable handle, which reserves the holes, or have its writer "
+                                "fill every page (after NumPy's open_memmap, assign the whole array)" +
+                                    other_fix,
+                                errno_code(err));
+        }
+        wfd = other.get();
+    }
+    const std::size_t avail = free_bytes(wfd);
+    if (missing > avail) {
+        no_room(avail, ENOSPC);
+    }
+    if (retry_eintr([&] { return sys().fallocate(wfd, FALLOC_FL_KEEP_SIZE, 0, st.st_size); }) != 0) {
+        const int err = errno;
+        if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
+            no_room(free_bytes(wfd), err);
+        }
+        if ((err == EOPNOTSUPP || err == ENOSYS) && !memory_backed(wfd)) {
+            return; // a disk file system that cannot reserve: its mappings work as any other's
+        }
+        raise_errno(op, name, err, "fallocate (reserving the holes of a sparse segment)");
+    }
+}
+
 /// Creates a new segment of `total` bytes exclusively, reserves its space, maps it read-write and
 /// returns it registered as owned by this process. The magic is not yet published. Nothing is left
 /// behind if any step fails.
@@ -592,6 +688,7 @@ struct published_segment {
     location loc;
     fd_guard fd;
     file_id id;
+    struct stat st {};
     std::size_t size = 0;
     std::unique_ptr<unsigned char[]> head; ///< a copy of the first head_size bytes
     std::size_t head_size = 0;
@@ -631,6 +728,7 @@ inline published_segment open_published(const options& opt, const std::string& n
         }
         seg.size = static_cast<std::size_t>(st.st_size);
         seg.id = id_of(st);
+        seg.st = st;
         unsigned char magic[sizeof npy_magic] = {};
         const std::size_t got = read_at(seg.fd.get(), magic, sizeof magic, 0, op, name);
         if (!unpublished(magic, got)) {
@@ -671,13 +769,18 @@ inline published_segment open_published(const options& opt, const std::string& n
     }
 }
 
-/// Maps all of a published segment.
+/// Maps all of a published segment. A sparse segment (one whose writer left holes) is reserved first,
+/// or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
 inline std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt, const std::string& op)
 {
     if (seg.size == 0) {
         raise<format_error>(op, seg.loc.name, "the segment is empty", "remove it or use another name",
                             errno_code(EINVAL));
     }
+    reserve_holes(
+        seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
+        [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
+        seg.loc.dir.empty() ? std::string(posix_shm_dir) : seg.loc.dir, "");
     unsigned char* base = map_fd(seg.fd.get(), seg.size, !opt.read_only, opt.populate, op, seg.loc.name);
     auto m = std::make_shared<mapping>(seg.loc, base, seg.size, !opt.read_only);
     m->set_id(seg.id);
