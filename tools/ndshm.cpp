@@ -41,7 +41,9 @@ commands:
                            npy, unfinished, corrupt, unreadable), dtype, shape, bytes, creator pid
                            and whether it is alive, age, mode, persisted
   info [--json] NAME       everything about one segment, its trailer included, and the
-                           processes that have it open or mapped
+                           processes that have it open or mapped; checks its internals (the
+                           lock, a queue's ring and queued arrays, a channel's slots and ring,
+                           an object's table of contents) and exits 5 if anything is wrong
   rm NAME...               remove segments (ndshm segments of the calling user only: a name
                            starting with ndshm_ or a segment carrying ndshm's trailer)
   gc [--dry-run] [--json]  remove segments whose creator is dead (pid and start time compared,
@@ -326,9 +328,26 @@ int cmd_ls(const cli& c, const ndshm::options& opt)
 int cmd_info(const cli& c, const ndshm::options& opt)
 {
     const auto s = ndshm::inspect(c.args[0], opt);
+    const auto problems = ndshm::segment_problems(s);
+    const int status = problems.empty() ? exit_ok : exit_problem; // like fsck: non-zero when something is wrong
     if (c.json) {
-        std::printf("%s\n", segment_json(s, "").c_str());
-        return exit_ok;
+        std::string j = segment_json(s, "");
+        j.pop_back(); // the closing brace: internals and problems follow
+        while (!j.empty() && (j.back() == '\n' || j.back() == ' ')) {
+            j.pop_back();
+        }
+        const auto list = [](const std::vector<std::string>& v) {
+            std::string out = "[";
+            for (std::size_t i = 0; i < v.size(); ++i) {
+                out += (i != 0 ? ", " : "") + json_string(v[i]);
+            }
+            return out + "]";
+        };
+        j += ",\n  \"internals\": {\"checked\": " + json_bool(s.internals.checked) +
+             ", \"notes\": " + list(s.internals.notes) + ", \"problems\": " + list(s.internals.problems) +
+             "},\n  \"problems\": " + list(problems) + "\n}";
+        std::printf("%s\n", j.c_str());
+        return status;
     }
     const auto line = [](const char* key, const std::string& value) { std::printf("%-15s %s\n", key, value.c_str()); };
     line("name:", printable(s.name));
@@ -359,7 +378,7 @@ int cmd_info(const cli& c, const ndshm::options& opt)
         line("created:",
              time_text(static_cast<std::int64_t>(t.created_ns)) + " (age " + human_age(age_seconds(s)) + ")");
         line("trailer data:", std::to_string(t.data_bytes) + " bytes at offset " + std::to_string(t.data_offset));
-        line("lock:", t.has_lock ? "a process-shared robust mutex" : "none");
+        line("lock:", t.has_lock ? "ndshm's per-array lock" : "none");
     } else {
         line("trailer:", "none (" + s.creator_detail + ")");
     }
@@ -374,9 +393,17 @@ int cmd_info(const cli& c, const ndshm::options& opt)
         }
         line("open/mapped by:", text);
     }
+    for (const auto& note : s.internals.notes) {
+        line("internals:", printable(note));
+    }
     const std::string why = ndshm::gc_reason(s);
     line("gc:", why.empty() ? "keeps it" : "removes it: " + why);
-    return exit_ok;
+    for (const auto& p : problems) {
+        line("PROBLEM:", printable(p));
+    }
+    line("check:",
+         problems.empty() ? std::string("ok") : std::to_string(problems.size()) + " problem(s) found (exit status 5)");
+    return status;
 }
 
 int cmd_rm(const cli& c, const ndshm::options& opt)

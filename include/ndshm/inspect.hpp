@@ -28,7 +28,10 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 
+#include "detail/channel_format.hpp"
 #include "detail/npy.hpp"
+#include "detail/object_format.hpp"
+#include "detail/queue_format.hpp"
 #include "detail/segment_impl.hpp"
 #include "detail/sys.hpp"
 #include "detail/trailer.hpp"
@@ -105,6 +108,16 @@ struct trailer_info {
     bool has_lock = false;           ///< flag bit 1: the trailer holds ndshm's per-array lock
 };
 
+/// What a check of a segment's internals found (inspect() does it, `ndshm info` shows it): the lock
+/// in the trailer; a queue's control block, ring and queued arrays; a channel's control block, slot
+/// records and ring; a composite object's header, table of contents and extents. Read with pread, never
+/// mapped, trusting nothing.
+struct internals_report {
+    bool checked = false;              ///< internals were looked at
+    std::vector<std::string> problems; ///< what is wrong, one sentence each (empty: all is well)
+    std::vector<std::string> notes;    ///< what was found: counts, states, the lock's holder
+};
+
 /// Everything ndshm can tell about one segment without mapping it.
 struct segment_info {
     std::string name;
@@ -132,6 +145,8 @@ struct segment_info {
     bool users_known = false;        ///< `users` was looked up (see inspect()), and is complete
     std::vector<std::int64_t> users; ///< pids of the processes seen to have it open or mapped
     std::string users_detail;        ///< why `users` may be incomplete, if it was looked up (see processes_using)
+
+    internals_report internals; ///< a check of its internals (inspect() only; list_segments leaves it empty)
 
     /// True if persist() was called on it (only ndshm segments can be persisted).
     bool persisted() const noexcept { return trailer && trailer->persisted; }
@@ -470,13 +485,248 @@ inline std::string processes_using(const std::vector<std::pair<std::uint64_t, st
     return incomplete;
 }
 
+/// Reads the 64 bytes of a lock at `off` and reports on it under the label `which`.
+template <class Read>
+void check_lock_at(internals_report& r, std::uint64_t off, const std::string& which, Read&& read)
+{
+    unsigned char bytes[lock_room] = {};
+    if (read(off, bytes, sizeof bytes) != sizeof bytes) {
+        r.problems.push_back(which + " lies beyond the end of the segment");
+        return;
+    }
+    const lock_report l = describe_lock(bytes);
+    if (!l.problem.empty()) {
+        r.problems.push_back(which + " is corrupt: " + l.problem);
+        return;
+    }
+    std::string note = which + ": ";
+    if (!l.held) {
+        note += "free";
+    } else {
+        note += "held by thread " + std::to_string(l.tid) +
+                (l.pid != 0 ? " of process " + std::to_string(l.pid) : std::string()) + " (" + l.holder + ")";
+        if (l.holder_state == liveness::dead) {
+            r.problems.push_back(which + " is held by thread " + std::to_string(l.tid) + ", which is dead (" +
+                                 l.holder +
+                                 "); the next locker takes it over, and the data it guards may be "
+                                 "half-updated");
+        } else if (l.holder_stopped) {
+            r.problems.push_back(which + " is held by thread " + std::to_string(l.tid) +
+                                 ", which is stopped: untimed waits for it fail after 10 s; resume it (kill -CONT)");
+        }
+    }
+    if (l.takeovers != 0) {
+        note += "; taken over from a dead holder " + std::to_string(l.takeovers) + " time(s)";
+    }
+    r.notes.push_back(note);
+}
+
+/// The queue's control block, ring and queued arrays.
+template <class Read>
+void check_queue(internals_report& r, const segment_info& s, Read&& read)
+{
+    queue_control c{};
+    if (s.data_bytes < sizeof c || read(s.data_offset, &c, sizeof c) != sizeof c) {
+        r.problems.push_back("the queue's control block is missing");
+        return;
+    }
+    if (std::memcmp(c.magic, queue_magic, sizeof c.magic) != 0 || c.version != queue_version ||
+        c.entry_size != sizeof(queue_entry)) {
+        r.problems.push_back("the queue's control block has an unknown magic, version or entry size");
+        return;
+    }
+    if (c.capacity == 0 || c.capacity > queue_max_capacity ||
+        queue_data_bytes(static_cast<std::size_t>(c.capacity)) > s.data_bytes) {
+        r.problems.push_back("the queue's capacity (" + std::to_string(c.capacity) + ") does not fit its " +
+                             std::to_string(s.data_bytes) + " bytes");
+        return;
+    }
+    const std::uint64_t head = queue_head(c.state), count = queue_count(c.state);
+    r.notes.push_back("queue: capacity " + std::to_string(c.capacity) + ", " + std::to_string(count) + " queued, " +
+                      std::to_string(c.pushed) + " pushed, " + std::to_string(c.popped) + " popped" +
+                      (c.closed != 0 ? ", closed" : ""));
+    if (head >= c.capacity || count > c.capacity) {
+        r.problems.push_back("the queue's state is corrupt (head " + std::to_string(head) + ", count " +
+                             std::to_string(count) + ", capacity " + std::to_string(c.capacity) + ")");
+    } else {
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const std::uint64_t slot = (head + i) % c.capacity;
+            queue_entry e{};
+            std::string name;
+            ndshm::dtype type{};
+            if (read(s.data_offset + sizeof c + slot * sizeof e, &e, sizeof e) != sizeof e ||
+                !queue_entry_valid(e, name, type)) {
+                r.problems.push_back("queued entry " + std::to_string(i) +
+                                     " is corrupt (no valid name, dtype or identity)");
+                continue;
+            }
+            struct stat st {};
+            const std::string path = file_path(location{s.directory, name});
+            if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+                r.problems.push_back("queued array '" + name + "' is gone (" + std::generic_category().message(errno) +
+                                     "): a pop drops its entry");
+            } else if (id_of(st) != file_id{e.dev, e.ino}) {
+                r.problems.push_back("queued array '" + name +
+                                     "' names another file now (removed and created again): a pop drops its entry");
+            }
+        }
+    }
+    if (c.closed > 1) {
+        r.problems.push_back("the queue's closed flag holds " + std::to_string(c.closed));
+    }
+    check_lock_at(r, s.data_offset + offsetof(queue_control, lock), "the queue's lock", read);
+}
+
+/// The channel's control block, slot records and ring.
+template <class Read>
+void check_channel(internals_report& r, const segment_info& s, Read&& read)
+{
+    const std::uint64_t ctl = s.trailer->offset + sizeof(trailer);
+    channel_control c{};
+    if (s.shape.empty() || read(ctl, &c, sizeof c) != sizeof c) {
+        r.problems.push_back("the channel's control block is missing");
+        return;
+    }
+    const std::uint64_t slots = s.shape[0];
+    if (std::memcmp(c.magic, channel_magic, sizeof c.magic) != 0 || c.slots != slots || slots == 0 || slots > 65536 ||
+        c.slot_bytes * slots != s.data_bytes || s.bytes < ctl + channel_extra_bytes(slots)) {
+        r.problems.push_back("the channel's control block disagrees with its header (magic, slot count or size)");
+        return;
+    }
+    std::vector<slot_record> recs(static_cast<std::size_t>(slots));
+    std::vector<std::uint32_t> ring(static_cast<std::size_t>(slots));
+    const std::size_t rec_bytes = recs.size() * sizeof(slot_record), ring_bytes = ring.size() * sizeof(std::uint32_t);
+    if (read(ctl + sizeof c, recs.data(), rec_bytes) != rec_bytes ||
+        read(ctl + sizeof c + rec_bytes, ring.data(), ring_bytes) != ring_bytes) {
+        r.problems.push_back("the channel's slot records are cut short");
+        return;
+    }
+    std::size_t counts[4] = {0, 0, 0, 0};
+    proc_cache cache;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+        const slot_record& rec = recs[i];
+        if (rec.state > slot_received) {
+            r.problems.push_back("slot " + std::to_string(i) + " has an unknown state " + std::to_string(rec.state));
+            continue;
+        }
+        ++counts[rec.state];
+        if (rec.state == slot_loaned || rec.state == slot_received) {
+            const process_check p = check_process(rec.pid, rec.start, &cache);
+            if (!valid_pid(rec.pid) || p.state == liveness::dead) {
+                r.problems.push_back("slot " + std::to_string(i) + " is held by a process that is gone (" + p.detail +
+                                     "): the next loan that finds no free slot takes it back");
+            }
+        }
+    }
+    r.notes.push_back("channel: " + std::to_string(slots) + " slots: " + std::to_string(counts[slot_free]) + " free, " +
+                      std::to_string(counts[slot_loaned]) + " loaned, " + std::to_string(counts[slot_ready]) +
+                      " published, " + std::to_string(counts[slot_received]) + " received; " +
+                      std::to_string(c.published) + " published and " + std::to_string(c.reclaimed) +
+                      " reclaimed so far" + (c.closed != 0 ? "; closed" : ""));
+    if (c.head > c.tail || c.tail - c.head > slots) {
+        r.problems.push_back("the channel's ring is corrupt (head " + std::to_string(c.head) + ", tail " +
+                             std::to_string(c.tail) + ")");
+    } else {
+        if (c.tail - c.head != counts[slot_ready]) {
+            r.problems.push_back("the ring holds " + std::to_string(c.tail - c.head) +
+                                 " published slots, the records " + std::to_string(counts[slot_ready]));
+        }
+        for (std::uint64_t k = c.head; k < c.tail; ++k) {
+            const std::uint32_t i = ring[static_cast<std::size_t>(k % slots)];
+            if (i >= slots || recs[i].state != slot_ready) {
+                r.problems.push_back("the ring names slot " + std::to_string(i) + ", which is not published");
+            }
+        }
+    }
+    check_lock_at(r, ctl + offsetof(channel_control, lock), "the channel's lock", read);
+}
+
+/// The object's header, table of contents and extents (the blob is checked by load<T>, which knows T).
+template <class Read>
+void check_object(internals_report& r, const segment_info& s, Read&& read)
+{
+    const std::size_t n = static_cast<std::size_t>(s.data_bytes);
+    unsigned char head[object_header_bytes] = {};
+    if (n < sizeof head || read(s.data_offset, head, sizeof head) != sizeof head) {
+        r.problems.push_back("the object header is missing");
+        return;
+    }
+    // Everything parse_object_payload reads lies before the end of the table of extents or the blob's
+    // start, whichever is last: read that much (at most 64 MiB), never the arrays.
+    const auto end_of = [](std::uint64_t off, std::uint64_t len) {
+        return len > UINT64_MAX - off ? UINT64_MAX : off + len;
+    };
+    const std::uint64_t need = std::max({std::uint64_t(sizeof head),
+                                         end_of(get_u64(head + 32), get_u64(head + 24) * 64),
+                                         end_of(get_u64(head + 40), get_u64(head + 48) * 8), get_u64(head + 56)});
+    if (need > n) {
+        r.problems.push_back("corrupt composite object: its table of contents, extents or blob lie outside its " +
+                             std::to_string(n) + " payload bytes");
+        return;
+    }
+    if (need > (std::uint64_t(64) << 20)) {
+        r.notes.push_back("object: a table of contents of " + std::to_string(need) + " bytes, not checked");
+        return;
+    }
+    std::vector<unsigned char> meta(static_cast<std::size_t>(need));
+    if (read(s.data_offset, meta.data(), meta.size()) != meta.size()) {
+        r.problems.push_back("the object's table of contents is cut short");
+        return;
+    }
+    try {
+        // Told the payload's real size, parsing reads only inside the regions the header names, all of
+        // which lie in the `need` bytes read.
+        const parsed_object obj = parse_object_payload(meta.data(), n, object_payload_offset, "inspect", s.name);
+        r.notes.push_back("object: " + std::to_string(obj.entries.size()) + " arrays, a blob of " +
+                          std::to_string(obj.blob_bytes) + " bytes");
+    } catch (const format_error& e) {
+        r.problems.push_back(e.what());
+    }
+}
+
+/// Checks the internals of an ndshm segment (see internals_report).
+template <class Read>
+void check_internals(segment_info& s, Read&& read)
+{
+    internals_report& r = s.internals;
+    if (!s.trailer || s.trailer->version != trailer_version) {
+        return;
+    }
+    try {
+        switch (s.kind) {
+        case segment_kind::queue:
+            r.checked = true;
+            check_queue(r, s, read);
+            break;
+        case segment_kind::channel:
+            r.checked = true;
+            check_channel(r, s, read);
+            break;
+        case segment_kind::object:
+            r.checked = true;
+            check_object(r, s, read);
+            break;
+        case segment_kind::array:
+            r.checked = true;
+            break;
+        default:
+            return;
+        }
+        if (s.trailer->has_lock) {
+            check_lock_at(r, s.trailer->offset + offsetof(trailer, lock), "the lock", read);
+        }
+    } catch (const error& e) {
+        r.problems.push_back(std::string("the check could not finish: ") + e.what());
+    }
+}
+
 /// Inspects the segment at `loc`. Throws not_found if there is none, permission_denied if it belongs
 /// to another user (unless opt.allow_other_users), error for an invalid name; everything else ends up
 /// in the result (unreadable, corrupt, ...). Sets `dev_ino` to the file's identity; with `keep`, hands
 /// over the open descriptor, so that the caller can act on this very file (see gc).
 inline segment_info inspect_location(const location& loc, const options& opt,
                                      std::pair<std::uint64_t, std::uint64_t>& dev_ino, proc_cache* cache = nullptr,
-                                     fd_guard* keep = nullptr)
+                                     fd_guard* keep = nullptr, bool deep = false)
 {
     const std::string op = "inspect";
     segment_info s;
@@ -534,6 +784,12 @@ inline segment_info inspect_location(const location& loc, const options& opt,
     } catch (const error& e) {
         s.kind = segment_kind::unreadable;
         s.problem = e.what();
+    }
+    if (deep && s.problem.empty()) {
+        check_internals(s, [&](std::uint64_t off, void* out, std::size_t n) {
+            return off > s.bytes ? std::size_t(0)
+                                 : read_at(fd.get(), out, n, static_cast<std::size_t>(off), op, loc.name);
+        });
     }
     if (s.trailer && s.trailer->version == trailer_version) {
         s.creator = creator_of(*s.trailer, s.creator_detail, cache);
@@ -635,15 +891,32 @@ inline std::string gc_doubt(const segment_info& s)
     return {};
 }
 
+/// Everything wrong with a segment, as inspect() found it: corrupt or unreadable, unfinished with a dead
+/// creator, or problems in its internals. Empty: healthy (`ndshm info` then exits 0, else 5).
+inline std::vector<std::string> segment_problems(const segment_info& s)
+{
+    std::vector<std::string> out;
+    if (s.kind == segment_kind::corrupt || s.kind == segment_kind::unreadable) {
+        out.push_back(s.problem.empty() ? std::string(kind_name(s.kind)) : s.problem);
+    } else if (s.kind == segment_kind::unfinished && s.creator == creator_status::dead) {
+        out.push_back("unfinished, and its creator is dead (" + s.creator_detail + ")");
+    } else if (!s.problem.empty()) {
+        out.push_back(s.problem);
+    }
+    out.insert(out.end(), s.internals.problems.begin(), s.internals.problems.end());
+    return out;
+}
+
 namespace detail {
 
 /// inspect(), and the identity (device, inode) of the file inspected in `id`; with `keep`, its open
-/// descriptor too.
+/// descriptor too; with `deep`, a check of its internals.
 inline segment_info inspect_with_users(const std::string& name, const options& opt,
-                                       std::pair<std::uint64_t, std::uint64_t>& id, fd_guard* keep = nullptr)
+                                       std::pair<std::uint64_t, std::uint64_t>& id, fd_guard* keep = nullptr,
+                                       bool deep = false)
 {
     check_name("inspect", name);
-    segment_info s = inspect_location(location_for(name, opt), opt, id, nullptr, keep);
+    segment_info s = inspect_location(location_for(name, opt), opt, id, nullptr, keep, deep);
     std::vector<std::vector<std::int64_t>> users;
     if (id.second != 0) {
         s.users_detail = detail::processes_using({id}, users, keep != nullptr ? keep->get() : -1);
@@ -656,14 +929,16 @@ inline segment_info inspect_with_users(const std::string& name, const options& o
 } // namespace detail
 
 /// Inspects the segment `name` (in POSIX shared memory, or in the directory backend of `opt`), without
-/// mapping it, and looks up which processes have it open or mapped.
+/// mapping it, looks up which processes have it open or mapped, and checks its internals
+/// (`internals`: the lock; a queue's ring and queued arrays; a channel's slots and ring; an object's
+/// table of contents). segment_problems() lists everything found wrong.
 /// @throws not_found if there is no such segment, permission_denied if it belongs to another user
 /// (unless options::allow_other_users), error for an invalid name. A segment that cannot be read or
 /// parsed is not an error: its kind says unreadable or corrupt, and `problem` says why.
 inline segment_info inspect(const std::string& name, const options& opt = {})
 {
     std::pair<std::uint64_t, std::uint64_t> id{0, 0};
-    return detail::inspect_with_users(name, opt, id);
+    return detail::inspect_with_users(name, opt, id, nullptr, true);
 }
 
 /// Lists the calling user's ndshm segments (names starting with `ndshm_`) in POSIX shared memory, or
