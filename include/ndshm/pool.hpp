@@ -93,13 +93,11 @@ public:
     /// An xtensor view of the chunk's rows (no copy; C or Fortran order alike).
     view_type view() const
     {
-        const auto layout = m_array.fortran_order() ? xt::layout_type::column_major : xt::layout_type::row_major;
-        const shape_type full = m_array.empty() ? shape_type{0} : m_array.shape();
-        return xt::strided_view(
-            xt::adapt<xt::layout_type::dynamic>(const_cast<T*>(m_array.data()), m_array.size(), xt::no_ownership(),
-                                                full, layout),
-            xt::xstrided_slice_vector{
-                xt::range(static_cast<std::ptrdiff_t>(m_first), static_cast<std::ptrdiff_t>(m_last)), xt::ellipsis()});
+        if (m_array.dimension() == 0) {
+            return shared_ndarray<T>().view(); // an empty handle's: no rows
+        }
+        T* first = const_cast<T*>(m_array.data()) + m_first * m_array.strides()[0];
+        return detail::make_strided_view<view_type>(first, shape(), m_array.strides());
     }
 
 private:
