@@ -167,7 +167,7 @@ void check_index(const std::string& name, const S& shape, Idx... idx)
                                 " dimensions; give one index per dimension");
     }
     std::size_t k = 0;
-    const auto one = [&](auto i) {
+    [[maybe_unused]] const auto one = [&](auto i) {
         const bool negative = std::is_signed_v<decltype(i)> && i < 0;
         if (negative || static_cast<std::size_t>(i) >= shape[k]) {
             throw std::out_of_range(call + "index " + index_string(i) + " is out of range for axis " +

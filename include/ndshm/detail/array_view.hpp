@@ -152,14 +152,14 @@ public:
     ~array_view() = default;
 
     /// Copies the elements of `o` into this view's memory (a view is not rebound by assignment).
-    array_view& operator=(const array_view& o) { return assign(o); }
-    array_view& operator=(array_view&& o) { return assign(o); }
+    array_view& operator=(const array_view& o) { return assign_any(o); }
+    array_view& operator=(array_view&& o) { return assign_any(o); }
 
     /// Evaluates `e` (broadcast to this view's shape) into the view's memory.
     template <class E>
     array_view& operator=(const xt::xexpression<E>& e)
     {
-        return assign(e.derived_cast());
+        return assign_any(e.derived_cast());
     }
     /// Sets every element to `v`.
     template <class E>
@@ -193,6 +193,36 @@ public:
     NDSHM_COMPOUND(^=, bit_xor_fn)
 #undef NDSHM_COMPOUND
 
+    /// What `xt::noalias(v) = e` calls: the caller promises that `e` does not read `v`'s memory.
+    template <class E>
+    array_view& assign(const xt::xexpression<E>& e)
+    {
+        writable_check();
+        const auto& d = e.derived_cast();
+        if (!equal_extents(d.shape(), this->shape())) {
+            assign_direct(xt::broadcast(d, this->shape()));
+        } else {
+            assign_direct(d);
+        }
+        return *this;
+    }
+
+#define NDSHM_NOALIAS_COMPOUND(name, fn)                                                                               \
+    template <class E>                                                                                                 \
+    array_view& name(const xt::xexpression<E>& e)                                                                      \
+    {                                                                                                                  \
+        return assign(fn{}(static_cast<const A&>(*this), e.derived_cast()));                                           \
+    }
+    NDSHM_NOALIAS_COMPOUND(plus_assign, plus_fn)
+    NDSHM_NOALIAS_COMPOUND(minus_assign, minus_fn)
+    NDSHM_NOALIAS_COMPOUND(multiplies_assign, multiplies_fn)
+    NDSHM_NOALIAS_COMPOUND(divides_assign, divides_fn)
+    NDSHM_NOALIAS_COMPOUND(modulus_assign, modulus_fn)
+    NDSHM_NOALIAS_COMPOUND(bit_and_assign, bit_and_fn)
+    NDSHM_NOALIAS_COMPOUND(bit_or_assign, bit_or_fn)
+    NDSHM_NOALIAS_COMPOUND(bit_xor_assign, bit_xor_fn)
+#undef NDSHM_NOALIAS_COMPOUND
+
 private:
     template <class A2, class E>
     friend void assign_unaliased(array_view<A2> v, const E& e);
@@ -225,7 +255,7 @@ private:
     A& base() noexcept { return *this; }
 
     template <class E>
-    array_view& assign(const E& e)
+    array_view& assign_any(const E& e)
     {
         writable_check();
         if (!equal_extents(e.shape(), this->shape())) {

@@ -104,14 +104,20 @@ inline std::string generate_name()
     return s;
 }
 
+/// The segment name in `name`: a POSIX-style "/img", as shm_open takes it, names the segment "img".
+inline std::string segment_name(const std::string& name)
+{
+    return name.size() > 1 && name[0] == '/' ? name.substr(1) : name;
+}
+
 /// Throws unless `name` is a usable segment name.
 inline void check_name(const std::string& op, const std::string& name)
 {
     const auto bad = [&](const std::string& why) {
         raise<error>(op, name, "invalid segment name: " + why,
-                     "use 1 to 255 characters from [A-Za-z0-9._-], not starting with '.', or leave "
-                     "options::name empty for a generated name",
-                     errno_code(EINVAL));
+                     "use 1 to 255 characters from [A-Za-z0-9._-], not starting with '.' (a single leading '/', "
+                     "as shm_open names are written, is dropped), or leave options::name empty for a generated name",
+                     make_error_code(errc::invalid_argument));
     };
     if (name.empty() || name.size() > 255) {
         bad(name.empty() ? "it is empty" : "it is longer than 255 characters");
@@ -315,9 +321,10 @@ inline std::size_t free_bytes(int fd) noexcept
                                             std::size_t avail, int err)
 {
     const std::string where = l.dir.empty() ? std::string(posix_shm_dir) : l.dir;
-    std::string cause = "needs " + std::to_string(need) + " bytes but " + where + " has ";
-    cause += avail == SIZE_MAX ? std::string("too few") : std::to_string(avail);
-    cause += " bytes free";
+    std::string cause = "needs " + human_bytes(need) + " (" + std::to_string(need) + " bytes) but " + where + " has ";
+    cause += avail == SIZE_MAX ? std::string("too little")
+                               : human_bytes(avail) + " (" + std::to_string(avail) + " bytes)";
+    cause += " free";
     raise<out_of_space>(op, l.name, cause,
                         "free space (ndshm gc, ndshm rm, ndshm::free_all) or enlarge " + where +
                             " (in Docker: docker run --shm-size=" + std::to_string(need / (1024 * 1024 * 1024) + 1) +
@@ -330,7 +337,7 @@ inline std::size_t free_bytes(int fd) noexcept
 /// behind if any step fails.
 inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op)
 {
-    location loc{backend_dir(opt), opt.name};
+    location loc{backend_dir(opt), segment_name(opt.name)};
     const bool generated = loc.name.empty();
     if (!generated) {
         check_name(op, loc.name);
@@ -475,8 +482,9 @@ inline constexpr std::size_t head_limit = 65536 + 12;
 /// Opens an existing segment by name, checks that it is a regular file of this user, and waits up to
 /// opt.ready_timeout for its creator to publish it. Reads with pread, so a segment that is refused
 /// never gets mapped.
-inline published_segment open_published(const options& opt, const std::string& name, const std::string& op)
+inline published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op)
 {
+    const std::string name = segment_name(posix_name);
     check_name(op, name);
     published_segment seg;
     seg.loc = location{backend_dir(opt), name};
