@@ -96,7 +96,7 @@ TEST_CASE("a name that exists on create is already_exists, and the old segment i
 TEST_CASE("random bytes are format_error", "[bad-input]")
 {
     std::mt19937 rng(1234);
-    for (std::size_t size : {1, 7, 10, 100, 5000}) {
+    for (std::size_t size : {std::size_t{1}, std::size_t{7}, std::size_t{10}, std::size_t{100}, std::size_t{5000}}) {
         std::vector<unsigned char> bytes(size);
         for (auto& b : bytes) {
             b = static_cast<unsigned char>(rng() | 1u); // never all zero: that would be "unfinished"
