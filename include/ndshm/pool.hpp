@@ -42,7 +42,9 @@ namespace ndshm {
 template <class T>
 class chunk {
 public:
-    using view_type = typename shared_ndarray<T>::view_type;
+    /// What view() returns: an xt::xview of the whole array's view with a range on axis 0.
+    using view_type = decltype(xt::view(std::declval<typename shared_ndarray<T>::view_type>(),
+                                        xt::range(std::ptrdiff_t(), std::ptrdiff_t())));
 
     chunk() = default;
     /// Rows [first, last) of `a`.
@@ -90,14 +92,12 @@ public:
         return m_array(m_first + i, rest...);
     }
 
-    /// An xtensor view of the chunk's rows (no copy; C or Fortran order alike).
+    /// An xtensor view of the chunk's rows (no copy; C or Fortran order alike): `xt::view` of the whole
+    /// array's view() with a range on axis 0.
     view_type view() const
     {
-        if (m_array.dimension() == 0) {
-            return shared_ndarray<T>().view(); // an empty handle's: no rows
-        }
-        T* first = const_cast<T*>(m_array.data()) + m_first * m_array.strides()[0];
-        return detail::make_strided_view<view_type>(first, shape(), m_array.strides());
+        return xt::view(const_cast<shared_ndarray<T>&>(m_array).view(),
+                        xt::range(static_cast<std::ptrdiff_t>(m_first), static_cast<std::ptrdiff_t>(m_last)));
     }
 
 private:

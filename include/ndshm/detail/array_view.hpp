@@ -174,13 +174,13 @@ public:
     template <class E>                                                                                                 \
     array_view& operator op(const xt::xexpression<E>& e)                                                               \
     {                                                                                                                  \
-        return assign(fn{}(static_cast<const A&>(*this), e.derived_cast()));                                           \
+        return assign_any(fn{}(static_cast<const A&>(*this), e.derived_cast()));                                       \
     }                                                                                                                  \
     template <class E>                                                                                                 \
     xt::disable_xexpression<E, array_view&> operator op(const E& v)                                                    \
     {                                                                                                                  \
         writable_check();                                                                                              \
-        A::operator op(v);                                                                                             \
+        A::operator op(v); /* xtensor walks the storage: the elements, in memory order */                            \
         return *this;                                                                                                  \
     }
     NDSHM_COMPOUND(+=, plus_fn)
@@ -303,24 +303,6 @@ private:
         xt::noalias(base()) = e;
     }
 };
-
-/// A view of the elements at `data` with the given shape and strides (in elements, non-negative).
-template <class V, class S>
-V make_strided_view(typename V::pointer data, const S& shape, const S& strides)
-{
-    typename V::shape_type sh(shape.begin(), shape.end());
-    typename V::strides_type st(strides.begin(), strides.end());
-    std::size_t extent = 1;
-    for (std::size_t k = 0; k < sh.size(); ++k) {
-        if (sh[k] == 0) {
-            extent = 0;
-            break;
-        }
-        extent += (sh[k] - 1) * static_cast<std::size_t>(strides[k]);
-    }
-    using storage = typename V::storage_type;
-    return V(storage(data, extent), sh, st);
-}
 
 /// Assigns `e`, of `v`'s shape, into `v` without looking for aliasing: for memory nothing else can
 /// reference yet (a segment being created).
