@@ -127,6 +127,9 @@ NDSHM_VIEW_BENCH(noalias_compound_expression, xt::noalias(t) += src * 0.5)
 NDSHM_VIEW_BENCH(sum, benchmark::DoNotOptimize(xt::sum(t)()))
 NDSHM_VIEW_BENCH(sum_axis0, benchmark::DoNotOptimize(xt::eval(xt::sum(t, {0}))))
 NDSHM_VIEW_BENCH(slice_assign, xt::view(t, xt::range(0, rows / 2), xt::all()) = 3.0)
+NDSHM_VIEW_BENCH(slice_assign_noalias, xt::noalias(xt::view(t, xt::range(0, rows / 2), xt::all())) = 3.0)
+NDSHM_VIEW_BENCH(slice_assign_expression,
+                 xt::view(t, xt::range(0, rows / 2), xt::all()) = xt::view(src, xt::range(rows / 2, rows), xt::all()))
 NDSHM_VIEW_BENCH(slice_compound, xt::view(t, xt::all(), xt::range(0, cols / 2)) *= 1.0001)
 
 #undef NDSHM_VIEW_BENCH

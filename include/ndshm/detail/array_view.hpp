@@ -76,6 +76,17 @@ bool equal_extents(const S1& a, const S2& b) noexcept
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
 
+/// True if `e` must be broadcast to `shape` to be assigned (xtensor assigns a scalar expression itself).
+template <class E, class S>
+bool needs_broadcast(const E& e, const S& shape)
+{
+    if constexpr (xt::is_xscalar<std::decay_t<E>>::value) {
+        return false;
+    } else {
+        return !equal_extents(e.shape(), shape);
+    }
+}
+
 template <class E, class = void>
 struct has_expression_member : std::false_type {
 };
@@ -94,29 +105,34 @@ struct is_xfunction<xt::xfunction<F, CT...>> : std::true_type {
 template <class E>
 using is_container = xt::is_crtp_base_of<xt::xcontainer, E>;
 
-/// The memory a view writes: its first element, one past its last, its shape and strides.
+/// What an assignment writes: the memory of the array it writes into ([lo, hi)), and the expression
+/// doing the writing (`self`), which reads each element at the position it writes.
 template <class V>
 struct write_target {
-    const V& view;
+    const V& self;
     const unsigned char* lo;
     const unsigned char* hi;
 };
 
-template <class V>
-write_target<V> target_of(const V& v) noexcept
+/// The target of an assignment into `v`, which writes (part of) `array`'s memory.
+template <class V, class C>
+write_target<V> target_of(const V& v, const C& array) noexcept
 {
-    const auto* lo = reinterpret_cast<const unsigned char*>(v.storage().data());
-    return {v, lo, lo + v.storage().size() * sizeof(typename V::value_type)};
+    const auto* lo = reinterpret_cast<const unsigned char*>(array.storage().data());
+    return {v, lo, lo + array.storage().size() * sizeof(typename C::value_type)};
 }
 
 /// True unless `e` provably reads no element of `t` other than, when `elementwise`, the one at the
 /// position being written. Conservative: an expression ndshm cannot see through counts as aliasing.
 template <class V, class E>
-bool may_alias(const write_target<V>& t, const E& e, bool elementwise) noexcept
+bool may_alias(const write_target<V>& t, const E& e, bool elementwise)
 {
     using D = std::decay_t<E>;
     if constexpr (xt::is_xscalar<D>::value || !xt::is_xexpression<D>::value) {
         return false;
+    } else if (elementwise &&
+               static_cast<const void*>(std::addressof(e)) == static_cast<const void*>(std::addressof(t.self))) {
+        return false; // the target itself, read at the position being written
     } else if constexpr (is_xfunction<D>::value) {
         return std::apply([&](const auto&... args) { return (may_alias(t, args, elementwise) || ...); }, e.arguments());
     } else if constexpr (is_container<D>::value) {
@@ -125,15 +141,39 @@ bool may_alias(const write_target<V>& t, const E& e, bool elementwise) noexcept
         if (lo == hi || hi <= t.lo || t.hi <= lo) {
             return false;
         }
-        // The same elements at the same positions: reading each before writing it is safe.
-        return !(elementwise && lo == t.lo && std::is_same_v<typename D::value_type, typename V::value_type> &&
-                 equal_extents(e.shape(), t.view.shape()) && equal_extents(e.strides(), t.view.strides()));
+        if constexpr (is_container<V>::value) {
+            // Another container of the same elements at the same positions (a second view of the same
+            // array): reading each before writing it is safe.
+            return !(elementwise && lo == t.lo && std::is_same_v<typename D::value_type, typename V::value_type> &&
+                     equal_extents(e.shape(), t.self.shape()) && equal_extents(e.strides(), t.self.strides()));
+        } else {
+            return true;
+        }
     } else if constexpr (has_expression_member<D>::value) {
         return may_alias(t, e.expression(), false); // views, broadcasts, reducers: positions move
     } else {
         return true;
     }
 }
+
+// The lazy xtensor expression `l op r` (no evaluation), for the compound assignments.
+#define NDSHM_BINARY_FN(name, op)                                                                                      \
+    struct name {                                                                                                      \
+        template <class L, class R>                                                                                    \
+        auto operator()(const L& l, const R& r) const                                                                  \
+        {                                                                                                              \
+            return l op r;                                                                                             \
+        }                                                                                                              \
+    };
+NDSHM_BINARY_FN(plus_fn, +)
+NDSHM_BINARY_FN(minus_fn, -)
+NDSHM_BINARY_FN(multiplies_fn, *)
+NDSHM_BINARY_FN(divides_fn, /)
+NDSHM_BINARY_FN(modulus_fn, %)
+NDSHM_BINARY_FN(bit_and_fn, &)
+NDSHM_BINARY_FN(bit_or_fn, |)
+NDSHM_BINARY_FN(bit_xor_fn, ^)
+#undef NDSHM_BINARY_FN
 
 /// A view of an n-d array over memory ndshm manages (a segment's mapping). `A` is the xtensor adaptor
 /// it extends; see the file comment for what differs from it (assignment only).
@@ -180,7 +220,7 @@ public:
     xt::disable_xexpression<E, array_view&> operator op(const E& v)                                                    \
     {                                                                                                                  \
         writable_check();                                                                                              \
-        A::operator op(v); /* xtensor walks the storage: the elements, in memory order */                            \
+        A::operator op(v); /* xtensor walks the storage: the elements, in memory order */                              \
         return *this;                                                                                                  \
     }
     NDSHM_COMPOUND(+=, plus_fn)
@@ -199,7 +239,7 @@ public:
     {
         writable_check();
         const auto& d = e.derived_cast();
-        if (!equal_extents(d.shape(), this->shape())) {
+        if (needs_broadcast(d, this->shape())) {
             assign_direct(xt::broadcast(d, this->shape()));
         } else {
             assign_direct(d);
@@ -227,25 +267,6 @@ private:
     template <class A2, class E>
     friend void assign_unaliased(array_view<A2> v, const E& e);
 
-    // The lazy xtensor expression `l op r` (no evaluation), for the compound assignments.
-#define NDSHM_BINARY_FN(name, op)                                                                                      \
-    struct name {                                                                                                      \
-        template <class L, class R>                                                                                    \
-        auto operator()(const L& l, const R& r) const                                                                  \
-        {                                                                                                              \
-            return l op r;                                                                                             \
-        }                                                                                                              \
-    };
-    NDSHM_BINARY_FN(plus_fn, +)
-    NDSHM_BINARY_FN(minus_fn, -)
-    NDSHM_BINARY_FN(multiplies_fn, *)
-    NDSHM_BINARY_FN(divides_fn, /)
-    NDSHM_BINARY_FN(modulus_fn, %)
-    NDSHM_BINARY_FN(bit_and_fn, &)
-    NDSHM_BINARY_FN(bit_or_fn, |)
-    NDSHM_BINARY_FN(bit_xor_fn, ^)
-#undef NDSHM_BINARY_FN
-
     static constexpr void writable_check() noexcept
     {
         static_assert(is_writable, "ndshm: this view is read-only (a shared_ndarray<const T> or a const handle's "
@@ -258,7 +279,7 @@ private:
     array_view& assign_any(const E& e)
     {
         writable_check();
-        if (!equal_extents(e.shape(), this->shape())) {
+        if (needs_broadcast(e, this->shape())) {
             return assign_same_shape(xt::broadcast(e, this->shape()));
         }
         return assign_same_shape(e);
@@ -267,7 +288,7 @@ private:
     template <class E>
     array_view& assign_same_shape(const E& e)
     {
-        const auto target = target_of(*this);
+        const auto target = target_of(*this, *this);
         if (!may_alias(target, e, true)) {
             assign_direct(e);
             return *this;
@@ -304,6 +325,119 @@ private:
     }
 };
 
+/// `xt::view(v, slices...)` of an array_view: xtensor's xview, whose assignments take xtensor's linear
+/// path where the slice is contiguous (xtensor decides that at compile time from the layout, which for a
+/// shared array is only known at run time), with the same aliasing rule as array_view.
+template <class V>
+class sliced_view : public V {
+public:
+    using base_type = V;
+    using value_type = typename V::value_type;
+    static constexpr bool is_writable = !std::is_const_v<std::remove_reference_t<typename V::reference>>;
+
+    explicit sliced_view(V&& v) : V(std::move(v)) {}
+    sliced_view(const sliced_view&) = default;
+    sliced_view(sliced_view&&) noexcept = default;
+    ~sliced_view() = default;
+
+    sliced_view& operator=(const sliced_view& o) { return assign_any(o); }
+    sliced_view& operator=(sliced_view&& o) { return assign_any(o); }
+    template <class E>
+    sliced_view& operator=(const xt::xexpression<E>& e)
+    {
+        return assign_any(e.derived_cast());
+    }
+    template <class E>
+    xt::disable_xexpression<E, sliced_view&> operator=(const E& v)
+    {
+        static_assert(is_writable, "ndshm: this view is read-only");
+        if (this->is_contiguous()) {
+            xt::noalias(base()) = static_cast<value_type>(v); // a linear fill
+        } else {
+            V::operator=(static_cast<value_type>(v));
+        }
+        return *this;
+    }
+
+#define NDSHM_SLICED_COMPOUND(op, fn)                                                                                  \
+    template <class E>                                                                                                 \
+    sliced_view& operator op(const xt::xexpression<E>& e)                                                              \
+    {                                                                                                                  \
+        return assign_any(fn{}(static_cast<const V&>(*this), e.derived_cast()));                                       \
+    }                                                                                                                  \
+    template <class E>                                                                                                 \
+    xt::disable_xexpression<E, sliced_view&> operator op(const E& v)                                                   \
+    {                                                                                                                  \
+        V::operator op(v);                                                                                             \
+        return *this;                                                                                                  \
+    }
+    NDSHM_SLICED_COMPOUND(+=, plus_fn)
+    NDSHM_SLICED_COMPOUND(-=, minus_fn)
+    NDSHM_SLICED_COMPOUND(*=, multiplies_fn)
+    NDSHM_SLICED_COMPOUND(/=, divides_fn)
+    NDSHM_SLICED_COMPOUND(%=, modulus_fn)
+    NDSHM_SLICED_COMPOUND(&=, bit_and_fn)
+    NDSHM_SLICED_COMPOUND(|=, bit_or_fn)
+    NDSHM_SLICED_COMPOUND(^=, bit_xor_fn)
+#undef NDSHM_SLICED_COMPOUND
+
+    /// What `xt::noalias(s) = e` calls: the caller promises that `e` does not read what it writes.
+    template <class E>
+    sliced_view& assign(const xt::xexpression<E>& e)
+    {
+        static_assert(is_writable, "ndshm: this view is read-only");
+        const auto& d = e.derived_cast();
+        if (needs_broadcast(d, this->shape())) {
+            xt::noalias(base()) = xt::broadcast(d, this->shape());
+        } else {
+            xt::noalias(base()) = d;
+        }
+        return *this;
+    }
+
+#define NDSHM_SLICED_NOALIAS(name, fn)                                                                                 \
+    template <class E>                                                                                                 \
+    sliced_view& name(const xt::xexpression<E>& e)                                                                     \
+    {                                                                                                                  \
+        return assign(fn{}(static_cast<const V&>(*this), e.derived_cast()));                                           \
+    }
+    NDSHM_SLICED_NOALIAS(plus_assign, plus_fn)
+    NDSHM_SLICED_NOALIAS(minus_assign, minus_fn)
+    NDSHM_SLICED_NOALIAS(multiplies_assign, multiplies_fn)
+    NDSHM_SLICED_NOALIAS(divides_assign, divides_fn)
+    NDSHM_SLICED_NOALIAS(modulus_assign, modulus_fn)
+    NDSHM_SLICED_NOALIAS(bit_and_assign, bit_and_fn)
+    NDSHM_SLICED_NOALIAS(bit_or_assign, bit_or_fn)
+    NDSHM_SLICED_NOALIAS(bit_xor_assign, bit_xor_fn)
+#undef NDSHM_SLICED_NOALIAS
+
+private:
+    V& base() noexcept { return *this; }
+
+    template <class E>
+    sliced_view& assign_any(const E& e)
+    {
+        static_assert(is_writable, "ndshm: this view is read-only");
+        if (needs_broadcast(e, this->shape())) {
+            assign_same_shape(xt::broadcast(e, this->shape()));
+        } else {
+            assign_same_shape(e);
+        }
+        return *this;
+    }
+
+    template <class E>
+    void assign_same_shape(const E& e)
+    {
+        if (!may_alias(target_of(*this, this->expression()), e, true)) {
+            xt::noalias(base()) = e;
+        } else {
+            const xt::xarray<value_type> tmp(e); // e reads what it writes: evaluate it first
+            xt::noalias(base()) = tmp;
+        }
+    }
+};
+
 /// Assigns `e`, of `v`'s shape, into `v` without looking for aliasing: for memory nothing else can
 /// reference yet (a segment being created).
 template <class A, class E>
@@ -313,5 +447,25 @@ void assign_unaliased(array_view<A> v, const E& e)
 }
 
 } // namespace ndshm::detail
+
+namespace xt {
+
+/// `xt::view` of a shared array's view: xtensor's view, with ndshm's assignment (see sliced_view).
+template <class A, class... S>
+inline auto view(ndshm::detail::array_view<A>& e, S&&... slices)
+{
+    using V = ndshm::detail::array_view<A>&;
+    return ndshm::detail::sliced_view<decltype(xt::view<V, S...>(e, std::forward<S>(slices)...))>(
+        xt::view<V, S...>(e, std::forward<S>(slices)...));
+}
+template <class A, class... S>
+inline auto view(ndshm::detail::array_view<A>&& e, S&&... slices)
+{
+    using V = ndshm::detail::array_view<A>;
+    return ndshm::detail::sliced_view<decltype(xt::view<V, S...>(std::move(e), std::forward<S>(slices)...))>(
+        xt::view<V, S...>(std::move(e), std::forward<S>(slices)...));
+}
+
+} // namespace xt
 
 #endif

@@ -273,6 +273,7 @@ benchmarks/CMakeFiles/bench_view.dir/bench_view.cpp.o: \
  /usr/include/xtensor/xbroadcast.hpp \
  /usr/include/xtensor/xbuffer_adaptor.hpp \
  /usr/include/xtensor/xexpression.hpp /usr/include/xtensor/xnoalias.hpp \
+ /usr/include/xtensor/xview.hpp /usr/include/xtensor/xview_utils.hpp \
  /work/main/include/ndshm/detail/npy.hpp \
  /work/main/include/ndshm/detail/segment_impl.hpp \
  /usr/include/c++/12/atomic /usr/include/c++/12/mutex \
@@ -333,5 +334,4 @@ benchmarks/CMakeFiles/bench_view.dir/bench_view.cpp.o: \
  /work/main/include/ndshm/segment.hpp \
  /work/main/include/ndshm/detail/segment_impl.hpp \
  /usr/include/benchmark/benchmark.h /usr/include/benchmark/export.h \
- /usr/include/xtensor/xmath.hpp /usr/include/xtensor/xview.hpp \
- /usr/include/xtensor/xview_utils.hpp
+ /usr/include/xtensor/xmath.hpp

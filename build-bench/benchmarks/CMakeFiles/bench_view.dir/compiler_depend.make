@@ -362,6 +362,8 @@ benchmarks/CMakeFiles/bench_view.dir/bench_view.cpp.o: /work/main/benchmarks/ben
   /usr/include/xtensor/xbuffer_adaptor.hpp \
   /usr/include/xtensor/xexpression.hpp \
   /usr/include/xtensor/xnoalias.hpp \
+  /usr/include/xtensor/xview.hpp \
+  /usr/include/xtensor/xview_utils.hpp \
   /work/main/include/ndshm/detail/npy.hpp \
   /work/main/include/ndshm/detail/segment_impl.hpp \
   /usr/include/c++/12/atomic \
@@ -438,14 +440,8 @@ benchmarks/CMakeFiles/bench_view.dir/bench_view.cpp.o: /work/main/benchmarks/ben
   /work/main/include/ndshm/detail/segment_impl.hpp \
   /usr/include/benchmark/benchmark.h \
   /usr/include/benchmark/export.h \
-  /usr/include/xtensor/xmath.hpp \
-  /usr/include/xtensor/xview.hpp \
-  /usr/include/xtensor/xview_utils.hpp
+  /usr/include/xtensor/xmath.hpp
 
-
-/usr/include/xtensor/xview_utils.hpp:
-
-/usr/include/xtensor/xview.hpp:
 
 /usr/include/benchmark/export.h:
 
@@ -514,6 +510,10 @@ benchmarks/CMakeFiles/bench_view.dir/bench_view.cpp.o: /work/main/benchmarks/ben
 /usr/include/c++/12/atomic:
 
 /work/main/include/ndshm/detail/segment_impl.hpp:
+
+/usr/include/xtensor/xview_utils.hpp:
+
+/usr/include/xtensor/xview.hpp:
 
 /usr/include/xtensor/xnoalias.hpp:
 
