@@ -1,5 +1,5 @@
 // Every bad input of the core gets the right ndshm:: exception, and leaves no segment and no fd.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 

@@ -47,33 +47,23 @@ public:
     const char* name() const noexcept override { return "ndshm"; }
     std::string message(int ev) const override
     {
-        switch (static_cast<errc>(ev)) {
-        case errc::corrupt_header:
-            return "corrupt .npy header";
-        case errc::truncated:
-            return "truncated data";
-        case errc::unfinished:
-            return "unfinished segment (not published by its creator)";
-        case errc::unsupported_dtype:
-            return "unsupported dtype";
-        case errc::unsupported_format:
-            return "unsupported format version";
-        case errc::corrupt_trailer:
-            return "corrupt ndshm trailer";
-        case errc::corrupt_object:
-            return "corrupt composite object";
-        case errc::corrupt_control:
-            return "corrupt control block";
-        case errc::wrong_kind:
-            return "wrong kind of segment";
-        case errc::dtype_mismatch:
-            return "dtype mismatch";
-        case errc::rank_mismatch:
-            return "rank mismatch";
-        case errc::invalid_argument:
-            return "invalid argument";
-        case errc::serialization:
-            return "serialisation failed";
+        static const char* const text[] = {
+            "corrupt .npy header",
+            "truncated data",
+            "unfinished segment (not published by its creator)",
+            "unsupported dtype",
+            "unsupported format version",
+            "corrupt ndshm trailer",
+            "corrupt composite object",
+            "corrupt control block",
+            "wrong kind of segment",
+            "dtype mismatch",
+            "rank mismatch",
+            "invalid argument",
+            "serialisation failed",
+        };
+        if (ev >= 1 && ev <= static_cast<int>(sizeof text / sizeof text[0])) {
+            return text[ev - 1];
         }
         return "unknown ndshm error " + std::to_string(ev);
     }
@@ -169,10 +159,9 @@ public:
 
 namespace detail {
 
-/// Builds the message `ndshm: <op> '<name>': <cause>; <fix>` and throws E.
-template <class E>
-[[noreturn]] inline void raise(const std::string& op, const std::string& name, const std::string& cause,
-                               const std::string& fix, std::error_code code)
+/// The message `ndshm: <op> '<name>': <cause>; <fix>` (built out of line: every raise shares it).
+[[gnu::noinline, gnu::cold]] inline std::string error_message(const std::string& op, const std::string& name,
+                                                              const std::string& cause, const std::string& fix)
 {
     std::string msg = "ndshm: " + op;
     if (!name.empty()) {
@@ -182,15 +171,24 @@ template <class E>
     if (!fix.empty()) {
         msg += "; " + fix;
     }
-    throw E(msg, code);
+    return msg;
+}
+
+/// Throws E with the message `ndshm: <op> '<name>': <cause>; <fix>`.
+template <class E>
+[[noreturn, gnu::noinline, gnu::cold]] inline void raise(const std::string& op, const std::string& name,
+                                                         const std::string& cause, const std::string& fix,
+                                                         std::error_code code)
+{
+    throw E(error_message(op, name, cause, fix), code);
 }
 
 /// The error code for an errno value.
 inline std::error_code errno_code(int err) { return std::error_code(err, std::generic_category()); }
 
 /// Throws the ndshm exception that fits errno value `err` for operation `op` on segment `name`.
-[[noreturn]] inline void raise_errno(const std::string& op, const std::string& name, int err,
-                                     const std::string& what_failed)
+[[noreturn, gnu::noinline, gnu::cold]] inline void raise_errno(const std::string& op, const std::string& name, int err,
+                                                               const std::string& what_failed)
 {
     const std::string cause = what_failed + " failed: " + std::generic_category().message(err);
     const auto code = errno_code(err);

@@ -36,6 +36,8 @@
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
+
+#include "array_cereal.hpp"
 #include <cereal/types/utility.hpp>
 #include <cereal/types/vector.hpp>
 
