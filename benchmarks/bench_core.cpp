@@ -3,7 +3,7 @@
 // - create / from_array vs raw shm create + memcpy, cold (fresh pages) and warm (pages already
 //   faulted in), and plain memcpy into warm memory;
 // - memory: 4 processes reading one 1 GiB array, sum of their Pss, vs a private copy per process.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <cereal/types/string.hpp>
 

@@ -12,7 +12,7 @@
 // load alone reads pages already in memory (warm).
 //
 //     bench_objects [--benchmark_filter=...]
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <benchmark/benchmark.h>
 

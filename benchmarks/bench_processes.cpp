@@ -8,7 +8,7 @@
 //
 // Work done in other processes is invisible to CPU time: every benchmark here reports real time.
 // Build with -DNDSHM_BUILD_BENCHMARKS=ON -DCMAKE_BUILD_TYPE=Release; run bench_processes.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <benchmark/benchmark.h>
 

@@ -1,6 +1,7 @@
 // The per-array lock: processes that update one shared array take turns through the lock in its
 // segment, and a holder that dies does not block anyone: the next locker is told and repairs.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/lock.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,6 +1,7 @@
 // A store: a directory of .npy arrays that each process of the machine gets from shared memory. The
 // first process that asks for an array loads it; every other one attaches the same segment.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/store.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -2,6 +2,7 @@
 // A forked child creates an array and dies without cleaning up, as a crashed process would; gc finds
 // its segment and removes it, and leaves the live one alone.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/inspect.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,6 +1,7 @@
 // .npy files: save an array, load it (or some of its rows) into shared memory, or map it from disk
 // without copying. NumPy reads these files and ndshm reads NumPy's.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/file.hpp>
 
 #include <xtensor/xview.hpp>
 

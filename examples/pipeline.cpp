@@ -6,6 +6,7 @@
 // and each push hands ownership on: the last stage owns the frames it pops, and its handles unlink them.
 // Each stage closes its output queue when its input is exhausted, so the end flows down the pipeline.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/queue.hpp>
 
 #include <sys/wait.h>
 #include <unistd.h>

@@ -6,6 +6,7 @@
 // the segment, so the consumer's write shows up in the producer's own load of the object; its
 // xt::xarray members are copies.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/object.hpp>
 
 #include <spawn.h>
 #include <sys/wait.h>

@@ -1,6 +1,7 @@
 // Deferring Ctrl-C (SIGINT), SIGTERM and SIGHUP around a critical section: an atomic save (write a
 // temporary file, then rename it over the final name) that a signal must not cut in half.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/uninterruptible.hpp>
 
 #include <unistd.h>
 

@@ -5,6 +5,7 @@
 // same in every fork) and serialised arguments. Shared arrays travel as their names, so a worker
 // reads its input and writes its output in place, without copies.
 #include <ndshm/ndshm.hpp>
+#include <ndshm/pool.hpp>
 
 #include <unistd.h>
 

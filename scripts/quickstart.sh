@@ -2,10 +2,14 @@
 # ndshm quickstart for a fresh Debian 12 machine. Installs what is missing, then:
 #
 #   bash scripts/quickstart.sh demo        build and run examples/producer_consumer.cpp (Release, build/)
-#   bash scripts/quickstart.sh test        build everything and run the test suite (build/)
-#   bash scripts/quickstart.sh sanitize    the test suite under AddressSanitizer + UBSan (Debug, build-asan/)
+#   bash scripts/quickstart.sh test [CXX] [STD]
+#                                          build everything and run the test suite: g++ and C++17 in build/ by
+#                                          default, or another compiler and standard (test clang++ 20) in
+#                                          build-CXX-STD/
+#   bash scripts/quickstart.sh sanitize    the test suite under AddressSanitizer + UBSan (g++, C++20, Debug,
+#                                          build-asan/)
 #   bash scripts/quickstart.sh tsan        the multi-process, crash, stress, queue, pool and lock tests under
-#                                          ThreadSanitizer (Debug, build-tsan/)
+#                                          ThreadSanitizer (clang, C++17, Debug, build-tsan/)
 #   bash scripts/quickstart.sh fuzz [SEC]  build the libFuzzer targets in fuzz/ with clang and run each for SEC
 #                                          seconds (default 60) on its seed corpus (build-fuzz/)
 #   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png (build-bench/)
@@ -81,16 +85,22 @@ demo)
     ;;
 test)
     install_packages
-    configure build Release
-    echo "== building" >&2
-    run cmake --build build -j"$(nproc)"
+    cxx=${2:-g++}
+    std=${3:-17}
+    dir=build
+    if [ "$cxx" != g++ ] || [ "$std" != 17 ]; then
+        dir=build-$cxx-$std
+    fi
+    configure "$dir" Release -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_STANDARD="$std"
+    echo "== building with $cxx, C++$std" >&2
+    run cmake --build "$dir" -j"$(nproc)"
     echo "== testing" >&2
-    run ctest --test-dir build --output-on-failure --no-tests=error -j2
+    run ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2
     ;;
 sanitize)
     install_packages
     flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-    configure build-asan Debug -DCMAKE_CXX_COMPILER=g++ "-DCMAKE_CXX_FLAGS=$flags" \
+    configure build-asan Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=20 "-DCMAKE_CXX_FLAGS=$flags" \
         "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"
     echo "== building with $flags" >&2
     run cmake --build build-asan -j"$(nproc)"
@@ -103,7 +113,8 @@ tsan)
     install_packages
     # clang builds this code about 1.5x faster than g++; -g1 (line tables) is all the reports need.
     flags="-fsanitize=thread -fno-omit-frame-pointer"
-    configure build-tsan Debug -DCMAKE_CXX_COMPILER=clang++ "-DCMAKE_CXX_FLAGS=$flags" -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
+    configure build-tsan Debug -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 "-DCMAKE_CXX_FLAGS=$flags" \
+        -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
         "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF
     echo "== building with $flags" >&2
     run cmake --build build-tsan -j"$(nproc)"

@@ -2,7 +2,7 @@
 // space reservation, and while the data is written), after publishing, and while holding attached
 // arrays. Children signal the parent through pipe events when they reach the point, then block until
 // they are killed; nothing waits on time.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

@@ -2,7 +2,7 @@
 // unlink and free_all fails in turn with ENOSPC, EACCES, EMFILE, ENOMEM and EINTR. Each failure must
 // give the ndshm exception that fits, an interrupted call that had no effect must be retried and
 // succeed, and nothing may be left behind: no segment, no fd, no mapping.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

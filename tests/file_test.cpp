@@ -1,6 +1,6 @@
 // Files (file.hpp): .npy save/load/map with row ranges, NumPy interop both ways, atomic writes under
 // crashes and full disks, and composite objects in files.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xview.hpp>

@@ -2,7 +2,7 @@
 // corrupt and composite segments, and which segments gc removes (creator dead, pid reused, zombie,
 // persisted, unfinished with and without a trailer). Segments are files in a private directory
 // backend, so gc never sees the segments of tests that run in parallel.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

@@ -2,8 +2,7 @@
 // descriptors (RLIMIT_NOFILE, EMFILE on /proc) must never make gc, the channel's slot reclaim or the
 // tool take a live process for a dead one; each says what it could not judge instead. Segments live in
 // a private directory backend, so gc never sees the segments of tests that run in parallel.
-#include <ndshm/channel.hpp>
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

@@ -1,5 +1,5 @@
 // Processes that really fork or spawn, synchronised on pipe events, never on sleeps.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 

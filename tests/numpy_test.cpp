@@ -1,7 +1,7 @@
 // NumPy interop: NumPy maps segments C++ made and C++ attaches segments NumPy made, each side checking
 // dtype, shape, order and values and seeing the other's writes in place. NumPy's side is
 // tests/python/numpy_rw.py, run with NDSHM_TEST_PYTHON (a python3 that has NumPy).
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 

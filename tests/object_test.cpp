@@ -1,10 +1,11 @@
 // Composite objects (object.hpp): share and load of every kind of member, zero-copy views, one
 // segment for thousands of arrays, lifetime, other processes, and every kind of bad input.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xview.hpp>
 
+#include <cereal/archives/binary.hpp>
 #include <cereal/types/polymorphic.hpp>
 
 #include "objects_util.hpp"
@@ -20,6 +21,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -327,8 +329,8 @@ struct refuses {
 } // namespace
 
 // Polymorphic pointers: cereal's usual registration, after ndshm's headers. cereal binds a registered
-// type to every archive the program includes (ndshm/pool.hpp brings cereal's binary archive), so a
-// polymorphic type keeps its array members out of its polymorphic part; here it holds blob data only.
+// type to every archive the program includes (ndshm/all.hpp brings cereal's binary archive through
+// pool.hpp), so array members must serialise with those archives too: there they go by value.
 struct shape_base {
     virtual ~shape_base() = default;
     virtual double area() const = 0;
@@ -348,6 +350,17 @@ struct circle : shape_base {
     }
 };
 CEREAL_REGISTER_TYPE(circle)
+struct image : shape_base {
+    ndshm::shared_ndarray<float> pixels;
+    ndshm::shared_tensor<std::int32_t, 2> labels;
+    double area() const override { return static_cast<double>(pixels.size()); }
+    template <class A>
+    void serialize(A& ar)
+    {
+        ar(cereal::base_class<shape_base>(this), pixels, labels);
+    }
+};
+CEREAL_REGISTER_TYPE(image)
 struct scene {
     std::vector<std::shared_ptr<shape_base>> shapes;
     template <class A>
@@ -519,6 +532,58 @@ TEST_CASE("users' save/load, free serialize, base classes and polymorphic pointe
     CHECK(t.shapes[0] == t.shapes[1]); // cereal keeps shared_ptr identity
     CHECK(t.shapes[0]->area() == 12.0);
     CHECK((dynamic_cast<const circle&>(*t.shapes[0]).outline == ring->outline));
+}
+
+TEST_CASE("polymorphic types with array members round-trip through share and load", "[object]")
+{
+    scene s;
+    auto im = std::make_shared<image>();
+    im->pixels = shared_ndarray<float>::from_array(xt::xarray<float>{{1, 2}, {3, 4}});
+    im->labels = ndshm::shared_tensor<std::int32_t, 2>::create({2, 3}, ndshm::order::fortran);
+    im->labels(1, 2) = 7;
+    s.shapes = {im};
+    const auto h = ndshm::share(s);
+    scene t = ndshm::load<scene>(h.name());
+    REQUIRE(t.shapes.size() == 1);
+    const auto& back = dynamic_cast<const image&>(*t.shapes[0]);
+    CHECK(back.area() == 4.0);
+    CHECK(back.pixels(1, 0) == 3.0f);
+    CHECK(back.pixels.name() == h.name()); // a view of the object's segment
+    CHECK(back.labels(1, 2) == 7);
+    CHECK(back.labels.fortran_order());
+}
+
+TEST_CASE("cereal's own archives store shared arrays by value", "[object]")
+{
+    image im;
+    im.pixels = shared_ndarray<float>::from_array(xt::xarray<float>{{1, 2, 3}, {4, 5, 6}});
+    im.labels = ndshm::shared_tensor<std::int32_t, 2>::create({2, 2}, ndshm::order::fortran);
+    im.labels(0, 1) = -5;
+    std::stringstream bytes;
+    {
+        cereal::BinaryOutputArchive out(bytes);
+        out(im);
+    }
+    image back;
+    {
+        cereal::BinaryInputArchive in(bytes);
+        in(back);
+    }
+    CHECK(back.pixels.shape() == ndshm::shape_type{2, 3});
+    CHECK(back.pixels(1, 2) == 6.0f);
+    CHECK(back.pixels.name() != im.pixels.name()); // a new segment, owned by the loader
+    CHECK(back.labels.fortran_order());
+    CHECK(back.labels(0, 1) == -5);
+    std::stringstream empty_bytes;
+    {
+        cereal::BinaryOutputArchive out(empty_bytes);
+        out(image());
+    }
+    cereal::BinaryInputArchive in(empty_bytes);
+    image none;
+    in(none);
+    CHECK(none.pixels.empty());
+    CHECK(none.labels.empty());
 }
 
 TEST_CASE("member types may change between xtensor containers and shared_ndarray", "[object]")

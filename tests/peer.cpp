@@ -3,7 +3,7 @@
 //
 //   ndshm_peer double-it NAME      attach shared_ndarray<double>, check a[i] == i, set a[i] = 2 i
 //   ndshm_peer expect KIND NAME    attach and exit 0 only if it throws ndshm::KIND
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <cstdio>
 #include <string>

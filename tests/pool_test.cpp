@@ -7,6 +7,8 @@
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xview.hpp>
 
 #include <csignal>
 #include <cstdlib>
@@ -427,4 +429,25 @@ TEST_CASE("only the process that made a pool may use it", "[pool][errors]")
     });
     CHECK(st.ok());
     CHECK(pool.run(add, 2, 2) == 4); // the child's copy of the pool touched nothing
+}
+
+TEST_CASE("a chunk's view writes only the chunk's rows, in C and Fortran order", "[pool]")
+{
+    for (auto ord : {ndshm::order::c, ndshm::order::fortran}) {
+        auto a = ndshm::shared_ndarray<double>::create({6, 4}, ord);
+        ndshm::chunk<double> c(a, 2, 4);
+        auto v = c.view();
+        CHECK(v.shape()[0] == 2);
+        v = 1.0;  // a strided fill in Fortran order
+        v += 2.0; // a strided compound assignment
+        v *= xt::ones<double>({4}) * 2.0;
+        xt::view(v, 1, xt::all()) += 1.0;
+        for (std::size_t i = 0; i < 6; ++i) {
+            for (std::size_t j = 0; j < 4; ++j) {
+                const double want = i == 2 ? 6.0 : (i == 3 ? 7.0 : 0.0);
+                CHECK(a(i, j) == want);
+            }
+        }
+        CHECK(c(1, 3) == 7.0);
+    }
 }

@@ -1,7 +1,7 @@
 // A name that is unlinked and created again belongs to its new creator: no handle, free_session(),
 // queue, store or gc of anyone else removes it. Three real processes: A creates X, B unlinks X, C creates
 // a new X; then A lets go of its X. Processes synchronise on pipe events only.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

@@ -1,7 +1,7 @@
 // Security checks beyond those of multiprocess_test.cpp and bad_input_test.cpp: exact modes under any
 // umask in both backends, names that another user planted first (a file, a symbolic link, a FIFO), and
 // the randomness of generated names.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

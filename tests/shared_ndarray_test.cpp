@@ -1,3 +1,4 @@
+#include <ndshm/any_ndarray.hpp>
 #include <ndshm/shared_ndarray.hpp>
 
 #include "test_util.hpp"
@@ -15,7 +16,9 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 using ndshm::shared_ndarray;
@@ -242,4 +245,165 @@ TEST_CASE("a read-only handle maps PROT_READ", "[shared_ndarray][security]")
     });
     CHECK(st.signal == SIGSEGV);
     CHECK(a(0) == 0.0);
+}
+
+namespace {
+
+/// Calls every member of a handle that has no segment and checks that it is empty in every
+/// observable way (run under ASan by `quickstart.sh sanitize`: any stale pointer would be reported).
+template <class H>
+void check_empty_handle(H& h)
+{
+    CHECK(h.empty());
+    CHECK_FALSE(static_cast<bool>(h));
+    CHECK(h.size() == 0);
+    CHECK(h.nbytes() == 0);
+    CHECK(h.data() == nullptr);
+    CHECK(h.begin() == h.end());
+    CHECK(h.cbegin() == h.cend());
+    CHECK(h.name().empty());
+    CHECK_FALSE(h.fortran_order());
+    std::size_t visited = 0;
+    for (const auto& x : h) {
+        (void)x;
+        ++visited;
+    }
+    CHECK(visited == 0);
+    CHECK(h.view().size() == 0);
+    CHECK(std::as_const(h).view().size() == 0);
+    CHECK(xt::sum(h.view())() == 0);
+    CHECK_THROWS_AS(h.at(0), std::out_of_range);
+    CHECK_THROWS_AS(h.at(0, 0), std::out_of_range);
+    h.persist();
+    h.reset();
+    CHECK(h.empty());
+}
+
+} // namespace
+
+TEST_CASE("a moved-from or reset handle is empty in every observable way", "[shared_ndarray][lifetime]")
+{
+    SECTION("shared_ndarray<T>, moved from")
+    {
+        auto a = shared_ndarray<double>::create({4, 5});
+        const std::string name = a.name();
+        auto c = std::move(a);
+        check_empty_handle(a); // NOLINT(bugprone-use-after-move): what this test is about
+        CHECK(a.dimension() == 0);
+        CHECK(a.shape().empty());
+        CHECK(a.strides().empty());
+        CHECK(c.size() == 20);
+        CHECK(c.name() == name);
+        c(0, 0) = 7.0;
+        CHECK(shared_ndarray<double>::attach(name)(0, 0) == 7.0);
+    }
+    SECTION("shared_ndarray<T>, move-assigned from, and reset")
+    {
+        auto a = shared_ndarray<float>::create({3}, ndshm::order::fortran);
+        auto b = shared_ndarray<float>::create({2, 2}, ndshm::order::fortran);
+        b = std::move(a);
+        check_empty_handle(a); // NOLINT(bugprone-use-after-move)
+        CHECK(b.shape() == ndshm::shape_type{3});
+        b.reset();
+        check_empty_handle(b);
+        CHECK(b.dimension() == 0);
+    }
+    SECTION("shared_ndarray<const T>")
+    {
+        auto w = shared_ndarray<std::int16_t>::create({6});
+        shared_ndarray<const std::int16_t> r = w;
+        auto r2 = std::move(r);
+        check_empty_handle(r); // NOLINT(bugprone-use-after-move)
+        CHECK(r2.size() == 6);
+        r2.reset();
+        check_empty_handle(r2);
+    }
+    SECTION("elements of a vector of handles")
+    {
+        std::vector<shared_ndarray<double>> v;
+        v.push_back(shared_ndarray<double>::create({8}));
+        v.push_back(shared_ndarray<double>::create({8}));
+        auto taken = std::move(v[0]);
+        v.erase(v.begin() + 1);
+        std::size_t n = 0;
+        for (double x : v[0]) {
+            n += x == 0.0 ? 1 : 0;
+        }
+        CHECK(n == 0);
+        CHECK(taken.size() == 8);
+    }
+    SECTION("any_ndarray")
+    {
+        auto a = shared_ndarray<double>::create({2, 3});
+        auto any = ndshm::attach_any(a.name());
+        auto moved = std::move(any);
+        for (auto* h : {&any, &moved}) {
+            if (h == &moved) {
+                CHECK(moved.size() == 6);
+                moved.reset();
+            }
+            CHECK(h->empty());
+            CHECK(h->size() == 0);
+            CHECK(h->nbytes() == 0);
+            CHECK(h->dimension() == 0);
+            CHECK(h->shape().empty());
+            CHECK(h->data() == nullptr);
+            CHECK(h->name().empty());
+            CHECK_FALSE(h->read_only());
+            CHECK_FALSE(h->has_trailer());
+            CHECK(h->visit([](auto x) { return x.size(); }) == 0);
+        }
+    }
+}
+
+TEST_CASE("at() checks the index count and every bound", "[shared_ndarray]")
+{
+    auto c = shared_ndarray<double>::create({4, 5});
+    c.at(3, 4) = 1.5;
+    CHECK(c(3, 4) == 1.5);
+    CHECK(std::as_const(c).at(3, 4) == 1.5);
+    try {
+        c.at(1);
+        FAIL("at(1) on a 4x5 array did not throw");
+    } catch (const std::out_of_range& e) {
+        const std::string m = e.what();
+        CHECK_THAT(m, Catch::Contains("at(1)") && Catch::Contains("(4, 5)") && Catch::Contains("1 indices for 2"));
+    }
+    try {
+        c.at(4, 0);
+        FAIL("at(4, 0) did not throw");
+    } catch (const std::out_of_range& e) {
+        CHECK_THAT(std::string(e.what()),
+                   Catch::Contains("index 4 is out of range for axis 0 (size 4)") && Catch::Contains(c.name()));
+    }
+    CHECK_THROWS_AS(c.at(0, 5), std::out_of_range);
+    CHECK_THROWS_AS(c.at(-1, 0), std::out_of_range);
+    CHECK_THROWS_AS(c.at(0, 0, 0), std::out_of_range);
+    auto s = shared_ndarray<int>::create({}); // 0-d: no index
+    s.at() = 3;
+    CHECK(s() == 3);
+}
+
+TEST_CASE("a POSIX-style name with a leading slash names the same segment", "[shared_ndarray]")
+{
+    ndshm::options o;
+    o.name = "/ndshm_test_slash_" + std::to_string(::getpid());
+    auto a = shared_ndarray<double>::create({2}, o);
+    CHECK(a.name() == o.name.substr(1));
+    a(1) = 4.0;
+    CHECK(shared_ndarray<double>::attach(o.name)(1) == 4.0);
+    CHECK(shared_ndarray<double>::attach(a.name())(1) == 4.0);
+    a.persist();
+    ndshm::unlink(o.name);
+    CHECK_THROWS_AS(shared_ndarray<double>::attach(a.name()), ndshm::not_found);
+    ndshm::options bad;
+    bad.name = "a/b";
+    try {
+        (void)shared_ndarray<double>::create({2}, bad);
+        FAIL("a name with an inner slash was accepted");
+    } catch (const ndshm::error& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("leading '/'"));
+        CHECK(e.code() == ndshm::errc::invalid_argument);
+        CHECK(e.code() == std::errc::invalid_argument);
+    }
 }

@@ -3,7 +3,7 @@
 // (writable and read-only, arrays and objects), map_npy and the store must reserve the holes or refuse
 // with out_of_space. Each case runs in a child with a private mount namespace and a small tmpfs of its
 // own over /dev/shm (and over a directory for files), so that filling it disturbs nothing else.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

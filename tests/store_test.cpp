@@ -1,6 +1,6 @@
 // The store (store.hpp): put/append/get, one load per machine with racing processes, a loader that
 // blocks or dies, the directory backend and NDSHM_DIR, release on close, and bad input.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xview.hpp>

@@ -2,7 +2,7 @@
 // bounded number of iterations. Every array's contents are a function of who made it and when, so a
 // reader checks all of it; the parent checks each worker's running checksums, and that no segment and
 // no fd is left anywhere.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

@@ -2,7 +2,7 @@
 // text and JSON (checked with Python's json module), the directory backend through --dir and
 // $NDSHM_DIR, exit codes for wrong arguments, missing segments and refused ones, and other users'
 // segments left alone.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include "test_util.hpp"
 #include "tools_util.hpp"

@@ -1,6 +1,6 @@
 // Compressed object files (zstd.hpp): smaller files, round trips through load_object and share_file,
 // incompressible arrays stored as they are, and clear errors for a missing codec or corrupt data.
-#include <ndshm/ndshm.hpp>
+#include <ndshm/all.hpp>
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xview.hpp>

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "shared_ndarray.hpp"
+#include "shared_tensor.hpp"
 
 namespace ndshm {
 
@@ -42,12 +43,38 @@ public:
     template <class T>
     shared_ndarray<T> as() const
     {
-        shared_ndarray<T>::check_dtype(name(), m_info.type);
-        if (!std::is_const_v<T> && read_only()) {
-            detail::raise<error>("as", name(), "the segment was attached read-only",
-                                 "ask for a read-only handle, as<const T>()", detail::errno_code(EINVAL));
-        }
+        check_as<T>();
         return shared_ndarray<T>(m_map, m_info);
+    }
+
+    /// The fixed-rank typed handle, sharing this mapping.
+    /// @throws as as<T>(); error if the array is not of rank N
+    template <class T, std::size_t N>
+    shared_tensor<T, N> as_tensor() const
+    {
+        check_as<T>();
+        return shared_tensor<T, N>(m_map, m_info);
+    }
+
+    /// Drops this handle, which becomes empty.
+    void reset() noexcept { *this = any_ndarray(); }
+
+    any_ndarray(const any_ndarray&) = default;
+    any_ndarray& operator=(const any_ndarray&) = default;
+    /// A moved-from handle is empty in every observable way.
+    any_ndarray(any_ndarray&& o) noexcept : m_map(std::move(o.m_map)), m_info(std::move(o.m_info))
+    {
+        o.m_info = detail::npy_info{};
+    }
+    any_ndarray& operator=(any_ndarray&& o) noexcept
+    {
+        if (this != &o) {
+            m_map = std::move(o.m_map);
+            m_info = std::move(o.m_info);
+            o.m_map.reset();
+            o.m_info = detail::npy_info{};
+        }
+        return *this;
     }
 
     /// Calls `f(shared_ndarray<const U>)` where U is the segment's element type, and returns its result
@@ -88,6 +115,16 @@ public:
 
 private:
     friend any_ndarray attach_any(const std::string& name, const options& opt);
+
+    template <class T>
+    void check_as() const
+    {
+        detail::check_dtype<T>("as", name(), m_info.type);
+        if (!std::is_const_v<T> && read_only()) {
+            detail::raise<error>("as", name(), "the segment was attached read-only",
+                                 "ask for a read-only handle, as<const T>()", make_error_code(errc::invalid_argument));
+        }
+    }
 
     template <class U, class F>
     decltype(auto) call(F& f) const

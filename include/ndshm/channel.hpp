@@ -221,7 +221,7 @@ public:
         const std::size_t ctl_off = detail::trailer_offset(info.data_offset + info.nbytes) + sizeof(detail::trailer);
         const auto bad = [&](const std::string& why) {
             detail::raise<format_error>(op, name, "corrupt channel: " + why, "recreate the channel",
-                                        detail::errno_code(EILSEQ));
+                                        make_error_code(errc::corrupt_control));
         };
         if (info.shape.empty() || info.fortran_order || ctl_off > m->size() ||
             m->size() - ctl_off < sizeof(detail::channel_control)) {
@@ -316,13 +316,13 @@ public:
                 if (c->tail - c->head > m_slots) {
                     detail::raise<format_error>("receive", name(),
                                                 "corrupt channel: the ring holds more entries than there are slots",
-                                                "recreate the channel", detail::errno_code(EILSEQ));
+                                                "recreate the channel", make_error_code(errc::corrupt_control));
                 }
                 const std::uint32_t i = ring()[c->head % m_slots];
                 if (i >= m_slots || __atomic_load_n(&records()[i].state, __ATOMIC_ACQUIRE) != detail::slot_ready) {
                     detail::raise<format_error>("receive", name(),
                                                 "corrupt channel: the ring names a slot that is not ready",
-                                                "recreate the channel", detail::errno_code(EILSEQ));
+                                                "recreate the channel", make_error_code(errc::corrupt_control));
                 }
                 ++c->head;
                 take(i, detail::slot_received);

@@ -4,11 +4,102 @@
 #define NDSHM_ERROR_HPP
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 
 namespace ndshm {
+
+/// ndshm's own error codes, in `ndshm::error_category()`: the causes that no errno value names.
+/// Each compares equal to the `std::errc` condition it used to carry (`e.code() == std::errc::
+/// invalid_argument` holds for rank_mismatch, for example), and to itself: `e.code() ==
+/// ndshm::errc::unfinished`. Failed system calls keep their errno value in `std::generic_category()`.
+enum class errc : int {
+    corrupt_header = 1, ///< the `.npy` header is malformed or contradicts the segment's size
+    truncated,          ///< the bytes end before what the header or table says they hold
+    unfinished,         ///< the creator has not published the segment (still writing, or it died)
+    unsupported_dtype,  ///< a dtype ndshm does not store (big-endian, structured, object, ...)
+    unsupported_format, ///< a format, record version or codec this ndshm does not read
+    corrupt_trailer,    ///< ndshm's trailer is damaged or disagrees with the header
+    corrupt_object,     ///< a composite object's table of contents is inconsistent
+    corrupt_control,    ///< a queue's, channel's or lock's control words are invalid
+    wrong_kind,         ///< the segment is of another kind (object, queue, channel) than asked for
+    dtype_mismatch,     ///< the segment holds another element type than asked for
+    rank_mismatch,      ///< the segment holds an array of another rank than asked for
+    invalid_argument,   ///< an argument (name, shape, option, index) is not usable
+    serialization,      ///< the non-array part of an object could not be encoded or decoded
+};
+} // namespace ndshm
+
+namespace std {
+template <>
+struct is_error_code_enum<ndshm::errc> : true_type {
+};
+} // namespace std
+
+namespace ndshm {
+
+namespace detail {
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "ndshm"; }
+    std::string message(int ev) const override
+    {
+        static const char* const text[] = {
+            "corrupt .npy header",
+            "truncated data",
+            "unfinished segment (not published by its creator)",
+            "unsupported dtype",
+            "unsupported format version",
+            "corrupt ndshm trailer",
+            "corrupt composite object",
+            "corrupt control block",
+            "wrong kind of segment",
+            "dtype mismatch",
+            "rank mismatch",
+            "invalid argument",
+            "serialisation failed",
+        };
+        if (ev >= 1 && ev <= static_cast<int>(sizeof text / sizeof text[0])) {
+            return text[ev - 1];
+        }
+        return "unknown ndshm error " + std::to_string(ev);
+    }
+    std::error_condition default_error_condition(int ev) const noexcept override
+    {
+        switch (static_cast<errc>(ev)) {
+        case errc::unfinished:
+            return std::errc::resource_unavailable_try_again;
+        case errc::wrong_kind:
+        case errc::dtype_mismatch:
+        case errc::rank_mismatch:
+        case errc::invalid_argument:
+            return std::errc::invalid_argument;
+        case errc::unsupported_dtype:
+        case errc::unsupported_format:
+            return std::errc::not_supported;
+        default:
+            return std::errc::illegal_byte_sequence;
+        }
+    }
+    bool equivalent(int ev, const std::error_condition& cond) const noexcept override
+    {
+        return cond == default_error_condition(ev) || (cond.category() == *this && cond.value() == ev);
+    }
+};
+} // namespace detail
+
+/// The category of ndshm::errc codes; its name() is "ndshm".
+inline const std::error_category& error_category() noexcept
+{
+    static const detail::error_category_impl c;
+    return c;
+}
+
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+inline std::error_condition make_error_condition(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// Root of every exception ndshm throws. `code()` carries the underlying `std::error_code`
 /// (an errno value in `std::generic_category()` where a system call failed).
@@ -68,10 +159,9 @@ public:
 
 namespace detail {
 
-/// Builds the message `ndshm: <op> '<name>': <cause>; <fix>` and throws E.
-template <class E>
-[[noreturn]] inline void raise(const std::string& op, const std::string& name, const std::string& cause,
-                               const std::string& fix, std::error_code code)
+/// The message `ndshm: <op> '<name>': <cause>; <fix>` (built out of line: every raise shares it).
+[[gnu::noinline, gnu::cold]] inline std::string error_message(const std::string& op, const std::string& name,
+                                                              const std::string& cause, const std::string& fix)
 {
     std::string msg = "ndshm: " + op;
     if (!name.empty()) {
@@ -81,15 +171,24 @@ template <class E>
     if (!fix.empty()) {
         msg += "; " + fix;
     }
-    throw E(msg, code);
+    return msg;
+}
+
+/// Throws E with the message `ndshm: <op> '<name>': <cause>; <fix>`.
+template <class E>
+[[noreturn, gnu::noinline, gnu::cold]] inline void raise(const std::string& op, const std::string& name,
+                                                         const std::string& cause, const std::string& fix,
+                                                         std::error_code code)
+{
+    throw E(error_message(op, name, cause, fix), code);
 }
 
 /// The error code for an errno value.
 inline std::error_code errno_code(int err) { return std::error_code(err, std::generic_category()); }
 
 /// Throws the ndshm exception that fits errno value `err` for operation `op` on segment `name`.
-[[noreturn]] inline void raise_errno(const std::string& op, const std::string& name, int err,
-                                     const std::string& what_failed)
+[[noreturn, gnu::noinline, gnu::cold]] inline void raise_errno(const std::string& op, const std::string& name, int err,
+                                                               const std::string& what_failed)
 {
     const std::string cause = what_failed + " failed: " + std::generic_category().message(err);
     const auto code = errno_code(err);
@@ -123,6 +222,24 @@ inline std::error_code errno_code(int err) { return std::error_code(err, std::ge
     default:
         raise<error>(op, name, cause, "", code);
     }
+}
+
+/// "8.0 GiB": a byte count for people (binary units, one decimal), for messages.
+inline std::string human_bytes(std::uint64_t n)
+{
+    static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (n < 1024) {
+        return std::to_string(n) + (n == 1 ? " byte" : " bytes");
+    }
+    double v = static_cast<double>(n);
+    int u = 0;
+    while (v >= 1024.0 && u < 6) {
+        v /= 1024.0;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+    return buf;
 }
 
 } // namespace detail

@@ -1,22 +1,29 @@
 /// @file ndshm.hpp
-/// Everything in ndshm's core: shared_ndarray, attach_any, the segment functions and the errors.
+/// ndshm's core: shared_ndarray, shared_tensor, attach_any, the segment functions, options, dtypes and
+/// the errors. Each further area has its own header, included only by those who use it:
+///
+/// | header | what |
+/// | --- | --- |
+/// | `ndshm/object.hpp` | composite objects: `share`, `load` (cereal) |
+/// | `ndshm/file.hpp` | `.npy` and object files |
+/// | `ndshm/store.hpp` | a dataset loaded once per machine |
+/// | `ndshm/zstd.hpp` | compressed object files (links libzstd) |
+/// | `ndshm/queue.hpp` | `array_queue`: arrays handed between processes |
+/// | `ndshm/channel.hpp` | `channel<T>`: loan/publish over pre-faulted slots |
+/// | `ndshm/pool.hpp` | `fork_pool`: forked workers with map, scatter, gather |
+/// | `ndshm/lock.hpp` | `array_lock`: a per-array lock robust to a holder's death |
+/// | `ndshm/uninterruptible.hpp` | a guard that defers SIGINT/SIGTERM |
+/// | `ndshm/inspect.hpp` | `inspect`, `list_segments`, `gc`: what the `ndshm` tool uses |
+/// | `ndshm/all.hpp` | all of the above |
 #ifndef NDSHM_NDSHM_HPP
 #define NDSHM_NDSHM_HPP
 
 #include "any_ndarray.hpp"
-#include "channel.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
-#include "file.hpp"
-#include "inspect.hpp"
-#include "lock.hpp"
-#include "object.hpp"
 #include "options.hpp"
-#include "pool.hpp"
-#include "queue.hpp"
 #include "segment.hpp"
 #include "shared_ndarray.hpp"
-#include "store.hpp"
-#include "uninterruptible.hpp"
+#include "shared_tensor.hpp"
 
 #endif

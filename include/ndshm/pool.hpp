@@ -42,7 +42,9 @@ namespace ndshm {
 template <class T>
 class chunk {
 public:
-    using view_type = typename shared_ndarray<T>::view_type;
+    /// What view() returns: an xt::xview of the whole array's view with a range on axis 0.
+    using view_type = decltype(xt::view(std::declval<typename shared_ndarray<T>::view_type>(),
+                                        xt::range(std::ptrdiff_t(), std::ptrdiff_t())));
 
     chunk() = default;
     /// Rows [first, last) of `a`.
@@ -90,16 +92,12 @@ public:
         return m_array(m_first + i, rest...);
     }
 
-    /// An xtensor view of the chunk's rows (no copy; C or Fortran order alike).
+    /// An xtensor view of the chunk's rows (no copy; C or Fortran order alike): `xt::view` of the whole
+    /// array's view() with a range on axis 0.
     view_type view() const
     {
-        const auto layout = m_array.fortran_order() ? xt::layout_type::column_major : xt::layout_type::row_major;
-        const shape_type full = m_array.empty() ? shape_type{0} : m_array.shape();
-        return xt::strided_view(
-            xt::adapt<xt::layout_type::dynamic>(const_cast<T*>(m_array.data()), m_array.size(), xt::no_ownership(),
-                                                full, layout),
-            xt::xstrided_slice_vector{
-                xt::range(static_cast<std::ptrdiff_t>(m_first), static_cast<std::ptrdiff_t>(m_last)), xt::ellipsis()});
+        return xt::view(const_cast<shared_ndarray<T>&>(m_array).view(),
+                        xt::range(static_cast<std::ptrdiff_t>(m_first), static_cast<std::ptrdiff_t>(m_last)));
     }
 
 private:
@@ -138,7 +136,7 @@ R decode_result(std::string_view bytes)
         memory_buf buf(bytes);
         std::istream is(&buf);
         cereal::BinaryInputArchive ar(is);
-        return codec<R>::load(ar);
+        return task_codec<R>::load(ar);
     } catch (const cereal::Exception& e) {
         raise<serialization_error>("decode a task's result", "", std::string("cereal: ") + e.what(),
                                    "check that the result type's serialize() reads what it writes", errno_code(EILSEQ));
@@ -179,7 +177,7 @@ void invoke_scatter(std::uintptr_t fn, std::string_view payload, std::string& ou
     cereal::BinaryInputArchive ar(is);
     map_head h;
     ar(h.first, h.last);
-    shared_ndarray<X> a = codec<shared_ndarray<X>>::load(ar);
+    shared_ndarray<X> a = task_codec<shared_ndarray<X>>::load(ar);
     auto args = load_args<P...>(ar);
     chunk<X> c(std::move(a), static_cast<std::size_t>(h.first), static_cast<std::size_t>(h.last));
     auto call = [&](auto&... xs) -> R { return f(std::move(c), std::forward<P>(xs)...); };
@@ -202,8 +200,8 @@ void invoke_map_chunks(std::uintptr_t fn, std::string_view payload, std::string&
     cereal::BinaryInputArchive ar(is);
     map_head h;
     ar(h.first, h.last);
-    shared_ndarray<XI> in = codec<shared_ndarray<XI>>::load(ar);
-    shared_ndarray<XO> dst = codec<shared_ndarray<XO>>::load(ar);
+    shared_ndarray<XI> in = task_codec<shared_ndarray<XI>>::load(ar);
+    shared_ndarray<XO> dst = task_codec<shared_ndarray<XO>>::load(ar);
     auto args = load_args<P...>(ar);
     const auto first = static_cast<std::size_t>(h.first), last = static_cast<std::size_t>(h.last);
     chunk<XI> ci(std::move(in), first, last);
@@ -222,8 +220,8 @@ void invoke_map_elements(std::uintptr_t fn, std::string_view payload, std::strin
     cereal::BinaryInputArchive ar(is);
     map_head h;
     ar(h.first, h.last);
-    const shared_ndarray<const TI> in = codec<shared_ndarray<const TI>>::load(ar);
-    shared_ndarray<TO> dst = codec<shared_ndarray<TO>>::load(ar);
+    const shared_ndarray<const TI> in = task_codec<shared_ndarray<const TI>>::load(ar);
+    shared_ndarray<TO> dst = task_codec<shared_ndarray<TO>>::load(ar);
     auto args = load_args<P...>(ar);
     if (h.first > h.last || h.last > in.size() || in.size() != dst.size()) {
         raise<error>("map", in.name(), "the task's element range does not fit the arrays",
@@ -585,7 +583,7 @@ private:
     {
         return detail::encode([&](cereal::BinaryOutputArchive& ar) {
             ar(static_cast<std::uint64_t>(first), static_cast<std::uint64_t>(last));
-            (detail::codec<std::decay_t<Arrays>>::save(ar, arrays), ...);
+            (detail::task_codec<std::decay_t<Arrays>>::save(ar, arrays), ...);
         });
     }
 

@@ -206,7 +206,8 @@ public:
             raise<format_error>(op, name(),
                                 "the entry at the head of the queue is corrupt (no valid segment name "
                                 "or dtype); it was dropped",
-                                "something other than ndshm wrote into the queue's segment", errno_code(EILSEQ));
+                                "something other than ndshm wrote into the queue's segment",
+                                make_error_code(errc::corrupt_control));
         }
         if (type != dtype_of<T>) {
             raise<dtype_mismatch>(op, name(),
@@ -327,7 +328,7 @@ private:
                                 "the queue's segment is corrupt (head " + std::to_string(queue_head(s)) + ", count " +
                                     std::to_string(queue_count(s)) + ", capacity " + std::to_string(m_capacity) + ")",
                                 "something other than ndshm wrote into it; remove it and create a new queue",
-                                errno_code(EILSEQ));
+                                make_error_code(errc::corrupt_control));
         }
     }
 
@@ -511,7 +512,7 @@ public:
         }
         const auto corrupt = [&](const std::string& why) {
             detail::raise<format_error>(op, name, "corrupt queue: " + why, "remove it and create a new queue",
-                                        detail::errno_code(EILSEQ));
+                                        make_error_code(errc::corrupt_control));
         };
         if (info.type != dtype::uint8 || info.shape.size() != 1 || info.nbytes < sizeof(detail::queue_control)) {
             corrupt("its header does not describe a queue");

@@ -75,8 +75,8 @@ inline bool list_user_segments(const std::string& op, const std::string& dir, st
 /// @throws not_found if there is no such segment, permission_denied, error
 inline void unlink(const std::string& name, const options& opt = {})
 {
-    detail::check_name("unlink", name);
-    const detail::location loc{detail::backend_dir(opt), name};
+    detail::check_name("unlink", detail::segment_name(name));
+    const detail::location loc{detail::backend_dir(opt), detail::segment_name(name)};
     const int err = detail::unlink_location(loc);
     // Ownership goes with the name; a failed unlink leaves both, so the owning handle still removes it.
     if (err == 0 || err == ENOENT) {

@@ -240,14 +240,11 @@ inline npy_info read_npy_info(int fd, std::size_t size, const std::string& op, c
     const std::size_t got = read_at(fd, prefix, sizeof prefix, 0, op, path);
     std::size_t want = got;
     if (got >= 10 && std::memcmp(prefix, npy_magic, sizeof npy_magic) == 0) {
-        const std::size_t hlen = prefix[6] >= 2 ? (std::size_t(prefix[8]) | std::size_t(prefix[9]) << 8 |
-                                                   std::size_t(prefix[10]) << 16 | std::size_t(prefix[11]) << 24) +
-                                                      12
-                                                : (std::size_t(prefix[8]) | std::size_t(prefix[9]) << 8) + 10;
+        const std::size_t hlen = npy_header_end(prefix); // prefix is zero-filled past what was read
         if (hlen > head_limit && hlen <= size) {
             raise<format_error>(op, path, "the .npy header is " + std::to_string(hlen) + " bytes long",
                                 "ndshm reads headers of up to " + std::to_string(head_limit) + " bytes",
-                                errno_code(ENOTSUP));
+                                make_error_code(errc::unsupported_format));
         }
         want = std::min(hlen, size);
     }

@@ -4,6 +4,7 @@
 #ifndef NDSHM_DETAIL_NPY_HPP
 #define NDSHM_DETAIL_NPY_HPP
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -29,6 +30,18 @@ struct npy_info {
     std::size_t size = 1;        ///< number of elements
     std::size_t nbytes = 0;      ///< size * itemsize
 };
+
+/// The end of the header (the first data byte) of a `.npy` whose first bytes are `head`: 10 bytes of
+/// magic, version and a 2-byte length for version 1, 12 with a 4-byte length for versions 2 and 3.
+/// `head` holds at least 10 bytes, 12 for version 2 and later.
+inline std::size_t npy_header_end(const unsigned char* head) noexcept
+{
+    if (head[6] >= 2) {
+        return 12 + (static_cast<std::size_t>(head[8]) | static_cast<std::size_t>(head[9]) << 8 |
+                     static_cast<std::size_t>(head[10]) << 16 | static_cast<std::size_t>(head[11]) << 24);
+    }
+    return 10 + (static_cast<std::size_t>(head[8]) | static_cast<std::size_t>(head[9]) << 8);
+}
 
 /// Number of elements of `shape`, or false if the product (times itemsize) overflows.
 inline bool checked_nbytes(const std::vector<std::size_t>& shape, std::size_t item, std::size_t& size,
@@ -119,7 +132,7 @@ public:
                 ++m_i;
                 break;
             }
-            const std::string key = string_literal("a quoted key");
+            const std::string_view key = string_literal("a quoted key");
             ws();
             expect(':');
             ws();
@@ -146,26 +159,31 @@ public:
                 info.shape = tuple();
                 have_shape = true;
             } else {
-                fail("unexpected key '" + key + "' (a .npy header has exactly descr, fortran_order, shape)");
+                fail("unexpected key '" + std::string(key) +
+                     "' (a .npy header has exactly descr, fortran_order, shape)");
             }
             ws();
             if (peek() == ',') {
                 ++m_i;
             } else if (peek() != '}') {
-                fail("expected ',' or '}' after the value of '" + key + "'");
+                fail("expected ',' or '}' after the value of '" + std::string(key) + "'");
             }
         }
-        // The padding is most of a 4 KiB header: check it 64 spaces at a time.
-        static constexpr char spaces[64] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
-                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
-                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
-                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
-                                            ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-        while (m_i < m_s.size()) {
-            if (m_s.size() - m_i >= sizeof spaces && std::memcmp(m_s.data() + m_i, spaces, sizeof spaces) == 0) {
-                m_i += sizeof spaces;
-                continue;
+        // The padding (spaces and a final newline) is most of a 4 KiB header: compare it with a page of
+        // spaces (libc's vectorised memcmp), then check what is left byte by byte.
+        static const auto page_of_spaces = [] {
+            std::array<char, 4096> a{};
+            a.fill(' ');
+            return a;
+        }();
+        while (m_s.size() - m_i > 1) {
+            const std::size_t n = std::min(page_of_spaces.size(), m_s.size() - m_i - 1);
+            if (std::memcmp(m_s.data() + m_i, page_of_spaces.data(), n) != 0) {
+                break;
             }
+            m_i += n;
+        }
+        while (m_i < m_s.size()) {
             const char c = m_s[m_i++];
             if (c != ' ' && c != '\n' && c != '\t' && c != '\r' && c != '\0') {
                 fail("unexpected text after the header dict");
@@ -184,12 +202,13 @@ private:
     [[noreturn]] void fail(const std::string& why) const
     {
         raise<format_error>("parse .npy header of", m_name, "corrupt header: " + why,
-                            "the segment or file is not a valid .npy; recreate it", errno_code(EILSEQ));
+                            "the segment or file is not a valid .npy; recreate it",
+                            make_error_code(errc::corrupt_header));
     }
     /// A valid .npy whose content ndshm does not support.
     [[noreturn]] void unsupported(const std::string& why, const std::string& fix) const
     {
-        raise<format_error>("parse .npy header of", m_name, why, fix, errno_code(ENOTSUP));
+        raise<format_error>("parse .npy header of", m_name, why, fix, make_error_code(errc::unsupported_dtype));
     }
     char peek() const noexcept { return m_i < m_s.size() ? m_s[m_i] : '\0'; }
     void ws() noexcept
@@ -205,7 +224,7 @@ private:
         }
         ++m_i;
     }
-    std::string string_literal(const char* what)
+    std::string_view string_literal(const char* what)
     {
         const char q = peek();
         if (q != '\'' && q != '"') {
@@ -221,7 +240,7 @@ private:
         if (m_i >= m_s.size()) {
             fail(std::string("unterminated ") + what);
         }
-        return std::string(m_s.substr(start, m_i++ - start));
+        return m_s.substr(start, m_i++ - start);
     }
     bool boolean()
     {
@@ -278,21 +297,24 @@ private:
             }
         }
     }
-    dtype descr(const std::string& d)
+    dtype descr(std::string_view d)
     {
+        const auto unsupported_dtype = [&] {
+            unsupported("unsupported dtype '" + std::string(d) + "'",
+                        "use one of bool, int8-int64, uint8-uint64, float32, float64, complex64, complex128, "
+                        "little-endian (in NumPy: arr.astype('<f8') or similar)");
+        };
         if (d.size() < 2) {
-            fail("malformed descr '" + d + "'");
+            fail("malformed descr '" + std::string(d) + "'");
         }
         const char order = d[0];
-        const std::string code = d.substr(1);
-        const std::string supported = "use one of bool, int8-int64, uint8-uint64, float32, float64, complex64, "
-                                      "complex128, little-endian (in NumPy: arr.astype('<f8') or similar)";
+        const std::string_view code = d.substr(1);
         if (order == '>') {
-            unsupported("big-endian dtype '" + d + "' is not supported",
+            unsupported("big-endian dtype '" + std::string(d) + "' is not supported",
                         "convert it to little-endian first, e.g. arr.astype(arr.dtype.newbyteorder('<'))");
         }
         if (order != '<' && order != '|' && order != '=') {
-            unsupported("unsupported dtype '" + d + "'", supported);
+            unsupported_dtype();
         }
         static constexpr dtype all[] = {dtype::bool_,     dtype::int8,    dtype::int16,   dtype::int32,
                                         dtype::int64,     dtype::uint8,   dtype::uint16,  dtype::uint32,
@@ -306,7 +328,8 @@ private:
                 return t;
             }
         }
-        unsupported("unsupported dtype '" + d + "'", supported);
+        unsupported_dtype();
+        return dtype::float64; // not reached: unsupported() throws
     }
 
     std::string_view m_s;
@@ -323,39 +346,39 @@ inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const st
     if (total == SIZE_MAX) {
         total = size;
     }
-    const auto bad = [&](const std::string& why) {
+    const auto bad = [&](const std::string& why, errc code) {
         raise<format_error>("parse .npy header of", name, why, "the segment or file is not a valid .npy; recreate it",
-                            errno_code(EILSEQ));
+                            make_error_code(code));
     };
     if (size < 10 || std::memcmp(bytes, npy_magic, sizeof npy_magic) != 0) {
-        bad("not a .npy (the magic \\x93NUMPY is missing)");
+        bad("not a .npy (the magic \\x93NUMPY is missing)", errc::corrupt_header);
     }
     const unsigned major = bytes[6];
     if (major < 1 || major > 3 || bytes[7] != 0) {
-        bad("unsupported .npy format version " + std::to_string(major) + "." + std::to_string(bytes[7]));
+        bad("unsupported .npy format version " + std::to_string(major) + "." + std::to_string(bytes[7]),
+            errc::unsupported_format);
     }
-    std::size_t prefix = 10;
-    std::size_t hlen = static_cast<std::size_t>(bytes[8]) | (static_cast<std::size_t>(bytes[9]) << 8);
-    if (major >= 2) {
-        if (size < 12) {
-            bad("truncated header");
-        }
-        prefix = 12;
-        hlen |= (static_cast<std::size_t>(bytes[10]) << 16) | (static_cast<std::size_t>(bytes[11]) << 24);
+    const std::size_t prefix = major >= 2 ? 12 : 10;
+    if (size < prefix) {
+        bad("truncated header", errc::truncated);
     }
+    const std::size_t hlen = npy_header_end(bytes) - prefix;
     if (hlen > size - prefix) {
         bad("truncated: the header claims " + std::to_string(hlen) + " bytes but only " +
-            std::to_string(size - prefix) + " follow");
+                std::to_string(size - prefix) + " follow",
+            errc::truncated);
     }
     const std::string_view text(reinterpret_cast<const char*>(bytes + prefix), hlen);
     npy_info info = npy_dict_parser(text, name).parse();
     info.data_offset = prefix + hlen;
     if (total < info.data_offset || info.nbytes > total - info.data_offset) {
         bad("truncated: the header promises " + std::to_string(info.nbytes) + " bytes of data but only " +
-            std::to_string(total < info.data_offset ? 0 : total - info.data_offset) + " are present");
+                std::to_string(total < info.data_offset ? 0 : total - info.data_offset) + " are present",
+            errc::truncated);
     }
     if (info.data_offset % itemsize(info.type) != 0) {
-        bad("the data offset " + std::to_string(info.data_offset) + " is not aligned for " + dtype_name(info.type));
+        bad("the data offset " + std::to_string(info.data_offset) + " is not aligned for " + dtype_name(info.type),
+            errc::corrupt_header);
     }
     return info;
 }

@@ -24,6 +24,8 @@
 #include "../dtype.hpp"
 #include "../error.hpp"
 #include "../shared_ndarray.hpp"
+#include "../shared_tensor.hpp"
+#include "array_cereal.hpp"
 #include "object_format.hpp"
 #include "segment_impl.hpp"
 #include "xtensor_compat.hpp"
@@ -428,6 +430,26 @@ void CEREAL_LOAD_FUNCTION_NAME(object_input_archive& ar, shared_ndarray<T>& a)
     info.size = e.size;
     info.nbytes = e.nbytes;
     a = array_access::make<T>(ar.map(), info);
+}
+
+/// A shared_tensor member: stored as a shared_ndarray; on load, an array of another rank is refused.
+template <class T, std::size_t N>
+void CEREAL_SAVE_FUNCTION_NAME(object_output_archive& ar, const shared_tensor<T, N>& a)
+{
+    CEREAL_SAVE_FUNCTION_NAME(ar, shared_ndarray<T>(a));
+}
+template <class T, std::size_t N>
+void CEREAL_LOAD_FUNCTION_NAME(object_input_archive& ar, shared_tensor<T, N>& a)
+{
+    shared_ndarray<T> any;
+    CEREAL_LOAD_FUNCTION_NAME(ar, any);
+    if (!any.empty() && any.dimension() != N) {
+        ar.fail("an array has " + std::to_string(any.dimension()) +
+                " dimensions, but the member is a shared_tensor of "
+                "rank " +
+                std::to_string(N));
+    }
+    a = shared_tensor<T, N>(any);
 }
 
 } // namespace ndshm::detail

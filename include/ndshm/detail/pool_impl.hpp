@@ -36,6 +36,8 @@
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/tuple.hpp>
+
+#include "array_cereal.hpp"
 #include <cereal/types/utility.hpp>
 #include <cereal/types/vector.hpp>
 
@@ -162,7 +164,7 @@ inline worker_state& current_worker() noexcept
 /// Values travel through cereal's binary archive; shared arrays travel as their backend and name, and
 /// the receiving side attaches them (a read-only mapping for shared_ndarray<const T>).
 template <class D>
-struct codec {
+struct task_codec {
     static_assert(std::is_default_constructible_v<D>,
                   "ndshm::fork_pool: argument and result types must be default-constructible (and serialisable "
                   "with cereal, or shared_ndarray handles)");
@@ -176,7 +178,7 @@ struct codec {
 };
 
 template <class T>
-struct codec<shared_ndarray<T>> {
+struct task_codec<shared_ndarray<T>> {
     using writable = std::remove_const_t<T>;
 
     /// `transfer`: the sending process owns the array and hands it to the receiver (a result).
@@ -241,7 +243,7 @@ template <class D, class A>
 void save_arg(cereal::BinaryOutputArchive& ar, A&& a)
 {
     const D& d = std::forward<A>(a); // converts (for example shared_ndarray<T> to shared_ndarray<const T>)
-    codec<D>::save(ar, d);
+    task_codec<D>::save(ar, d);
 }
 
 /// Encodes call arguments as the parameter types P of the function that receives them.
@@ -257,16 +259,16 @@ template <class... P>
 std::tuple<std::decay_t<P>...> load_args(cereal::BinaryInputArchive& ar)
 {
     // Braced initialisation evaluates left to right, the order save_args wrote them.
-    return std::tuple<std::decay_t<P>...>{codec<std::decay_t<P>>::load(ar)...};
+    return std::tuple<std::decay_t<P>...>{task_codec<std::decay_t<P>>::load(ar)...};
 }
 
 template <class R>
 void save_result(cereal::BinaryOutputArchive& ar, R& r)
 {
     if constexpr (is_shared_ndarray<R>::value) {
-        codec<R>::save(ar, r, true);
+        task_codec<R>::save(ar, r, true);
     } else {
-        codec<R>::save(ar, r);
+        task_codec<R>::save(ar, r);
     }
 }
 

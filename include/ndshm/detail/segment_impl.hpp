@@ -154,14 +154,20 @@ inline std::string generate_name(const std::string& op = "create")
     return s;
 }
 
+/// The segment name in `name`: a POSIX-style "/img", as shm_open takes it, names the segment "img".
+inline std::string segment_name(const std::string& name)
+{
+    return name.size() > 1 && name[0] == '/' ? name.substr(1) : name;
+}
+
 /// Throws unless `name` is a usable segment name.
 inline void check_name(const std::string& op, const std::string& name)
 {
     const auto bad = [&](const std::string& why) {
         raise<error>(op, name, "invalid segment name: " + why,
-                     "use 1 to 255 characters from [A-Za-z0-9._-], not starting with '.', or leave "
-                     "options::name empty for a generated name",
-                     errno_code(EINVAL));
+                     "use 1 to 255 characters from [A-Za-z0-9._-], not starting with '.' (a single leading '/', "
+                     "as shm_open names are written, is dropped), or leave options::name empty for a generated name",
+                     make_error_code(errc::invalid_argument));
     };
     if (name.empty() || name.size() > 255) {
         bad(name.empty() ? "it is empty" : "it is longer than 255 characters");
@@ -417,9 +423,10 @@ inline std::size_t free_bytes(int fd) noexcept
                                             std::size_t avail, int err)
 {
     const std::string where = l.dir.empty() ? std::string(posix_shm_dir) : l.dir;
-    std::string cause = "needs " + std::to_string(need) + " bytes but " + where + " has ";
-    cause += avail == SIZE_MAX ? std::string("too few") : std::to_string(avail);
-    cause += " bytes free";
+    std::string cause = "needs " + human_bytes(need) + " (" + std::to_string(need) + " bytes) but " + where + " has ";
+    cause += avail == SIZE_MAX ? std::string("too little")
+                               : human_bytes(avail) + " (" + std::to_string(avail) + " bytes)";
+    cause += " free";
     raise<out_of_space>(op, l.name, cause,
                         "free space (ndshm gc, ndshm rm, ndshm::free_all) or enlarge " + where +
                             " (in Docker: docker run --shm-size=" + std::to_string(need / (1024 * 1024 * 1024) + 1) +
@@ -528,7 +535,7 @@ void reserve_holes(int fd, const struct stat& st, bool writable_mapping, bool fd
 /// behind if any step fails.
 inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op)
 {
-    location loc{backend_dir(opt), opt.name};
+    location loc{backend_dir(opt), segment_name(opt.name)};
     const bool generated = loc.name.empty();
     if (!generated) {
         check_name(op, loc.name);
@@ -683,6 +690,20 @@ inline std::size_t read_at(int fd, void* buf, std::size_t n, std::size_t off, co
     return got;
 }
 
+/// True if `uid` is this process's effective uid. The last answer of geteuid() is remembered, so that
+/// attach makes no system call for it; any other uid asks again. A process that changed its effective
+/// uid thus still accepts segments of the uid it ran as before, never those of a uid it did not have.
+inline bool is_own_uid(uid_t uid) noexcept
+{
+    static std::atomic<uid_t> last{static_cast<uid_t>(-1)};
+    if (uid == last.load(std::memory_order_relaxed) && uid != static_cast<uid_t>(-1)) {
+        return true;
+    }
+    const uid_t me = ::geteuid();
+    last.store(me, std::memory_order_relaxed);
+    return uid == me;
+}
+
 /// An open segment whose creator has published it: its fd, its size, and a copy of its first bytes.
 struct published_segment {
     location loc;
@@ -696,12 +717,15 @@ struct published_segment {
 
 /// Bytes of a segment read before mapping it: enough for any .npy header ndshm accepts.
 inline constexpr std::size_t head_limit = 65536 + 12;
+/// A segment up to this size is read whole before it is mapped (header and trailer in one read).
+inline constexpr std::size_t small_segment = 16384;
 
 /// Opens an existing segment by name, checks that it is a regular file of this user, and waits up to
 /// opt.ready_timeout for its creator to publish it. Reads with pread, so a segment that is refused
 /// never gets mapped.
-inline published_segment open_published(const options& opt, const std::string& name, const std::string& op)
+inline published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op)
 {
+    const std::string name = segment_name(posix_name);
     check_name(op, name);
     published_segment seg;
     seg.loc = location{backend_dir(opt), name};
@@ -719,7 +743,7 @@ inline published_segment open_published(const options& opt, const std::string& n
         if (!S_ISREG(st.st_mode)) {
             raise<format_error>(op, name, "not a regular file", "remove it or use another name", errno_code(EINVAL));
         }
-        if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
+        if (!is_own_uid(st.st_uid) && !opt.allow_other_users) {
             raise<permission_denied>(op, name,
                                      "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
                                          std::to_string(::geteuid()),
@@ -729,24 +753,21 @@ inline published_segment open_published(const options& opt, const std::string& n
         seg.size = static_cast<std::size_t>(st.st_size);
         seg.id = id_of(st);
         seg.st = st;
-        unsigned char magic[sizeof npy_magic] = {};
-        const std::size_t got = read_at(seg.fd.get(), magic, sizeof magic, 0, op, name);
-        if (!unpublished(magic, got)) {
-            // The creator stores the magic's first byte last, with release order: reading it first and
-            // everything else after this fence sees the complete header, trailer and data.
-            std::atomic_thread_fence(std::memory_order_acquire);
-            // One page holds every header ndshm writes; read more only if the header says it is longer.
-            const std::size_t first = std::min<std::size_t>(seg.size, 4096);
+        // One read of the first page (the magic, and every header ndshm writes), or of all of a small
+        // segment (its trailer too).
+        const std::size_t first = seg.size <= small_segment ? seg.size : std::min<std::size_t>(seg.size, 4096);
+        if (!seg.head) {
             seg.head.reset(new unsigned char[first]); // not zero-filled: pread overwrites what is used
-            seg.head_size = read_at(seg.fd.get(), seg.head.get(), first, 0, op, name);
-            if (seg.head_size >= 12) {
-                const unsigned char* h = seg.head.get();
-                const std::size_t hlen = h[6] >= 2 ? (std::size_t(h[8]) | std::size_t(h[9]) << 8 |
-                                                      std::size_t(h[10]) << 16 | std::size_t(h[11]) << 24) +
-                                                         12
-                                                   : (std::size_t(h[8]) | std::size_t(h[9]) << 8) + 10;
-                const std::size_t want = std::min({seg.size, head_limit, hlen});
-                if (want > seg.head_size) {
+        }
+        seg.head_size = read_at(seg.fd.get(), seg.head.get(), first, 0, op, name);
+        if (!unpublished(seg.head.get(), seg.head_size)) {
+            // The creator stores the magic's first byte last, with release order: pread copies the bytes
+            // in order, so seeing it means the rest of the page was complete; the fence orders what this
+            // thread reads later (the trailer, the data) after it.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (seg.head_size >= 12 && seg.head[0] == static_cast<unsigned char>(npy_magic[0])) {
+                const std::size_t want = std::min({seg.size, head_limit, npy_header_end(seg.head.get())});
+                if (want > seg.head_size) { // a longer header than ndshm writes: read the rest
                     std::unique_ptr<unsigned char[]> longer(new unsigned char[want]);
                     std::memcpy(longer.get(), seg.head.get(), seg.head_size);
                     seg.head_size += read_at(seg.fd.get(), longer.get() + seg.head_size, want - seg.head_size,
@@ -848,15 +869,26 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     const published_segment seg = open_published(opt, name, op);
     info = parse_npy(seg.head.get(), seg.head_size, name, seg.size);
     kind = 0;
+    // The trailer, from the bytes already read or with one more pread (cheaper than the page fault of
+    // reading it through the mapping).
     const std::size_t off = trailer_offset_in(info, seg.size);
     trailer copy{};
-    if (off != SIZE_MAX && read_at(seg.fd.get(), &copy, sizeof copy, off, op, name) == sizeof copy &&
-        std::memcmp(copy.magic, trailer_magic, sizeof trailer_magic) == 0) {
+    bool found = false;
+    if (off != SIZE_MAX) {
+        if (off + sizeof copy <= seg.head_size) {
+            std::memcpy(&copy, seg.head.get() + off, sizeof copy);
+            found = true;
+        } else {
+            found = read_at(seg.fd.get(), &copy, sizeof copy, off, op, name) == sizeof copy;
+        }
+        found = found && std::memcmp(copy.magic, trailer_magic, sizeof trailer_magic) == 0;
+    }
+    if (found) {
         check_trailer(copy, info, name, op);
         kind = copy.kind;
     }
     auto m = map_published(seg, opt, op);
-    if (kind != 0) {
+    if (found) {
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
     }
     return m;

@@ -290,7 +290,7 @@ struct lock_context {
 {
     raise<format_error>(cx.op, cx.name, std::string(cx.which) + " is corrupt: " + why,
                         "something other than ndshm wrote into the segment; remove it and create it again",
-                        errno_code(EILSEQ));
+                        make_error_code(errc::corrupt_control));
 }
 
 /// Takes the lock at `a` for the calling thread, waiting at most until `deadline`

@@ -1,0 +1,2 @@
+# Empty dependencies file for ndshm_example_numpy_interop.
+# This may be replaced when dependencies are built.

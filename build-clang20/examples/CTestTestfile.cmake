@@ -1,0 +1,36 @@
+# CMake generated Testfile for 
+# Source directory: /work/main/examples
+# Build directory: /work/main/build-clang20/examples
+# 
+# This file includes the relevant testing commands required for 
+# testing this directory and lists subdirectories to be tested as well.
+add_test(example_quick_tour "/work/main/build-clang20/examples/ndshm_example_quick_tour")
+set_tests_properties(example_quick_tour PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/CMakeLists.txt;20;add_test;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_producer_consumer "/work/main/build-clang20/examples/ndshm_example_producer_consumer")
+set_tests_properties(example_producer_consumer PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/CMakeLists.txt;20;add_test;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_fork_workers "/work/main/build-clang20/examples/ndshm_example_fork_workers")
+set_tests_properties(example_fork_workers PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/CMakeLists.txt;20;add_test;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_numpy_interop "/work/main/build-clang20/examples/ndshm_example_numpy_interop")
+set_tests_properties(example_numpy_interop PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/CMakeLists.txt;20;add_test;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_share_object "/work/main/build-clang20/examples/ndshm_example_share_object")
+set_tests_properties(example_share_object PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/objects.cmake;14;add_test;/work/main/examples/objects.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_npy_files "/work/main/build-clang20/examples/ndshm_example_npy_files")
+set_tests_properties(example_npy_files PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/objects.cmake;14;add_test;/work/main/examples/objects.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_dataset_store "/work/main/build-clang20/examples/ndshm_example_dataset_store")
+set_tests_properties(example_dataset_store PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/objects.cmake;14;add_test;/work/main/examples/objects.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_object_files "/work/main/build-clang20/examples/ndshm_example_object_files")
+set_tests_properties(example_object_files PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/objects.cmake;14;add_test;/work/main/examples/objects.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_pipeline "/work/main/build-clang20/examples/ndshm_example_pipeline")
+set_tests_properties(example_pipeline PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/processes.cmake;7;add_test;/work/main/examples/processes.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_worker_pool "/work/main/build-clang20/examples/ndshm_example_worker_pool")
+set_tests_properties(example_worker_pool PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/processes.cmake;7;add_test;/work/main/examples/processes.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_array_lock "/work/main/build-clang20/examples/ndshm_example_array_lock")
+set_tests_properties(example_array_lock PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/processes.cmake;7;add_test;/work/main/examples/processes.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_uninterruptible "/work/main/build-clang20/examples/ndshm_example_uninterruptible")
+set_tests_properties(example_uninterruptible PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/processes.cmake;7;add_test;/work/main/examples/processes.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_inspect_segments "/work/main/build-clang20/examples/ndshm_example_inspect_segments")
+set_tests_properties(example_inspect_segments PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/tools.cmake;5;add_test;/work/main/examples/tools.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(example_channel_stream "/work/main/build-clang20/examples/ndshm_example_channel_stream")
+set_tests_properties(example_channel_stream PROPERTIES  FIXTURES_REQUIRED "ndshm_suite" _BACKTRACE_TRIPLES "/work/main/examples/perf.cmake;3;add_test;/work/main/examples/perf.cmake;0;;/work/main/examples/CMakeLists.txt;33;include;/work/main/examples/CMakeLists.txt;0;")
+add_test(readme_snippets "/usr/bin/python3" "/work/main/examples/check_readme_snippets.py" "/work/main/README.md" "/work/main/examples/array_lock.cpp" "/work/main/examples/channel_stream.cpp" "/work/main/examples/dataset_store.cpp" "/work/main/examples/fork_workers.cpp" "/work/main/examples/inspect_segments.cpp" "/work/main/examples/npy_files.cpp" "/work/main/examples/numpy_interop.cpp" "/work/main/examples/object_files.cpp" "/work/main/examples/pipeline.cpp" "/work/main/examples/producer_consumer.cpp" "/work/main/examples/quick_tour.cpp" "/work/main/examples/share_object.cpp" "/work/main/examples/uninterruptible.cpp" "/work/main/examples/worker_pool.cpp")
+set_tests_properties(readme_snippets PROPERTIES  _BACKTRACE_TRIPLES "/work/main/examples/CMakeLists.txt;39;add_test;/work/main/examples/CMakeLists.txt;0;")

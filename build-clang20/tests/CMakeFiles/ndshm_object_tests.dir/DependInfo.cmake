@@ -1,0 +1,22 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/main/tests/file_test.cpp" "tests/CMakeFiles/ndshm_object_tests.dir/file_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_object_tests.dir/file_test.cpp.o.d"
+  "/work/main/tests/main.cpp" "tests/CMakeFiles/ndshm_object_tests.dir/main.cpp.o" "gcc" "tests/CMakeFiles/ndshm_object_tests.dir/main.cpp.o.d"
+  "/work/main/tests/object_test.cpp" "tests/CMakeFiles/ndshm_object_tests.dir/object_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_object_tests.dir/object_test.cpp.o.d"
+  "/work/main/tests/store_test.cpp" "tests/CMakeFiles/ndshm_object_tests.dir/store_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_object_tests.dir/store_test.cpp.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for ndshm_peer.
+# This may be replaced when dependencies are built.

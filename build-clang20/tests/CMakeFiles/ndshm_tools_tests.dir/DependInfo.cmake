@@ -1,0 +1,25 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/main/tests/crash_test.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/crash_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/crash_test.cpp.o.d"
+  "/work/main/tests/fault_test.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/fault_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/fault_test.cpp.o.d"
+  "/work/main/tests/inspect_test.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/inspect_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/inspect_test.cpp.o.d"
+  "/work/main/tests/main.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/main.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/main.cpp.o.d"
+  "/work/main/tests/security_test.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/security_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/security_test.cpp.o.d"
+  "/work/main/tests/stress_test.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/stress_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/stress_test.cpp.o.d"
+  "/work/main/tests/tool_test.cpp" "tests/CMakeFiles/ndshm_tools_tests.dir/tool_test.cpp.o" "gcc" "tests/CMakeFiles/ndshm_tools_tests.dir/tool_test.cpp.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

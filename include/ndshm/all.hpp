@@ -1,0 +1,18 @@
+/// @file all.hpp
+/// Every public ndshm header except the optional zstd.hpp (it links libzstd): the core (ndshm.hpp)
+/// and every area. Convenient, but each area costs compile time: include the area headers you use.
+#ifndef NDSHM_ALL_HPP
+#define NDSHM_ALL_HPP
+
+#include "channel.hpp"
+#include "file.hpp"
+#include "inspect.hpp"
+#include "lock.hpp"
+#include "ndshm.hpp"
+#include "object.hpp"
+#include "pool.hpp"
+#include "queue.hpp"
+#include "store.hpp"
+#include "uninterruptible.hpp"
+
+#endif

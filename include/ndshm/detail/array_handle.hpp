@@ -1,0 +1,573 @@
+/// @file detail/array_handle.hpp
+/// What `shared_ndarray<T>` (any rank) and `shared_tensor<T, N>` (rank N) have in common: creating
+/// and attaching an array segment, the handle's state, element access and the view.
+#ifndef NDSHM_DETAIL_ARRAY_HANDLE_HPP
+#define NDSHM_DETAIL_ARRAY_HANDLE_HPP
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../dtype.hpp"
+#include "../error.hpp"
+#include "../options.hpp"
+#include "array_view.hpp"
+#include "npy.hpp"
+#include "segment_impl.hpp"
+
+namespace ndshm {
+
+/// Memory order of a created array.
+enum class order {
+    c,       ///< row-major (C order), the default
+    fortran, ///< column-major; the header says fortran_order: True and NumPy sees the same layout
+};
+
+/// The shape of an array: one extent per dimension.
+using shape_type = std::vector<std::size_t>;
+
+/// The rank of a `shared_ndarray`: known only at run time.
+inline constexpr std::size_t dynamic_rank = static_cast<std::size_t>(-1);
+
+class any_ndarray;
+template <class T>
+class shared_ndarray;
+template <class T, std::size_t N>
+class shared_tensor;
+
+namespace detail {
+
+#if defined(NDSHM_ENABLE_ASSERT) || defined(XTENSOR_ENABLE_ASSERT)
+/// operator() checks its indices like at() (NDSHM_ENABLE_ASSERT or XTENSOR_ENABLE_ASSERT is defined).
+inline constexpr bool checked_access = true;
+#else
+inline constexpr bool checked_access = false;
+#endif
+
+/// Byte offset of the data in a segment ndshm creates: always 4096, the page-aligned start of the
+/// format, which satisfies every alignment options::alignment may ask for.
+inline std::size_t data_offset_for(const options& opt, const std::string& op)
+{
+    const std::size_t a = opt.alignment;
+    if (a == 0 || (a & (a - 1)) != 0 || a > 4096) {
+        raise<error>(op, opt.name, "options::alignment " + std::to_string(a) + " is not a power of two up to 4096",
+                     "use 4096 (the default) or a smaller power of two", make_error_code(errc::invalid_argument));
+    }
+    return 4096;
+}
+
+/// Creates a segment for an array, writes its header and trailer; not yet published.
+inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const shape_type& shape, bool fortran,
+                                                     const std::string& op, npy_info& info)
+{
+    info.type = t;
+    info.shape = shape;
+    info.fortran_order = fortran;
+    info.data_offset = data_offset_for(opt, op);
+    if (shape.size() > npy_max_ndim) {
+        raise<error>(op, opt.name, std::to_string(shape.size()) + " dimensions requested", "use at most 64",
+                     make_error_code(errc::invalid_argument));
+    }
+    const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<off_t>::max()) / 2;
+    if (!checked_nbytes(shape, itemsize(t), info.size, info.nbytes) || info.nbytes > limit) {
+        raise<out_of_space>(op, opt.name, "the requested shape's size overflows", "check the shape",
+                            errno_code(EOVERFLOW));
+    }
+    const std::size_t toff = trailer_offset(info.data_offset + info.nbytes);
+    auto m = create_segment(opt, toff + sizeof(trailer), op);
+    if (!write_npy_header(m->base(), info.data_offset, t, shape, fortran)) {
+        raise<error>(op, m->name(), "the .npy header does not fit before the data", "use fewer dimensions",
+                     make_error_code(errc::invalid_argument));
+    }
+    write_trailer(*m, toff, kind_array, info.data_offset, info.nbytes);
+    return m;
+}
+
+/// Opens a published array segment and parses it: a valid .npy, not a composite object.
+inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, const options& opt, npy_info& info)
+{
+    std::uint32_t kind = 0;
+    auto m = open_npy_segment(opt, name, "attach", info, kind);
+    if (kind == kind_object) {
+        raise<format_error>("attach", name, "the segment holds a composite object, not an array",
+                            "load it with ndshm::load<T>(name)", make_error_code(errc::wrong_kind));
+    }
+    if (kind != 0 && kind != kind_array) {
+        const bool known = kind == kind_channel || kind == kind_queue;
+        const std::string what = kind == kind_channel ? "channel" : "queue";
+        raise<format_error>("attach", name,
+                            known ? "the segment is a " + what + ", not an array"
+                                  : "the segment is of an unknown kind " + std::to_string(kind),
+                            known ? std::string(kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
+                                                                     : "open it with ndshm::array_queue::open")
+                                  : "use the ndshm version that made it",
+                            make_error_code(errc::wrong_kind));
+    }
+    return m;
+}
+
+/// Throws dtype_mismatch unless a segment holding `found` may be seen as T.
+template <class T>
+void check_dtype(const std::string& op, const std::string& name, dtype found)
+{
+    constexpr dtype want = dtype_of<T>;
+    if (found != want) {
+        raise<dtype_mismatch>(op, name,
+                              std::string("the segment holds ") + dtype_name(found) + " ('" + dtype_descr(found) +
+                                  "'), not " + dtype_name(want) + " ('" + dtype_descr(want) + "') as requested",
+                              std::string("attach it with the element type for ") + dtype_name(found) +
+                                  ", or use ndshm::attach_any to inspect it",
+                              make_error_code(errc::dtype_mismatch));
+    }
+}
+
+/// "(4, 5)": a shape as NumPy prints it.
+template <class S>
+std::string shape_string(const S& s)
+{
+    std::string r = "(";
+    for (std::size_t k = 0; k < s.size(); ++k) {
+        r += (k ? ", " : "") + std::to_string(s[k]);
+    }
+    return r + (s.size() == 1 ? ",)" : ")");
+}
+
+template <class I>
+std::string index_string(I i)
+{
+    if constexpr (std::is_same_v<I, bool>) {
+        return i ? "1" : "0";
+    } else {
+        return std::to_string(i);
+    }
+}
+
+/// Throws std::out_of_range unless `idx...` is one index per dimension of `shape`, each in range.
+template <class S, class... Idx>
+void check_index(const std::string& name, const S& shape, Idx... idx)
+{
+    static_assert((std::is_integral_v<Idx> && ...), "ndshm: array indices must be integers");
+    const std::string call = "ndshm: at(" +
+                             [&] {
+                                 std::string s;
+                                 ((s += (s.empty() ? "" : ", ") + index_string(idx)), ...);
+                                 return s;
+                             }() +
+                             ") on '" + name + "' of shape " + shape_string(shape) + ": ";
+    if (sizeof...(Idx) != shape.size()) {
+        throw std::out_of_range(call + std::to_string(sizeof...(Idx)) + " indices for " + std::to_string(shape.size()) +
+                                " dimensions; give one index per dimension");
+    }
+    std::size_t k = 0;
+    [[maybe_unused]] const auto one = [&](auto i) {
+        const bool negative = std::is_signed_v<decltype(i)> && i < 0;
+        if (negative || static_cast<std::size_t>(i) >= shape[k]) {
+            throw std::out_of_range(call + "index " + index_string(i) + " is out of range for axis " +
+                                    std::to_string(k) + " (size " + std::to_string(shape[k]) + ")");
+        }
+        ++k;
+    };
+    (one(idx), ...);
+}
+
+/// Lets ndshm's own components (composite objects, channels, queues) build a handle over a region of
+/// a mapping they manage, and reach the mapping behind a handle.
+struct array_access {
+    /// A handle to `info`'s array at `info.data_offset` of `m`, sharing (and keeping alive) the mapping.
+    template <class T>
+    static shared_ndarray<T> make(std::shared_ptr<mapping> m, const npy_info& info)
+    {
+        return shared_ndarray<T>(std::move(m), info);
+    }
+    /// The mapping behind a handle (null for an empty handle).
+    template <class H>
+    static const std::shared_ptr<mapping>& mapping_of(const H& a) noexcept
+    {
+        return a.m_map;
+    }
+};
+
+template <class T, std::size_t N>
+struct rank_traits {
+    using shape_type = std::array<std::size_t, N>;
+    using view_type = array_view<xt::xtensor_adaptor<buffer_type<T>, N, xt::layout_type::dynamic>>;
+    static shape_type from(const std::vector<std::size_t>& s)
+    {
+        shape_type r{};
+        std::copy(s.begin(), s.end(), r.begin());
+        return r;
+    }
+};
+template <class T>
+struct rank_traits<T, dynamic_rank> {
+    using shape_type = ndshm::shape_type;
+    using view_type = array_view<dynamic_adaptor<T>>;
+    static shape_type from(const std::vector<std::size_t>& s) { return s; }
+};
+
+/// The state and the members shared by shared_ndarray<T> (N == dynamic_rank) and shared_tensor<T, N>.
+/// `Derived` is the handle type the factory functions return.
+template <class Derived, class T, std::size_t N>
+class array_base {
+    static_assert(is_element_type_v<T>,
+                  "ndshm: the element type must be bool, a fixed-width integer (int8_t..uint64_t), float, double, "
+                  "std::complex<float> or std::complex<double> (optionally const)");
+    using traits = rank_traits<T, N>;
+    using const_traits = rank_traits<const T, N>;
+
+public:
+    using element_type = T;
+    using value_type = std::remove_const_t<T>;
+    using size_type = std::size_t;
+    using reference = T&;
+    using const_reference = const T&;
+    using pointer = T*;
+    using const_pointer = const T*;
+    using iterator = T*;
+    using const_iterator = const T*;
+    /// One extent per dimension: std::vector for shared_ndarray, std::array<size_t, N> for shared_tensor.
+    using shape_type = typename traits::shape_type;
+    /// The xtensor expression view() returns: a container adaptor over the mapping (no copy).
+    using view_type = typename traits::view_type;
+    using const_view_type = typename const_traits::view_type;
+    static constexpr bool is_read_only = std::is_const_v<T>;
+    /// The rank fixed at compile time, or dynamic_rank.
+    static constexpr std::size_t static_rank = N;
+
+    /// Creates a zero-filled array of `shape` in a new segment, owned by this process.
+    /// @throws already_exists, permission_denied, out_of_space, error
+    static Derived create(const shape_type& shape, const options& opt = {}) { return create(shape, order::c, opt); }
+
+    /// Creates a zero-filled array in C or Fortran order.
+    /// @throws already_exists, permission_denied, out_of_space, error
+    static Derived create(const shape_type& shape, order ord, const options& opt = {})
+    {
+        static_assert(!is_read_only, "create a handle of non-const T and convert it to one of const T");
+        npy_info info;
+        auto m = create_array_segment(opt, dtype_of<T>, to_vector(shape), ord == order::fortran, "create", info);
+        m->publish();
+        return Derived(std::move(m), info);
+    }
+
+    /// Creates a new segment holding a copy of an xtensor expression, evaluated straight into the
+    /// segment (C order).
+    /// @throws as create; error if a fixed-rank handle is given an expression of another rank
+    template <class E>
+    static Derived from_array(const xt::xexpression<E>& expr, const options& opt = {})
+    {
+        static_assert(!is_read_only, "create a handle of non-const T and convert it to one of const T");
+        const auto& e = expr.derived_cast();
+        const std::vector<std::size_t> shape(e.shape().begin(), e.shape().end());
+        if (N != dynamic_rank && shape.size() != N) {
+            raise<error>("from_array", opt.name,
+                         "the expression has " + std::to_string(shape.size()) + " dimensions, the handle " +
+                             std::to_string(N),
+                         "use a shared_tensor of the expression's rank, or shared_ndarray",
+                         make_error_code(errc::rank_mismatch));
+        }
+        npy_info info;
+        auto m = create_array_segment(opt, dtype_of<T>, shape, false, "from_array", info);
+        Derived a(std::move(m), info);
+        // A fresh segment: nothing the expression reads can be in it.
+        assign_unaliased(a.view(), e);
+        a.m_map->publish();
+        return a;
+    }
+
+    /// Creates a new segment holding a copy of `prod(shape)` elements at `data` (C order).
+    /// @throws as create
+    static Derived from_array(const value_type* data, const shape_type& shape, const options& opt = {})
+    {
+        static_assert(!is_read_only, "create a handle of non-const T and convert it to one of const T");
+        npy_info info;
+        auto m = create_array_segment(opt, dtype_of<T>, to_vector(shape), false, "from_array", info);
+        Derived a(std::move(m), info);
+        if (info.nbytes != 0) {
+            std::memcpy(a.m_data, data, info.nbytes);
+        }
+        a.m_map->publish();
+        return a;
+    }
+
+    /// Attaches the segment `name` without copying; shape, dtype and order come from the segment.
+    /// Waits up to options::ready_timeout for a segment that is still being written.
+    /// @throws not_found, permission_denied, format_error (corrupt, truncated, unfinished, unsupported
+    /// dtype), dtype_mismatch (names both dtypes), error (a fixed-rank handle and a segment of another
+    /// rank: names both)
+    static Derived attach(const std::string& name, const options& opt = {})
+    {
+        npy_info info;
+        std::shared_ptr<mapping> m;
+        if constexpr (is_read_only) {
+            if (opt.read_only) {
+                m = attach_array_segment(name, opt, info);
+            } else {
+                options o = opt;
+                o.read_only = true;
+                m = attach_array_segment(name, o, info);
+            }
+        } else {
+            if (opt.read_only) {
+                raise<error>("attach", name, "options::read_only asks for a read-only mapping of a writable handle",
+                             std::string("attach it with a const element type (for example shared_ndarray<const ") +
+                                 dtype_name(dtype_of<T>) + ">)",
+                             make_error_code(errc::invalid_argument));
+            }
+            m = attach_array_segment(name, opt, info);
+        }
+        check_dtype<T>("attach", name, info.type);
+        return Derived(std::move(m), info);
+    }
+
+    /// The segment name to pass to other processes; empty for an empty handle.
+    const std::string& name() const noexcept
+    {
+        static const std::string none;
+        return m_map ? m_map->name() : none;
+    }
+    /// Extent of each dimension (empty, or all zero for a fixed rank, for an empty handle).
+    const shape_type& shape() const noexcept { return m_shape; }
+    /// Distance in elements between neighbours along each dimension (C or Fortran order).
+    const shape_type& strides() const noexcept { return m_strides; }
+    /// Number of elements (the product of the shape; 0 for an empty handle).
+    size_type size() const noexcept { return m_size; }
+    /// Bytes of array data.
+    size_type nbytes() const noexcept { return m_size * sizeof(T); }
+    /// Number of dimensions (0 for an empty shared_ndarray; always N for a shared_tensor).
+    size_type dimension() const noexcept { return m_shape.size(); }
+    /// The element type stored in the segment.
+    static constexpr ndshm::dtype dtype() noexcept { return dtype_of<T>; }
+    /// True for a column-major (Fortran-order) array.
+    bool fortran_order() const noexcept { return m_fortran; }
+    /// True for a handle without a segment (default-constructed, moved from, or reset).
+    bool empty() const noexcept { return !m_map; }
+    explicit operator bool() const noexcept { return static_cast<bool>(m_map); }
+
+    /// The first element, in the shared mapping (null for an empty handle).
+    T* data() noexcept { return m_data; }
+    const T* data() const noexcept { return m_data; }
+    /// The elements in memory order (C or Fortran, as the segment says).
+    T* begin() noexcept { return m_data; }
+    T* end() noexcept { return m_data + m_size; }
+    const T* begin() const noexcept { return m_data; }
+    const T* end() const noexcept { return m_data + m_size; }
+    const T* cbegin() const noexcept { return m_data; }
+    const T* cend() const noexcept { return m_data + m_size; }
+
+    /// An xtensor adaptor over the mapping (no copy): assignment, math and reducers work on it as on
+    /// a container of the same shape and layout. An empty handle gives an empty view.
+    view_type view() { return make_view<T>(); }
+    const_view_type view() const { return make_view<const T>(); }
+
+    /// Element access by one index per dimension, unchecked (like xtensor: extra leading indices are
+    /// ignored, missing leading ones are 0). Checked like at() when NDSHM_ENABLE_ASSERT or
+    /// XTENSOR_ENABLE_ASSERT is defined.
+    template <class... Idx>
+    T& operator()(Idx... idx) noexcept(!checked_access)
+    {
+        if constexpr (checked_access) {
+            check_index(name(), m_shape, idx...);
+        }
+        return m_data[offset(idx...)];
+    }
+    template <class... Idx>
+    const T& operator()(Idx... idx) const noexcept(!checked_access)
+    {
+        if constexpr (checked_access) {
+            check_index(name(), m_shape, idx...);
+        }
+        return m_data[offset(idx...)];
+    }
+
+    /// Checked element access: exactly one index per dimension, each in range.
+    /// @throws std::out_of_range naming the indices and the shape
+    template <class... Idx>
+    T& at(Idx... idx)
+    {
+        check_index(name(), m_shape, idx...);
+        return m_data[offset(idx...)];
+    }
+    template <class... Idx>
+    const T& at(Idx... idx) const
+    {
+        check_index(name(), m_shape, idx...);
+        return m_data[offset(idx...)];
+    }
+
+    /// Hands the name over: no handle of this process unlinks it any more; it stays until
+    /// ndshm::unlink(name) (`ndshm gc` keeps persisted segments).
+    void persist() noexcept
+    {
+        if (m_map) {
+            m_map->persist();
+        }
+    }
+
+    /// Drops this handle, which becomes empty (the mapping goes when its last handle goes).
+    void reset() noexcept { clear(); }
+
+protected:
+    template <class, class, std::size_t>
+    friend class array_base;
+    friend struct array_access;
+
+    array_base() = default;
+    array_base(const array_base&) = default;
+    array_base& operator=(const array_base&) = default;
+    /// A moved-from handle is empty in every observable way.
+    array_base(array_base&& o) noexcept
+        : m_map(std::move(o.m_map)), m_data(o.m_data), m_shape(std::move(o.m_shape)), m_strides(std::move(o.m_strides)),
+          m_size(o.m_size), m_fortran(o.m_fortran)
+    {
+        o.clear();
+    }
+    array_base& operator=(array_base&& o) noexcept
+    {
+        if (this != &o) {
+            m_map = std::move(o.m_map);
+            m_data = o.m_data;
+            m_shape = std::move(o.m_shape);
+            m_strides = std::move(o.m_strides);
+            m_size = o.m_size;
+            m_fortran = o.m_fortran;
+            o.clear();
+        }
+        return *this;
+    }
+    ~array_base() = default;
+
+    /// A handle on `info`'s array in `m`. A fixed-rank handle refuses an array of another rank.
+    array_base(std::shared_ptr<mapping> m, const npy_info& info)
+    {
+        if (!m) {
+            return; // an empty handle (of an empty any_ndarray, say)
+        }
+        if constexpr (N != dynamic_rank) {
+            if (info.shape.size() != N) {
+                raise<error>("attach", m->name(),
+                             "the segment holds an array of rank " + std::to_string(info.shape.size()) + " " +
+                                 shape_string(info.shape) + ", not of rank " + std::to_string(N) +
+                                 " as the handle requires",
+                             "use shared_tensor<T, " + std::to_string(info.shape.size()) +
+                                 "> or shared_ndarray<T>, which takes any rank",
+                             make_error_code(errc::rank_mismatch));
+            }
+        }
+        m_shape = traits::from(info.shape);
+        m_size = info.size;
+        m_fortran = info.fortran_order;
+        m_data = reinterpret_cast<T*>(m->base() + info.data_offset);
+        compute_strides();
+        m_map = std::move(m);
+    }
+
+    /// Shares `o`'s mapping (a conversion between handle types; the caller has checked the rank).
+    template <class D2, class U, std::size_t M>
+    explicit array_base(const array_base<D2, U, M>& o)
+        : m_map(o.m_map), m_data(o.m_data), m_shape(convert_shape(o.m_shape)), m_size(o.m_size), m_fortran(o.m_fortran)
+    {
+        compute_strides();
+    }
+
+    void clear() noexcept
+    {
+        m_map.reset();
+        m_data = nullptr;
+        m_shape = shape_type{};
+        m_strides = shape_type{};
+        m_size = 0;
+        m_fortran = false;
+    }
+
+    std::shared_ptr<mapping> m_map;
+    T* m_data = nullptr;
+    shape_type m_shape{};
+    shape_type m_strides{}; // in elements
+    size_type m_size = 0;
+    bool m_fortran = false;
+
+private:
+    static std::vector<std::size_t> to_vector(const shape_type& s) { return {s.begin(), s.end()}; }
+
+    template <class S>
+    static shape_type convert_shape(const S& s)
+    {
+        if constexpr (std::is_same_v<S, shape_type>) {
+            return s;
+        } else {
+            shape_type r{};
+            if constexpr (N == dynamic_rank) {
+                r.assign(s.begin(), s.end());
+            } else {
+                std::copy(s.begin(), s.end(), r.begin());
+            }
+            return r;
+        }
+    }
+
+    void compute_strides()
+    {
+        m_strides = m_shape;
+        const std::size_t n = m_shape.size();
+        std::size_t step = 1;
+        for (std::size_t j = 0; j < n; ++j) {
+            const std::size_t k = m_fortran ? j : n - 1 - j;
+            m_strides[k] = step;
+            step *= m_shape[k];
+        }
+    }
+
+    template <class U>
+    typename rank_traits<U, N>::view_type make_view() const
+    {
+        using V = typename rank_traits<U, N>::view_type;
+        const auto layout = m_fortran ? xt::layout_type::column_major : xt::layout_type::row_major;
+        if constexpr (N == dynamic_rank) {
+            if (!m_map) { // an empty 1-d view, not a 0-d one (which would hold one element)
+                return V(buffer_type<U>(nullptr, 0), typename V::shape_type{0}, layout);
+            }
+            return V(buffer_type<U>(m_data, m_size), typename V::shape_type(m_shape.begin(), m_shape.end()), layout);
+        } else {
+            return V(buffer_type<U>(m_data, m_size), m_shape, layout);
+        }
+    }
+
+    // xtensor's rule: indices address the last dimensions; extra leading indices are ignored.
+    template <class... Idx>
+    std::size_t offset(Idx... idx) const noexcept
+    {
+        constexpr std::size_t n = sizeof...(Idx);
+        if constexpr (n == 0) {
+            return 0;
+        } else {
+            const std::size_t index[n] = {static_cast<std::size_t>(idx)...};
+            const std::size_t d = m_strides.size();
+            std::size_t off = 0;
+            if (n == d) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    off += index[i] * m_strides[i];
+                }
+                return off;
+            }
+            for (std::size_t i = 0; i < n; ++i) {
+                if (i + d >= n) {
+                    off += index[i] * m_strides[i + d - n];
+                }
+            }
+            return off;
+        }
+    }
+};
+
+} // namespace detail
+} // namespace ndshm
+
+#endif
