@@ -33,5 +33,16 @@ int main()
                     xt::sum(f.view())() == 45.0f;
     std::printf("b = %s holds 0 .. %g; everything as expected: %s\n", b.name().c_str(), static_cast<double>(f(9)),
                 ok ? "yes" : "NO");
-    return ok ? 0 : 1;
+
+    // A fixed-rank handle, as xt::xtensor<T, N> beside xt::xarray<T>.
+    // [readme]
+    auto img = ndshm::shared_tensor<float, 2>::create({480, 640});
+    auto same = ndshm::shared_tensor<float, 2>::attach(img.name()); // rank 2 or ndshm::error
+    ndshm::shared_ndarray<float> any_rank = img;                    // the same mapping
+    // [readme-end]
+    same.at(479, 639) = 1.0f; // checked access: std::out_of_range outside the shape
+    const bool tensor_ok = any_rank(479, 639) == 1.0f && any_rank.dimension() == 2;
+    std::printf("img = %s: 480 x 640 float32, seen through both handles: %s\n", img.name().c_str(),
+                tensor_ok ? "yes" : "NO");
+    return ok && tensor_ok ? 0 : 1;
 }

@@ -818,3 +818,24 @@ TEST_CASE("an error in the user's serialisation is serialization_error", "[objec
     CHECK_THROWS_AS(ndshm::share(refuses{}), ndshm::serialization_error);
     CHECK_THROWS_WITH(ndshm::share(refuses{}), Catch::Contains("cannot save this"));
 }
+
+TEST_CASE("a moved-from or reset shared_object is empty", "[object][lifetime]")
+{
+    auto h = ndshm::share(std::vector<int>{1, 2, 3});
+    const std::string name = h.name();
+    auto moved = std::move(h);
+    for (auto* o : {&h, &moved}) {
+        if (o == &moved) {
+            CHECK(moved.name() == name);
+            CHECK(moved.segment_bytes() > 0);
+            moved.reset();
+        }
+        CHECK(o->empty());
+        CHECK_FALSE(static_cast<bool>(*o));
+        CHECK(o->name().empty());
+        CHECK(o->array_count() == 0);
+        CHECK(o->segment_bytes() == 0);
+        o->persist();
+    }
+    CHECK_FALSE(test_util::shm_exists(name)); // the owner's last handle unlinked it
+}

@@ -299,7 +299,7 @@ inline const codec* codec_for(const parsed_object& obj, const file_options& fo, 
         raise<format_error>(op, path, "the file's arrays are compressed with zstd",
                             "#include <ndshm/zstd.hpp>, link libzstd (zstd::libzstd_shared) and pass "
                             "file_options{ndshm::zstd()}",
-                            errno_code(ENOTSUP));
+                            make_error_code(errc::unsupported_format));
     }
     return fo.compression.get();
 }

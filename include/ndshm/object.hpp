@@ -89,7 +89,7 @@ public:
         return m_map ? m_map->name() : none;
     }
     /// Number of arrays stored in the object's segment.
-    std::size_t array_count() const noexcept { return m_arrays; }
+    std::size_t array_count() const noexcept { return m_map ? m_arrays : 0; }
     /// Size of the whole segment in bytes: header, table of contents, blob, arrays and trailer.
     std::size_t segment_bytes() const noexcept { return m_map ? m_map->size() : 0; }
     bool empty() const noexcept { return !m_map; }
@@ -103,8 +103,22 @@ public:
             m_map->persist();
         }
     }
-    /// Drops this handle (the last owning handle unlinks the name).
+    /// Drops this handle, which becomes empty (the last owning handle unlinks the name).
     void reset() noexcept { *this = shared_object(); }
+
+    shared_object(const shared_object&) = default;
+    shared_object& operator=(const shared_object&) = default;
+    /// A moved-from handle is empty in every observable way.
+    shared_object(shared_object&& o) noexcept : m_map(std::move(o.m_map)), m_arrays(std::exchange(o.m_arrays, 0)) {}
+    shared_object& operator=(shared_object&& o) noexcept
+    {
+        if (this != &o) {
+            m_map = std::move(o.m_map);
+            m_arrays = std::exchange(o.m_arrays, 0);
+        }
+        return *this;
+    }
+    ~shared_object() = default;
 
 private:
     friend struct detail::object_access;
@@ -184,10 +198,11 @@ inline parsed_object parse_object_image(const mapping& m, const npy_info& info, 
         raise<format_error>(op, name,
                             "corrupt composite object: its .npy header does not describe a byte payload at an "
                             "aligned offset",
-                            "the segment or file was damaged; recreate it", errno_code(EILSEQ));
+                            "the segment or file was damaged; recreate it", make_error_code(errc::corrupt_object));
     }
     if (info.data_offset > m.size() || info.nbytes > m.size() - info.data_offset) {
-        raise<format_error>(op, name, "corrupt composite object: truncated", "recreate it", errno_code(EILSEQ));
+        raise<format_error>(op, name, "corrupt composite object: truncated", "recreate it",
+                            make_error_code(errc::truncated));
     }
     const unsigned char* payload = m.base() + info.data_offset;
     if (info.nbytes >= object_header_bytes) {
@@ -212,9 +227,9 @@ T decode_object(const std::shared_ptr<mapping>& m, const parsed_object& obj, con
         throw;
     } catch (const std::exception& e) {
         // cereal's own exceptions, and what a hostile size or tag makes a container throw.
-        raise<serialization_error>("load", name,
-                                   std::string("the blob does not decode as the requested type: ") + e.what(),
-                                   "load it as the type it was shared or saved as, or recreate it", errno_code(EILSEQ));
+        raise<serialization_error>(
+            "load", name, std::string("the blob does not decode as the requested type: ") + e.what(),
+            "load it as the type it was shared or saved as, or recreate it", make_error_code(errc::serialization));
     }
     if (ar.remaining() != 0) {
         ar.fail(std::to_string(ar.remaining()) + " bytes of the blob are left over after decoding");
@@ -285,7 +300,7 @@ T load(const std::string& name, const options& opt = {})
         if (obj.codec != detail::codec_none) {
             detail::raise<format_error>(op, name, "corrupt composite object: a segment holds compressed arrays",
                                         "only object files are compressed; recreate the segment",
-                                        detail::errno_code(EILSEQ));
+                                        make_error_code(errc::corrupt_object));
         }
         return detail::decode_object<T>(m, obj, name);
     }

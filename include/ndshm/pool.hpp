@@ -139,7 +139,8 @@ R decode_result(std::string_view bytes)
         return task_codec<R>::load(ar);
     } catch (const cereal::Exception& e) {
         raise<serialization_error>("decode a task's result", "", std::string("cereal: ") + e.what(),
-                                   "check that the result type's serialize() reads what it writes", errno_code(EILSEQ));
+                                   "check that the result type's serialize() reads what it writes",
+                                   make_error_code(errc::serialization));
     }
 }
 
@@ -574,7 +575,8 @@ private:
                 [&](cereal::BinaryOutputArchive& ar) { detail::save_args<P...>(ar, std::forward<A>(args)...); });
         } catch (const cereal::Exception& e) {
             detail::raise<serialization_error>("encode a task's arguments", "", std::string("cereal: ") + e.what(),
-                                               "check the argument types' serialize()", detail::errno_code(EILSEQ));
+                                               "check the argument types' serialize()",
+                                               make_error_code(errc::serialization));
         }
     }
 

@@ -64,7 +64,7 @@ public:
                                             ? std::string("corrupt compressed data: ") + ZSTD_getErrorName(r)
                                             : "the data decompresses to " + std::to_string(r) + " bytes, not " +
                                                   std::to_string(out_n),
-                                        "the file was damaged; recreate it", detail::errno_code(EILSEQ));
+                                        "the file was damaged; recreate it", make_error_code(errc::corrupt_object));
         }
     }
 

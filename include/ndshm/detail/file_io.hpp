@@ -130,7 +130,7 @@ inline void read_exact(int fd, void* buf, std::size_t n, std::size_t off, const 
         raise<format_error>(op, path,
                             "the file ends after " + std::to_string(off + got) + " bytes, but " +
                                 std::to_string(off + n) + " were expected (truncated, or changed while being read)",
-                            "recreate the file", errno_code(EILSEQ));
+                            "recreate the file", make_error_code(errc::truncated));
     }
 }
 
@@ -308,7 +308,8 @@ inline row_slice resolve_rows(const npy_info& file, std::size_t begin, std::size
     std::vector<std::size_t> rest(file.shape.begin() + 1, file.shape.end());
     std::size_t row_nbytes = 0;
     if (!checked_nbytes(rest, itemsize(file.type), s.row_elems, row_nbytes)) {
-        raise<format_error>(op, path, "the shape's element count overflows", "recreate the file", errno_code(EILSEQ));
+        raise<format_error>(op, path, "the shape's element count overflows", "recreate the file",
+                            make_error_code(errc::corrupt_header));
     }
     s.begin = begin;
     s.end = end;

@@ -186,7 +186,7 @@ public:
         raise<serialization_error>("load", m_name, "the blob does not decode as the requested type: " + why,
                                    "load it as the type it was shared or saved as (with the same serialize "
                                    "functions), or recreate it",
-                                   errno_code(EILSEQ));
+                                   make_error_code(errc::serialization));
     }
 
     /// dtype_mismatch for an array member whose element type is not the stored one.

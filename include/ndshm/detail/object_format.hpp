@@ -335,7 +335,7 @@ inline parsed_object parse_object_payload(const unsigned char* payload, std::siz
     const auto bad = [&](const std::string& why) {
         raise<format_error>(op, name, "corrupt composite object: " + why,
                             "the segment or file was damaged or is not an ndshm object; recreate it",
-                            errno_code(EILSEQ));
+                            make_error_code(errc::corrupt_object));
     };
     if (n < object_header_bytes) {
         bad("its payload of " + std::to_string(n) + " bytes is shorter than the object header");
@@ -347,7 +347,7 @@ inline parsed_object parse_object_payload(const unsigned char* payload, std::siz
         raise<format_error>(op, name,
                             "composite object format version " + std::to_string(get_u32(payload + 8)) +
                                 " is not supported (this ndshm reads version " + std::to_string(object_version) + ")",
-                            "use the ndshm version that made it", errno_code(ENOTSUP));
+                            "use the ndshm version that made it", make_error_code(errc::unsupported_format));
     }
     if (get_u32(payload + 12) != object_header_bytes || get_u32(payload + 16) != object_entry_bytes) {
         bad("unexpected header or table-of-contents entry size");
@@ -356,7 +356,7 @@ inline parsed_object parse_object_payload(const unsigned char* payload, std::siz
     obj.codec = get_u32(payload + 20);
     if (obj.codec != codec_none && obj.codec != codec_zstd) {
         raise<format_error>(op, name, "unknown compression codec " + std::to_string(obj.codec),
-                            "use the ndshm version that made it", errno_code(ENOTSUP));
+                            "use the ndshm version that made it", make_error_code(errc::unsupported_format));
     }
     const std::uint64_t count = get_u64(payload + 24);
     const std::uint64_t toc = get_u64(payload + 32);
