@@ -10,4 +10,32 @@ if(NDSHM_WITH_MPI)
   foreach(area topology node_array transfer object store errors)
     ndshm_add_mpi_test(NAME mpi_${area} RANKS 4 NODES 2 COMMAND $<TARGET_FILE:ndshm_mpi_tests> "[${area}]")
   endforeach()
+
+  # A rank dies: mpiexec aborts the job, and `ndshm gc` removes what it left (in a private directory).
+  add_executable(ndshm_mpi_crash ${CMAKE_CURRENT_SOURCE_DIR}/mpi_crash.cpp)
+  target_link_libraries(ndshm_mpi_crash PRIVATE ndshm::mpi ndshm_warnings)
+  if(NDSHM_BUILD_TOOLS)
+    add_test(NAME mpi_crash_then_gc
+             COMMAND ${CMAKE_COMMAND} -DMPIEXEC=${MPIEXEC_EXECUTABLE}
+                     "-DMPIEXEC_ARGS=${MPIEXEC_NUMPROC_FLAG};4;${NDSHM_MPIEXEC_FLAGS};${MPIEXEC_PREFLAGS}"
+                     -DPROGRAM=$<TARGET_FILE:ndshm_mpi_crash> -DTOOL=$<TARGET_FILE:ndshm_tool>
+                     -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/mpi_crash
+                     -P ${CMAKE_CURRENT_SOURCE_DIR}/mpi_crash.cmake)
+    ndshm_mpi_test_properties(mpi_crash_then_gc 2)
+  endif()
+
+  # mpi4py ranks read (and write) the node copies with NumPy, by name, in the same job as C++ ranks.
+  execute_process(COMMAND ${Python3_EXECUTABLE} -c "import mpi4py, numpy" RESULT_VARIABLE no_mpi4py
+                  OUTPUT_QUIET ERROR_QUIET)
+  add_executable(ndshm_mpi_numpy ${CMAKE_CURRENT_SOURCE_DIR}/mpi_numpy.cpp)
+  target_link_libraries(ndshm_mpi_numpy PRIVATE ndshm::mpi ndshm_warnings)
+  if(no_mpi4py EQUAL 0)
+    add_test(NAME mpi_numpy_readers
+             COMMAND ${MPIEXEC_EXECUTABLE} ${NDSHM_MPIEXEC_FLAGS} ${MPIEXEC_PREFLAGS}
+                     ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:ndshm_mpi_numpy> :
+                     ${MPIEXEC_NUMPROC_FLAG} 2 ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/python/mpi_numpy.py)
+    ndshm_mpi_test_properties(mpi_numpy_readers 2)
+  else()
+    message(STATUS "ndshm: ${Python3_EXECUTABLE} has no mpi4py (Debian: python3-mpi4py); mpi_numpy_readers is not run")
+  endif()
 endif()

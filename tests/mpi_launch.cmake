@@ -21,11 +21,16 @@ if(NOT DEFINED NDSHM_MPIEXEC_FLAGS)
       "Flags of mpiexec for ndshm's MPI tests (Open MPI: --oversubscribe, and --allow-run-as-root as root)")
 endif()
 
+# ndshm_mpi_test_properties(<test> <nodes>): the properties every MPI test has (see above).
+function(ndshm_mpi_test_properties test nodes)
+  set_tests_properties(${test} PROPERTIES LABELS mpi RUN_SERIAL TRUE TIMEOUT 300 FIXTURES_REQUIRED ndshm_suite
+                       ENVIRONMENT "NDSHM_MPI_EMULATED_NODES=${nodes}")
+endfunction()
+
 function(ndshm_add_mpi_test)
   cmake_parse_arguments(arg "" "NAME;RANKS;NODES" "COMMAND" ${ARGN})
   add_test(NAME ${arg_NAME}
            COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${arg_RANKS} ${NDSHM_MPIEXEC_FLAGS}
                    ${MPIEXEC_PREFLAGS} ${arg_COMMAND} ${MPIEXEC_POSTFLAGS})
-  set_tests_properties(${arg_NAME} PROPERTIES LABELS mpi RUN_SERIAL TRUE TIMEOUT 300
-                       FIXTURES_REQUIRED ndshm_suite ENVIRONMENT "NDSHM_MPI_EMULATED_NODES=${arg_NODES}")
+  ndshm_mpi_test_properties(${arg_NAME} ${arg_NODES})
 endfunction()
