@@ -38,4 +38,11 @@ if(NDSHM_WITH_MPI)
   else()
     message(STATUS "ndshm: ${Python3_EXECUTABLE} has no mpi4py (Debian: python3-mpi4py); mpi_numpy_readers is not run")
   endif()
+
+  # The benchmark (benchmarks/bench_mpi.cpp), small: it runs, and every rank reads the right data.
+  if(NOT TARGET ndshm_bench_mpi)
+    add_executable(ndshm_bench_mpi ${PROJECT_SOURCE_DIR}/benchmarks/bench_mpi.cpp)
+    target_link_libraries(ndshm_bench_mpi PRIVATE ndshm::mpi ndshm_warnings)
+  endif()
+  ndshm_add_mpi_test(NAME mpi_bench_small RANKS 4 NODES 2 COMMAND $<TARGET_FILE:ndshm_bench_mpi> --mib 8 --reps 1)
 endif()
