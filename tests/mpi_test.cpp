@@ -738,7 +738,8 @@ TEST_CASE("MPI errors become ndshm::error with MPI's own description", "[errors]
     CHECK(o.ndshm_error);
     CHECK(o.code == ndshm::errc::mpi_failure);
     CHECK(o.code.message() == "MPI operation failed");
-    CHECK_THAT(o.what, Catch::StartsWith("ndshm: node_array bcast 'seg': MPI_Bcast failed: " + std::string(text, len)));
+    CHECK_THAT(o.what, Catch::StartsWith("ndshm: node_array bcast 'seg': MPI_Bcast failed: " +
+                                         std::string(text, static_cast<std::size_t>(len))));
 }
 
 TEST_CASE("ranks that pass different arguments to a collective get the same error, naming both", "[errors]")
