@@ -45,4 +45,15 @@ if(NDSHM_WITH_MPI)
     target_link_libraries(ndshm_bench_mpi PRIVATE ndshm::mpi ndshm_warnings)
   endif()
   ndshm_add_mpi_test(NAME mpi_bench_small RANKS 4 NODES 2 COMMAND $<TARGET_FILE:ndshm_bench_mpi> --mib 8 --reps 1)
+
+  # Everything `ctest -L mpi` runs (scripts/quickstart.sh mpi builds only this). examples/mpi.cmake adds
+  # the example; the package test installs the build tree, the tool included.
+  add_custom_target(ndshm_mpi_checks)
+  add_dependencies(ndshm_mpi_checks ndshm_mpi_tests ndshm_mpi_crash ndshm_mpi_numpy ndshm_bench_mpi)
+  if(TARGET ndshm_mpi_header_check)
+    add_dependencies(ndshm_mpi_checks ndshm_mpi_header_check)
+  endif()
+  if(NDSHM_BUILD_TOOLS)
+    add_dependencies(ndshm_mpi_checks ndshm_tool)
+  endif()
 endif()

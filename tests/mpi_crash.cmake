@@ -25,6 +25,18 @@ if(rc EQUAL 0)
   message(FATAL_ERROR "the job should have been aborted when rank 3 died")
 endif()
 
+# mpiexec may return before every rank it aborted has ended: wait for each (no sleep: on a pidfd).
+string(REGEX MATCHALL "pid [0-9]+" pids "${out}")
+string(REPLACE "pid " "" pids "${pids}")
+list(LENGTH pids nranks)
+if(NOT nranks EQUAL 4)
+  message(FATAL_ERROR "expected 4 ranks to print their pid before rank 3 died, got ${nranks}")
+endif()
+execute_process(COMMAND ${PROGRAM} --wait ${pids} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "could not wait for the ranks ${pids} to end")
+endif()
+
 # Two node arrays, two node objects, and the store's array (one per machine: both emulated nodes run here).
 file(GLOB left RELATIVE ${shm} ${shm}/ndshm_*)
 list(LENGTH left n)

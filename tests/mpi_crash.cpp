@@ -3,11 +3,20 @@
 // then rank 3 kills itself while the others wait in a barrier, so mpiexec aborts the job and nobody
 // releases anything. What it leaves are ordinary segments of dead creators, which `ndshm gc` removes.
 //
-//   ndshm_mpi_crash STORE_DIR
+//   ndshm_mpi_crash STORE_DIR          the job (under mpiexec); each rank prints its pid
+//   ndshm_mpi_crash --wait PID...      returns once each of these processes has ended: mpiexec may return
+//                                      before every rank it aborted is gone (blocks on a pidfd; no sleep)
 #include <ndshm/mpi.hpp>
 
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -27,10 +36,35 @@ struct params {
     }
 };
 
+/// Blocks until process `pid` has ended (exited or killed, reaped or not).
+int wait_for(pid_t pid)
+{
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) {
+        if (errno == ESRCH) {
+            return 0; // already gone
+        }
+        std::fprintf(stderr, "pidfd_open(%d): %s\n", static_cast<int>(pid), std::strerror(errno));
+        return 1;
+    }
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+    ::close(fd);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
+    if (argc > 1 && std::string(argv[1]) == "--wait") {
+        int rc = 0;
+        for (int i = 2; i < argc; ++i) {
+            rc |= wait_for(static_cast<pid_t>(std::atoi(argv[i])));
+        }
+        return rc;
+    }
     MPI_Init(&argc, &argv);
     if (argc != 2) {
         std::fprintf(stderr, "usage: ndshm_mpi_crash STORE_DIR\n");
@@ -55,8 +89,8 @@ int main(int argc, char** argv)
         });
         ndshm::mpi::node_store st(topo, argv[1]);
         const auto x = st.get<float>("x");
-        std::printf("rank %d (node %d): node array '%s', node object '%s', store array '%s'\n", topo.rank(),
-                    topo.node(), a.name().c_str(), obj.name().c_str(), x.name().c_str());
+        std::printf("rank %d (node %d, pid %d): node array '%s', node object '%s', store array '%s'\n", topo.rank(),
+                    topo.node(), static_cast<int>(::getpid()), a.name().c_str(), obj.name().c_str(), x.name().c_str());
         std::fflush(stdout);
         MPI_Barrier(topo.comm());
         if (topo.rank() == 3) {
