@@ -770,6 +770,18 @@ TEST_CASE("ranks that pass different arguments to a collective get the same erro
     CHECK_THAT(o.what, Catch::Contains("root 4 is not a rank of the communicator (size 4)"));
     o = run([&] { (void)mpi::node_array<double>::scatter(t, xt::xarray<double>(5.0), 0); });
     CHECK_THAT(o.what, Catch::Contains("no dimensions"));
+    const xt::xarray<double> rows = xt::zeros<double>({4, 2});
+    o = run([&] {
+        if (r == 1) {
+            (void)mpi::node_tensor<double, 2>::scatter(t, rows, 0);
+        } else {
+            (void)mpi::node_array<double>::scatter(t, rows, 0);
+        }
+    });
+    CHECK_THAT(o.what, Catch::Contains("rank 0 passed root 0, dtype float64, any rank, rank 1 passed root 0, "
+                                       "dtype float64, rank 2"));
+    o = run([&] { (void)t.node_of(-1); });
+    CHECK_THAT(o.what, Catch::Contains("rank -1 is not a rank of the communicator"));
     a.release();
 }
 

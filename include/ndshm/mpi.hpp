@@ -421,12 +421,12 @@ struct topology_state {
         }
         return k;
     }
-    void check_root(int root, const std::string& op, const std::string& name) const
+    void check_root(int root, const std::string& op, const std::string& name, const char* what = "root") const
     {
         if (root < 0 || root >= size) {
             core::raise<error>(op, name,
-                               "root " + std::to_string(root) + " is not a rank of the communicator (size " +
-                                   std::to_string(size) + ")",
+                               std::string(what) + " " + std::to_string(root) +
+                                   " is not a rank of the communicator (size " + std::to_string(size) + ")",
                                "pass a rank from 0 to " + std::to_string(size - 1),
                                make_error_code(errc::invalid_argument));
         }
@@ -711,7 +711,7 @@ public:
     /// @throws error if `r` is not a rank of comm()
     int node_of(int r) const
     {
-        m_state->check_root(r, "topology node_of", "");
+        m_state->check_root(r, "topology node_of", "", "rank");
         return m_state->node_of[static_cast<std::size_t>(r)];
     }
     /// The rank (in comm()) of node `n`'s leader.
@@ -1106,10 +1106,12 @@ private:
     {
         detail::fingerprint fp;
         fp.add(static_cast<std::uint64_t>(static_cast<std::int64_t>(root)))
-            .add(static_cast<std::uint64_t>(dtype_of<T>));
+            .add(static_cast<std::uint64_t>(dtype_of<T>))
+            .add(static_cast<std::uint64_t>(N));
+        const std::string rank = N == dynamic_rank ? std::string("any rank") : "rank " + std::to_string(N);
         detail::check_same(s.comm, s.size, fp.value(),
-                           "root " + std::to_string(root) + " and dtype " + dtype_name(dtype_of<T>),
-                           "the root and dtype", op, name);
+                           "root " + std::to_string(root) + ", dtype " + dtype_name(dtype_of<T>) + ", " + rank,
+                           "the root, dtype and node array rank", op, name);
         s.check_root(root, op, name);
     }
 
