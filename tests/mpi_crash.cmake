@@ -12,6 +12,10 @@ foreach(var MPIEXEC PROGRAM TOOL WORK_DIR)
   endif()
 endforeach()
 
+if(NOT EXISTS ${TOOL})
+  message(FATAL_ERROR "${TOOL} is not built: build the ndshm_tool target (or ndshm_mpi_checks)")
+endif()
+
 set(shm ${WORK_DIR}/shm)
 set(store ${WORK_DIR}/store)
 file(REMOVE_RECURSE ${WORK_DIR})
