@@ -423,7 +423,8 @@ struct segment_layout {
 /// The regions of segments this process has mapped, by file identity and writability, with what
 /// attach parsed of each: attaching a segment again while any handle of it is alive shares its
 /// mapping (an open and an fstat, to resolve the name, and no read, no mmap). A file's identity cannot
-/// be reused while a region maps it, and a region found is used only if the file still has its size.
+/// be reused while a region maps it, and a region found is used only if the file still has its size
+/// and its header still has the bytes that were parsed (reshape rewrites it).
 class region_cache {
 public:
     /// The live region of file `id` (mapped writable or not) of `size` bytes, and its layout; null if
@@ -436,7 +437,9 @@ public:
             return nullptr;
         }
         auto r = it->second.memory.lock();
-        if (!r || r->size() != size) {
+        const std::vector<unsigned char>& header = it->second.header;
+        if (!r || r->size() != size || header.size() > size ||
+            std::memcmp(r->base(), header.data(), header.size()) != 0) {
             m_entries.erase(it);
             return nullptr;
         }
@@ -444,11 +447,12 @@ public:
         return r;
     }
 
-    /// Remembers `r`, a mapping of file `id`, and its layout.
-    void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const segment_layout& layout)
+    /// Remembers `r`, a mapping of file `id`, its layout and the header it was parsed from.
+    void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const segment_layout& layout,
+                  const unsigned char* header, std::size_t header_size)
     {
-        if (!id.known()) {
-            return;
+        if (!id.known() || header_size > 4096) {
+            return; // only ndshm's own header length: a long foreign header is read again
         }
         std::lock_guard<std::mutex> g(m_mutex);
         if (m_entries.size() >= m_sweep_at) { // drop the entries of regions that are gone
@@ -457,7 +461,8 @@ public:
             }
             m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
         }
-        m_entries[key{id.dev, id.ino, writable}] = entry{r, layout};
+        m_entries[key{id.dev, id.ino, writable}] = entry{r, layout,
+                                                         std::vector<unsigned char>(header, header + header_size)};
     }
 
 private:
@@ -472,6 +477,7 @@ private:
     struct entry {
         std::weak_ptr<const region> memory;
         segment_layout layout;
+        std::vector<unsigned char> header;
     };
     std::mutex m_mutex;
     std::map<key, entry> m_entries;
@@ -485,8 +491,10 @@ inline region_cache& attached_regions()
 }
 
 /// Lets later attaches of the segment of `m` (published, holding `info`'s array, of `kind`) share its
-/// mapping.
-inline void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind)
+/// mapping. `header` is the segment's header as it was parsed (its first info.data_offset bytes; by
+/// default those of the mapping).
+inline void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind,
+                            const unsigned char* header = nullptr)
 {
     segment_layout layout;
     layout.info = info;
@@ -494,7 +502,8 @@ inline void remember_layout(const mapping& m, const npy_info& info, std::uint32_
     if (m.get_trailer() != nullptr) {
         layout.trailer_off = static_cast<std::size_t>(reinterpret_cast<unsigned char*>(m.get_trailer()) - m.base());
     }
-    attached_regions().remember(m.id(), m.writable(), m.memory(), layout);
+    attached_regions().remember(m.id(), m.writable(), m.memory(), layout, header != nullptr ? header : m.base(),
+                                info.data_offset);
 }
 
 /// Maps `size` bytes of `fd`; throws on failure.
@@ -1021,7 +1030,9 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     if (found) {
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
     }
-    remember_layout(*m, info, kind);
+    if (seg.head_size >= info.data_offset) {
+        remember_layout(*m, info, kind, seg.head.get()); // the bytes read: the mapping stays untouched
+    }
     return m;
 }
 
