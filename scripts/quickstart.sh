@@ -33,7 +33,7 @@ run() {
     "$@"
 }
 
-packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev)
+packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev pybind11-dev python3-dev python3-pytest)
 
 # install_packages [package...]: installs those of the given packages (default: all of the above) that are missing.
 install_packages() {
@@ -200,7 +200,7 @@ format)
     esac
     install_packages clang-format
     dirs=()
-    for d in include tests examples benchmarks tools fuzz; do
+    for d in include tests examples benchmarks tools fuzz python; do
         if [ -d "$d" ]; then
             dirs+=("$d")
         fi
