@@ -35,3 +35,10 @@ foreach(file IN LISTS ndshm_python_tests)
   set_tests_properties(${test} PROPERTIES ENVIRONMENT "${ndshm_python_test_env}" FIXTURES_REQUIRED ndshm_suite
                                           LABELS python)
 endforeach()
+
+# The Python benchmark (benchmarks/bench_python.py) on small sizes, once: it keeps working, and its table
+# shows in the test log. Nothing is timed against a target here; `quickstart.sh bench` runs the full one.
+add_test(NAME python_benchmark_quick
+         COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/benchmarks/bench_python.py --quick)
+set_tests_properties(python_benchmark_quick PROPERTIES ENVIRONMENT "${ndshm_python_test_env}"
+                                                       FIXTURES_REQUIRED ndshm_suite LABELS python)
