@@ -1,7 +1,7 @@
 # The Python module's examples, run as tests when the module is built (python/CMakeLists.txt):
 # python_tour.py in one Python process, and python_stream.cpp, a C++ producer whose Python consumer is
 # python_stream.py. Included by examples/CMakeLists.txt.
-if(NOT TARGET ndshm_python)
+if(NOT TARGET ndshm_python OR NOT NDSHM_PYTHON_TESTABLE)
   return()
 endif()
 
@@ -15,6 +15,5 @@ add_dependencies(ndshm_example_python_stream ndshm_python)
 add_test(NAME example_python_stream COMMAND ndshm_example_python_stream)
 
 add_test(NAME example_python_tour COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/python_tour.py)
-set_tests_properties(example_python_tour PROPERTIES
-                     ENVIRONMENT "PYTHONPATH=$<TARGET_FILE_DIR:ndshm_python>;PYTHONDONTWRITEBYTECODE=1")
-set_tests_properties(example_python_stream example_python_tour PROPERTIES FIXTURES_REQUIRED ndshm_suite)
+set_tests_properties(example_python_stream example_python_tour PROPERTIES ENVIRONMENT "${NDSHM_PYTHON_ENV}"
+                                                                     FIXTURES_REQUIRED ndshm_suite)

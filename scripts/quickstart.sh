@@ -102,7 +102,7 @@ sanitize)
     install_packages
     flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
     configure build-asan Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=20 "-DCMAKE_CXX_FLAGS=$flags" \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" "-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined"
     echo "== building with $flags" >&2
     run cmake --build build-asan -j"$(nproc)"
     echo "== testing under the sanitizers" >&2
@@ -116,7 +116,7 @@ tsan)
     flags="-fsanitize=thread -fno-omit-frame-pointer"
     configure build-tsan Debug -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 "-DCMAKE_CXX_FLAGS=$flags" \
         -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF -DNDSHM_BUILD_PYTHON=OFF
     echo "== building with $flags" >&2
     run cmake --build build-tsan -j"$(nproc)"
     # Every Catch2 program that ctest knows, run on its tests with these tags.

@@ -3,7 +3,7 @@
 # to a C++ peer program (python_peer.cpp) and compare with the `ndshm` tool. Registered when the module is
 # built (python/CMakeLists.txt) and pytest is installed (Debian: python3-pytest). Included by
 # tests/CMakeLists.txt.
-if(NOT TARGET ndshm_python)
+if(NOT TARGET ndshm_python OR NOT NDSHM_PYTHON_TESTABLE)
   return()
 endif()
 execute_process(COMMAND ${Python3_EXECUTABLE} -c "import pytest, numpy" RESULT_VARIABLE ndshm_no_pytest
@@ -17,10 +17,7 @@ endif()
 add_executable(ndshm_python_peer python_peer.cpp)
 target_link_libraries(ndshm_python_peer PRIVATE ndshm::ndshm ndshm_warnings)
 
-set(ndshm_python_test_env
-    "PYTHONPATH=$<TARGET_FILE_DIR:ndshm_python>"
-    "NDSHM_TEST_PEER=$<TARGET_FILE:ndshm_python_peer>"
-    "PYTHONDONTWRITEBYTECODE=1") # nothing written into the source tree
+set(ndshm_python_test_env ${NDSHM_PYTHON_ENV} "NDSHM_TEST_PEER=$<TARGET_FILE:ndshm_python_peer>")
 if(NDSHM_BUILD_TOOLS)
   list(APPEND ndshm_python_test_env "NDSHM_TEST_TOOL=$<TARGET_FILE:ndshm_tool>")
 endif()
