@@ -423,7 +423,11 @@ std::size_t free_all(const std::optional<std::string>& directory)
         py::gil_scoped_release unlocked;
         n = ndshm::free_all(opt);
     }
-    owned_names().clear();
+    // free_all removed the ndshm_ names; names chosen otherwise are still this process's.
+    auto& names = owned_names();
+    for (auto it = names.begin(); it != names.end();) {
+        it = it->first.name.rfind("ndshm_", 0) == 0 ? names.erase(it) : std::next(it);
+    }
     return n;
 }
 

@@ -16,6 +16,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <cmath>
 #include <complex>
 #include <cstddef>
 #include <cstdint>
@@ -185,7 +186,7 @@ void register_owned(const std::shared_ptr<handle>& h, const ndshm::options& opt)
 /// Forgets an owned name (pushed, unlinked).
 void forget_owned(const std::string& name, const ndshm::options& opt);
 
-/// A timeout in seconds from Python: None or a negative value waits forever.
+/// A timeout in seconds from Python: None, a negative value or infinity waits forever.
 using timeout_type = std::optional<double>;
 
 /// Calls `attempt(slice)` with the GIL released until it returns true or `timeout` has passed, in
@@ -196,7 +197,10 @@ bool wait_released(const timeout_type& timeout, F&& attempt)
 {
     using clock = std::chrono::steady_clock;
     constexpr std::chrono::nanoseconds max_slice = std::chrono::milliseconds(50);
-    const bool forever = !timeout || *timeout < 0;
+    if (timeout && std::isnan(*timeout)) {
+        throw py::value_error("timeout must be a number of seconds or None, not NaN");
+    }
+    const bool forever = !timeout || *timeout < 0 || *timeout > 1e9; // 1e9 s (31 years): infinity too
     const auto deadline = forever ? clock::time_point::max()
                                   : clock::now() + std::chrono::duration_cast<clock::duration>(
                                                        std::chrono::duration<double>(*timeout));

@@ -175,3 +175,23 @@ def test_free_all_sweeps_only_the_calling_users_segments():
         assert shm_exists(ndshm.name_of(mine))  # root's segment is untouched
     finally:
         os.rmdir(backend)
+
+
+def test_a_forked_child_never_removes_a_queue_or_a_channel():
+    q = ndshm.Queue.create(2)
+    ch = ndshm.Channel.create(4, "int16", slots=2)
+    q.push(ndshm.create(3))
+    names = [q.name, ch.name]
+
+    def child():
+        nonlocal q, ch
+        q = ch = None  # the child's last handles of the parent's queue and channel
+        collect()
+        ndshm.free_session()
+        return 0 if all(shm_exists(n) for n in names) else 1
+
+    assert in_child(child) == 0
+    assert all(shm_exists(n) for n in names) and len(q) == 1
+    del q, ch
+    collect()
+    assert not any(shm_exists(n) for n in names)

@@ -354,3 +354,14 @@ def test_lock_counts_exactly_across_python_and_cpp_processes():
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
     assert a[0] == 4 * times
+
+
+def test_timeouts_in_seconds_none_or_infinite():
+    q = ndshm.Queue.create(1)
+    with pytest.raises(ValueError, match="NaN"):
+        q.pop(timeout=float("nan"))
+    q.push(ndshm.create(1), timeout=float("inf"))
+    assert q.pop(timeout=float("inf")).shape == (1,)
+    lock = ndshm.Lock(ndshm.create(1))
+    assert lock.acquire(timeout=float("inf"))
+    lock.release()
