@@ -22,7 +22,7 @@ print(f"attached {name}: {c.dtype} {c.shape}, sum {c.sum():g}")
 
 ndshm.persist(b)  # b's segment outlives this process...
 ndshm.unlink(ndshm.name_of(b))  # ...until someone unlinks it
-del b  # the mapping went with the last array over it
+del b  # its mapping goes with the last array over it
 # [readme-end]
 
 # [readme]

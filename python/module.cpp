@@ -823,4 +823,16 @@ returns the entries of `ndshm gc --json`: dicts with name, reason, removed, erro
 dry_run=True removes nothing.)");
 
     np::bind_processes(m);
+
+    // `from ndshm import *` must not shadow the builtin list or the gc module: those stay ndshm.list, ndshm.gc.
+    py::list all;
+    for (const char* name : {"Error",      "NotFound",      "AlreadyExists", "PermissionDenied",
+                             "OutOfSpace", "DtypeMismatch", "FormatError",   "SerializationError",
+                             "Handle",     "create",        "from_array",    "attach",
+                             "name_of",    "persist",       "unlink",        "free_session",
+                             "free_all",   "info",          "Queue",         "Channel",
+                             "Received",   "Lock"}) {
+        all.append(name);
+    }
+    m.attr("__all__") = all;
 }

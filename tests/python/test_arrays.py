@@ -207,3 +207,10 @@ def test_python_creates_cpp_attaches(dtype, order):
     a[...] = pattern(dtype, a.shape)
     run_peer("arrays-check", dtype, order, ndshm.name_of(a))  # checks, then writes the shifted pattern
     np.testing.assert_array_equal(a, pattern(dtype, a.shape, shift=1))
+
+
+def test_star_import_leaves_builtins_alone():
+    names = {}
+    exec("from ndshm import *", names)
+    assert "list" not in names and "gc" not in names and "create" in names and "Queue" in names
+    assert all(hasattr(ndshm, n) for n in ndshm.__all__)
