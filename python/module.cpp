@@ -434,11 +434,13 @@ std::size_t free_all(const std::optional<std::string>& directory)
 // ---------------------------------------------------------------------------------------------------
 // Inspection: the records of `ndshm ls/info/gc --json`, from the same code (tools/segment_json.hpp).
 
-py::object record(const ndshm::segment_info& s)
+py::object from_json(const std::string& text)
 {
     static const auto* loads = new py::object(py::module_::import("json").attr("loads"));
-    return (*loads)(ndshm::tools::segment_json(s, ""));
+    return (*loads)(text);
 }
+
+py::object record(const ndshm::segment_info& s) { return from_json(ndshm::tools::segment_json(s, "")); }
 
 py::list list_segments(const std::optional<std::string>& directory)
 {
@@ -463,16 +465,24 @@ py::object info(const std::string& name, const std::optional<std::string>& direc
         py::gil_scoped_release unlocked;
         s = ndshm::inspect(name, opt);
     }
-    return record(s);
+    return from_json(ndshm::tools::info_json(s));
 }
 
-py::list gc(bool dry_run, const std::optional<std::string>& directory)
+py::list gc(bool dry_run, const std::optional<std::string>& directory, const py::object& undecided)
 {
     const ndshm::options opt = make_options(directory);
-    std::vector<ndshm::gc_entry> entries;
+    std::vector<ndshm::gc_entry> entries, kept;
     {
         py::gil_scoped_release unlocked;
-        entries = ndshm::gc(opt, dry_run);
+        entries = ndshm::gc(opt, dry_run, &kept);
+    }
+    if (!undecided.is_none()) {
+        for (const auto& e : kept) { // as the "undecided" entries of `ndshm gc --json`
+            py::dict d;
+            d["name"] = e.segment.name;
+            d["reason"] = e.reason;
+            undecided.attr("append")(d);
+        }
     }
     py::list out;
     for (const auto& e : entries) {
@@ -815,12 +825,15 @@ how many. Other users' segments are never touched.)");
           R"(The calling user's ndshm_ segments, as the records of `ndshm ls --json` (one dict each: name,
 kind, dtype, shape, bytes, creator, persisted, trailer, ...), sorted by name.)");
     m.def("info", &np::info, py::arg("name"), py::kw_only(), py::arg("directory") = py::none(),
-          R"(One segment, as the record of `ndshm info --json`, with "users", the pids that have it open or
-mapped. Raises NotFound, PermissionDenied, Error.)");
+          R"(One segment, as `ndshm info --json` prints it: its record, with "users" (the pids that have it
+open or mapped), "internals" (what the checks of its lock, ring or slots found) and "problems"
+(everything found wrong with it, empty for a sound segment). Raises NotFound, PermissionDenied, Error.)");
     m.def("gc", &np::gc, py::arg("dry_run") = false, py::kw_only(), py::arg("directory") = py::none(),
+          py::arg("undecided") = py::none(),
           R"(Removes the segments nobody can use any more (creator dead, not persisted), as `ndshm gc` does;
 returns the entries of `ndshm gc --json`: dicts with name, reason, removed, error and segment.
-dry_run=True removes nothing.)");
+dry_run=True removes nothing. Segments gc could not judge are kept; pass a list as `undecided` to
+have them appended to it, as dicts with name and reason.)");
 
     np::bind_processes(m);
 

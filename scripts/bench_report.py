@@ -38,7 +38,21 @@ COMPARISONS = [
      "speedup", ""),
     (r"BM_handoff_cereal_pipe/(\d+)", "handoff: cereal through a pipe (vs pipe)", "BM_handoff_pipe/{arg}/real_time",
      "speedup", ""),
+    (r"BM_view_assign_container/(\d)", "view(): assign a contiguous container (vs memcpy)",
+     "BM_memcpy_64MiB_warm/{arg}", "speedup", ">= 0.9x memcpy"),
+    (r"BM_from_array_expression/(\d+)", "from_array of an xtensor expression, cold pages",
+     "BM_from_array_raw_memcpy/{arg}", "speedup", ">= 0.9x raw"),
 ]
+
+# view() against xt::xarray: every BM_view_<op>/<order> beside BM_xarray_<op>/<order>.
+VIEW_OPS = ["assign_container", "assign_expression", "noalias_assign_expression", "compound_scalar",
+            "compound_expression", "noalias_compound_expression", "sum", "sum_axis0", "slice_assign",
+            "slice_assign_noalias", "slice_assign_expression", "slice_compound"]
+COMPARISONS += [(rf"BM_view_{op}/(\d)", f"view(): {op.replace('_', ' ')} (vs xt::xarray)",
+                 f"BM_xarray_{op}/{{arg}}", "time", "<= 1.15x") for op in VIEW_OPS]
+
+# What the argument of a comparison's benchmarks means, where it is not a size in bytes.
+ARG_LABELS = {"view()": {0: "64 MiB, C order", 1: "64 MiB, Fortran order"}}
 
 
 def human_bytes(n):
@@ -107,7 +121,9 @@ def table(results):
     lines = ["| comparison | size | ndshm | throughput | baseline | baseline time | ratio | target |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for g, size, t, bps, base, bt, ratio, target in rows:
-        lines.append(f"| {g} | {human_bytes(size)} | {t} | {bps} | {base} | {bt} | {ratio} | {target} |")
+        labels = next((v for k, v in ARG_LABELS.items() if g.startswith(k)), None)
+        what = labels.get(size, str(size)) if labels else human_bytes(size)
+        lines.append(f"| {g} | {what} | {t} | {bps} | {base} | {bt} | {ratio} | {target} |")
     return "\n".join(lines)
 
 
@@ -130,6 +146,29 @@ def others(results):
         counters = ", ".join(f"{k}={v:.4g}" for k, v in b.items() if k not in skip and isinstance(v, (int, float)))
         bps = b.get("bytes_per_second")
         lines.append(f"| {name} | {human_time(to_ns(b))} | {f'{bps / 1e9:.2f} GB/s' if bps else ''} | {counters} |")
+    return "\n".join(lines)
+
+
+def compile_times(root, rounds=5):
+    """Seconds (user + system, best of `rounds`, interleaved) to compile each benchmarks/compile/*.cpp
+    with g++ -std=c++17 -O2, and the ratio of each to hello_xarray.cpp."""
+    import resource
+    sources = sorted(f for f in os.listdir(os.path.join(root, "benchmarks", "compile")) if f.endswith(".cpp"))
+    best = {f: float("inf") for f in sources}
+    for _ in range(rounds):
+        for f in sources:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(["g++", "-std=c++17", "-O2", "-I", os.path.join(root, "include"), "-c",
+                            os.path.join(root, "benchmarks", "compile", f), "-o", os.devnull], check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            best[f] = min(best[f], t)
+    base = best.get("hello_xarray.cpp")
+    lines = ["| translation unit | compile time (g++ -O2, best of %d) | ratio to hello_xarray.cpp |" % rounds,
+             "| --- | --- | --- |"]
+    for f in sources:
+        ratio = f"{best[f] / base:.2f}x" if base else ""
+        lines.append(f"| benchmarks/compile/{f} | {best[f]:.2f} s | {ratio} |")
     return "\n".join(lines)
 
 
@@ -200,7 +239,9 @@ def main():
         if have_plot:
             f.write("![handoff throughput and latency](benchmarks.png)\n\n")
         f.write("## ndshm beside its baselines\n\n" + table(results) + "\n\n")
-        f.write("## Other measurements\n\n" + others(results) + "\n")
+        f.write("## Other measurements\n\n" + others(results) + "\n\n")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        f.write("## Compile time of a hello-world\n\n" + compile_times(root) + "\n")
     print(f"wrote {md}" + (f" and {png}" if have_plot else ""))
 
 

@@ -12,8 +12,7 @@
 #                                          ThreadSanitizer (clang, C++17, Debug, build-tsan/)
 #   bash scripts/quickstart.sh fuzz [SEC]  build the libFuzzer targets in fuzz/ with clang and run each for SEC
 #                                          seconds (default 60) on its seed corpus (build-fuzz/)
-#   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png, and the Python
-#                                          module's docs/python_benchmarks.md (build-bench/)
+#   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png (build-bench/)
 #   bash scripts/quickstart.sh format      check that the sources are clang-formatted
 #   bash scripts/quickstart.sh format fix  reformat them in place
 #
@@ -192,6 +191,7 @@ bench)
     run cmake --build build-bench -j"$(nproc)"
     echo "== running them: docs/benchmarks.md and docs/benchmarks.png" >&2
     run /usr/bin/python3 scripts/bench_report.py build-bench --out docs
+    # The Python module's benchmark (benchmarks/bench_python.py), when the module was built.
     if [ -d build-bench/python ] && ls build-bench/python/ndshm.*.so >/dev/null 2>&1; then
         echo "== the Python module's benchmark: docs/python_benchmarks.md" >&2
         run env PYTHONPATH=build-bench/python /usr/bin/python3 benchmarks/bench_python.py --out docs/python_benchmarks.md

@@ -7,6 +7,11 @@
 #include <catch2/catch.hpp>
 #include <xtensor/xmath.hpp>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <numeric>
 #include <set>
@@ -15,6 +20,39 @@
 
 using ndshm::channel;
 using namespace std::chrono_literals;
+
+namespace {
+
+// A channel's segment mapped straight from /dev/shm, to reach its control block as another process would.
+class raw_channel {
+public:
+    raw_channel(const std::string& name, std::size_t data_bytes)
+    {
+        const int fd = ::shm_open(("/" + name).c_str(), O_RDWR, 0);
+        REQUIRE(fd >= 0);
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        m_size = static_cast<std::size_t>(st.st_size);
+        m_base = static_cast<unsigned char*>(::mmap(nullptr, m_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ::close(fd);
+        REQUIRE(m_base != MAP_FAILED);
+        m_ctl = ndshm::detail::trailer_offset(4096 + data_bytes) + sizeof(ndshm::detail::trailer);
+    }
+    ~raw_channel() { ::munmap(m_base, m_size); }
+    raw_channel(const raw_channel&) = delete;
+    raw_channel& operator=(const raw_channel&) = delete;
+    ndshm::detail::channel_control& control()
+    {
+        return *reinterpret_cast<ndshm::detail::channel_control*>(m_base + m_ctl);
+    }
+
+private:
+    unsigned char* m_base = nullptr;
+    std::size_t m_size = 0;
+    std::size_t m_ctl = 0;
+};
+
+} // namespace
 
 TEST_CASE("loan, write in place, publish, receive, release", "[channel]")
 {
@@ -178,6 +216,74 @@ TEST_CASE("slots held by a consumer that died are reclaimed", "[channel][multipr
     CHECK_FALSE(a.empty());
     CHECK_FALSE(b.empty());
     CHECK(ch.reclaimed() == 2);
+}
+
+TEST_CASE("try_ and timed calls return on time while a stopped process holds the channel's lock",
+          "[channel][multiprocess]")
+{
+    auto ch = channel<double>::create({32}, 3);
+    {
+        auto s = ch.loan();
+        s.view() = 7.0;
+        ch.publish(std::move(s));
+    }
+    auto held = ch.receive(); // released below, while the lock is taken
+    REQUIRE_FALSE(held.empty());
+    auto loaned = ch.loan();
+    auto pending = ch.loan(); // every slot is out: loans now have to wait
+    ch.publish(std::move(pending));
+    test_util::event holding, release;
+    const pid_t pid = test_util::fork_child([&] {
+        raw_channel raw(ch.name(), 3 * 32 * sizeof(double));
+        const std::string op = "test";
+        ndshm::detail::lock_until(raw.control().lock, std::chrono::steady_clock::time_point::max(),
+                                  {op, ch.name(), "lock"});
+        holding.set();
+        release.wait(); // stopped here, holding the lock
+        return ndshm::detail::unlock(raw.control().lock) ? 0 : 1;
+    });
+    REQUIRE(holding.wait() == 1);
+    REQUIRE(test_util::stop_child(pid));
+
+    ndshm::slot<const double> in;
+    double ms = test_util::elapsed_ms([&] { in = ch.try_receive(); });
+    CHECK(in.empty());
+    CHECK(ms < 1000);
+    ms = test_util::elapsed_ms([&] { in = ch.receive(100ms); });
+    CHECK(in.empty());
+    CHECK(ms >= 100);
+    CHECK(ms < 100 + 1000);
+    ndshm::slot<double> out;
+    ms = test_util::elapsed_ms([&] { out = ch.try_loan(); });
+    CHECK(out.empty());
+    CHECK(ms < 1000);
+    ms = test_util::elapsed_ms([&] { out = ch.loan(100ms); });
+    CHECK(out.empty());
+    CHECK(ms < 100 + 1000);
+    // Letting slots go never waits for the lock.
+    ms = test_util::elapsed_ms([&] {
+        held.release();
+        loaned.release();
+    });
+    CHECK(ms < 100);
+    {
+        const auto saved = ndshm::detail::lock_tuning();
+        ndshm::detail::lock_tuning().stopped_holder = std::chrono::milliseconds(200);
+        CHECK_THROWS_WITH(ch.receive(), Catch::Contains("stopped") && Catch::Contains(std::to_string(pid)));
+        ndshm::detail::lock_tuning() = saved;
+    }
+    REQUIRE(test_util::continue_child(pid));
+    release.set();
+    CHECK(test_util::wait_child(pid).ok());
+    in = ch.try_receive();
+    REQUIRE_FALSE(in.empty());
+    in.release();
+    // All three slots are free again: the two released while the lock was taken, and this one.
+    auto s1 = ch.try_loan(), s2 = ch.try_loan(), s3 = ch.try_loan();
+    CHECK_FALSE(s1.empty());
+    CHECK_FALSE(s2.empty());
+    CHECK_FALSE(s3.empty());
+    CHECK(ch.reclaimed() == 0);
 }
 
 TEST_CASE("close wakes a receiver and refuses loans", "[channel][multiprocess]")

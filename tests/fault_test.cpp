@@ -9,6 +9,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <linux/futex.h>
+#include <poll.h>
+#include <sys/wait.h>
+
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <typeinfo>
 #include <vector>
@@ -409,4 +415,290 @@ TEST_CASE("every step of free_all fails cleanly or is retried", "[fault]")
     });
     CHECK(st.exited);
     CHECK(st.code == 0);
+}
+
+// ---- the rest of the table: randomness, /proc, the pool's processes and pipes, madvise, futex ------
+
+namespace {
+
+/// A fault for one table entry: calls from number `from` on fail with `err`, `count` times (-1: always).
+struct call_fault {
+    int err = 0;
+    int from = 1;
+    int count = -1;
+    int calls = 0;
+    int failed = 0;
+    bool trip()
+    {
+        ++calls;
+        if (calls >= from && (count < 0 || failed < count)) {
+            ++failed;
+            errno = err;
+            return true;
+        }
+        return false;
+    }
+};
+
+call_fault g_getrandom, g_urandom, g_proc, g_fork, g_pipe2, g_poll, g_read, g_madvise, g_futex;
+int g_urandom_opens = 0;
+
+ssize_t f_getrandom(void* b, std::size_t n, unsigned f) { return g_getrandom.trip() ? -1 : sysd::getrandom(b, n, f); }
+int f_openat(int d, const char* path, int f, mode_t m)
+{
+    if (std::strcmp(path, "/dev/urandom") == 0) {
+        ++g_urandom_opens;
+        if (g_urandom.trip()) {
+            return -1;
+        }
+    }
+    if (std::strncmp(path, "/proc/", 6) == 0 && g_proc.trip()) {
+        return -1;
+    }
+    return sysd::openat(d, path, f, m);
+}
+pid_t f_fork() { return g_fork.trip() ? -1 : sysd::fork(); }
+int f_pipe2(int* fds, int flags) { return g_pipe2.trip() ? -1 : sysd::pipe2(fds, flags); }
+int f_poll(struct pollfd* fds, nfds_t n, int t) { return g_poll.trip() ? -1 : sysd::poll(fds, n, t); }
+ssize_t f_read(int fd, void* b, std::size_t n) { return g_read.trip() ? -1 : sysd::read(fd, b, n); }
+int f_madvise(void* a, std::size_t n, int advice) { return g_madvise.trip() ? -1 : sysd::madvise(a, n, advice); }
+long f_futex(std::uint32_t* w, int op, std::uint32_t v, const struct timespec* t)
+{
+    return op == FUTEX_WAIT && g_futex.trip() ? -1 : sysd::futex(w, op, v, t);
+}
+
+/// Installs the hooks above with fresh faults (none failing until set), and restores the table.
+class call_faults {
+public:
+    call_faults() : m_saved(ndshm::detail::sys())
+    {
+        for (call_fault* f :
+             {&g_getrandom, &g_urandom, &g_proc, &g_fork, &g_pipe2, &g_poll, &g_read, &g_madvise, &g_futex}) {
+            *f = call_fault{0, 1, 0};
+        }
+        g_urandom_opens = 0;
+        auto& t = ndshm::detail::sys();
+        t.getrandom = f_getrandom;
+        t.openat = f_openat;
+        t.fork = f_fork;
+        t.pipe2 = f_pipe2;
+        t.poll = f_poll;
+        t.read = f_read;
+        t.madvise = f_madvise;
+        t.futex = f_futex;
+    }
+    ~call_faults() { ndshm::detail::sys() = m_saved; }
+    call_faults(const call_faults&) = delete;
+    call_faults& operator=(const call_faults&) = delete;
+
+private:
+    ndshm::detail::sys_table m_saved;
+};
+
+double twice(double x) { return 2 * x; }
+long worker_pid() { return static_cast<long>(::getpid()); }
+
+/// True if this process has no child left (every worker was reaped).
+bool no_children()
+{
+    int status = 0;
+    return ::waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD;
+}
+
+} // namespace
+
+TEST_CASE("generated names come from /dev/urandom when getrandom fails, never from a predictable source", "[fault]")
+{
+    tools_util::temp_dir dir;
+    for (const int err : {ENOSYS, EAGAIN, EPERM}) {
+        INFO("getrandom fails with " << err);
+        call_faults hooks;
+        g_getrandom = call_fault{err};
+        std::vector<std::string> names;
+        for (int i = 0; i < 3; ++i) {
+            names.push_back(shared_ndarray<double>::create({4}, dir.opts()).name());
+        }
+        CHECK(g_getrandom.failed == 3);
+        CHECK(g_urandom_opens == 3);
+        CHECK(names[0] != names[1]);
+        CHECK(names[1] != names[2]);
+        CHECK(names[0].rfind("ndshm_", 0) == 0);
+        CHECK(names[0].size() <= 30);
+    }
+    SECTION("neither getrandom nor /dev/urandom: create refuses, and leaves nothing")
+    {
+        const int fds = test_util::open_fds();
+        call_faults hooks;
+        g_getrandom = call_fault{ENOSYS};
+        g_urandom = call_fault{EMFILE};
+        std::string what;
+        const outcome got = run([&] { (void)shared_ndarray<double>::create({4}, dir.opts()); }, what);
+        CHECK(outcome_name(got) == std::string(outcome_name(outcome::error)));
+        CHECK_THAT(what, Catch::Contains("no randomness") && Catch::Contains("getrandom") &&
+                             Catch::Contains("/dev/urandom") && Catch::Contains("options::name"));
+        CHECK(std::filesystem::is_empty(dir.path));
+        CHECK(test_util::open_fds() == fds);
+    }
+}
+
+TEST_CASE("a /proc that cannot be read leaves a start time unknown, never wrong", "[fault]")
+{
+    tools_util::temp_dir dir;
+    // In a fresh child: this process may have read (and kept) its start time already.
+    const auto st = test_util::run_child([&] {
+        ndshm::options o = dir.opts();
+        o.name = "ndshm_unknown_start";
+        auto a = [&] {
+            call_faults hooks;
+            g_proc = call_fault{EMFILE};
+            auto made = shared_ndarray<double>::create({4}, o);
+            if (g_proc.failed == 0) {
+                std::exit(1);
+            }
+            const auto s = ndshm::inspect(o.name, o);
+            // Alive, but /proc cannot confirm the start time: unknown, and gc keeps it and says so.
+            if (s.creator != ndshm::creator_status::unknown ||
+                s.creator_detail.find("Too many open files") == std::string::npos || !ndshm::gc_reason(s).empty() ||
+                ndshm::gc_doubt(s).empty()) {
+                std::exit(2);
+            }
+            return made;
+        }();
+        const auto* t = ndshm::detail::array_access::mapping_of(a)->get_trailer();
+        if (t->creator_pid != static_cast<std::uint64_t>(::getpid()) || t->creator_start != 0) {
+            return 3; // the start time is recorded as unknown, not guessed
+        }
+        // With /proc back, the next segment records the start time: the failure was not remembered.
+        ndshm::options o2 = dir.opts();
+        o2.name = "ndshm_known_start";
+        auto b = shared_ndarray<double>::create({4}, o2);
+        if (ndshm::detail::array_access::mapping_of(b)->get_trailer()->creator_start !=
+            ndshm::detail::process_start_time(::getpid())) {
+            return 4;
+        }
+        return ndshm::inspect(o.name, o).creator == ndshm::creator_status::alive ? 0 : 5;
+    });
+    CHECK(st.exited);
+    CHECK(st.code == 0);
+}
+
+TEST_CASE("the pool retries EINTR from poll and read, and fails cleanly when fork or pipe2 fail", "[fault][pool]")
+{
+    // In a child, so that "no child process is left" speaks of this pool's workers only.
+    const auto st = test_util::run_child([] {
+        int failures = 0;
+        const auto expect = [&](bool ok, const char* what) {
+            if (!ok) {
+                std::fprintf(stderr, "pool fault test: %s\n", what);
+                ++failures;
+            }
+        };
+        const int fds = test_util::open_fds();
+        {
+            call_faults hooks;
+            g_poll = call_fault{EINTR, 1, 3};
+            g_read = call_fault{EINTR, 1, 5};
+            ndshm::fork_pool pool(2);
+            const std::vector<double> out = pool.map(twice, std::vector<double>{1, 2, 3, 4, 5});
+            expect(out == std::vector<double>{2, 4, 6, 8, 10}, "map through EINTR gave wrong results");
+            expect(g_poll.failed == 3 && g_read.failed >= 1, "the EINTR hooks were not reached");
+        }
+        expect(no_children(), "workers left after the pool went (EINTR)");
+        for (const int from : {1, 2}) {
+            call_faults hooks;
+            g_fork = call_fault{EAGAIN, from, 1};
+            std::string what;
+            try {
+                ndshm::fork_pool pool(3);
+                expect(false, "fork_pool(3) succeeded although a fork failed");
+            } catch (const ndshm::error& e) {
+                what = e.what();
+            }
+            expect(what.find("fork failed") != std::string::npos && what.find("ulimit -u") != std::string::npos,
+                   "the fork failure's message names neither the call nor the fix");
+            expect(no_children(), "a worker forked before the failure was left behind");
+            expect(test_util::open_fds() == fds, "a pipe leaked after a failed fork");
+        }
+        for (const int from : {1, 3}) {
+            call_faults hooks;
+            g_pipe2 = call_fault{EMFILE, from, 1};
+            std::string what;
+            try {
+                ndshm::fork_pool pool(2);
+                expect(false, "fork_pool(2) succeeded although pipe2 failed");
+            } catch (const ndshm::error& e) {
+                what = e.what();
+            }
+            expect(what.find("pipe2") != std::string::npos && what.find("ulimit -n") != std::string::npos,
+                   "the pipe2 failure's message names neither the call nor the fix");
+            expect(no_children(), "a worker was left behind after pipe2 failed");
+            expect(test_util::open_fds() == fds, "a pipe leaked after pipe2 failed");
+        }
+        {
+            // A worker dies; forking its replacement fails once; the next call replaces it.
+            ndshm::fork_pool pool(1);
+            const long first = pool.run(worker_pid);
+            ::kill(static_cast<pid_t>(first), SIGKILL);
+            {
+                call_faults hooks;
+                g_fork = call_fault{EAGAIN, 1, 1};
+                bool threw = false;
+                try {
+                    (void)pool.run(worker_pid);
+                } catch (const ndshm::error&) {
+                    threw = true;
+                }
+                expect(threw && g_fork.failed == 1, "a failed replacement did not make the call fail");
+            }
+            const long second = pool.run(worker_pid);
+            expect(second > 0 && second != first, "the pool did not replace its worker at the next call");
+        }
+        expect(no_children(), "workers left after the pool went");
+        return failures == 0 ? 0 : 1;
+    });
+    CHECK(st.exited);
+    CHECK(st.code == 0);
+}
+
+TEST_CASE("a failing madvise only costs the queue its prefault, and futex waits cut short by EINTR re-check",
+          "[fault][queue]")
+{
+    tools_util::temp_dir dir;
+    ndshm::options o = dir.opts();
+    o.populate = true;
+    auto q = ndshm::array_queue::create(2, o);
+    {
+        call_faults hooks;
+        g_madvise = call_fault{ENOMEM};
+        auto a = shared_ndarray<double>::create({1024}, dir.opts());
+        a(1023) = 5.0;
+        q.push(std::move(a));
+        auto b = q.pop<double>();
+        REQUIRE_FALSE(b.empty());
+        CHECK(b(1023) == 5.0);
+        CHECK(g_madvise.failed > 0);
+    }
+    {
+        call_faults hooks;
+        g_futex = call_fault{EINTR}; // every wait returns at once, as if a signal arrived
+        shared_ndarray<double> none;
+        const double ms = test_util::elapsed_ms([&] { none = q.pop<double>(std::chrono::milliseconds(50)); });
+        CHECK(none.empty());
+        CHECK(ms >= 50); // woken early every time, it still waits out its timeout
+        CHECK(ms < 50 + 1000);
+        CHECK(g_futex.failed > 0);
+        test_util::event go;
+        const pid_t pid = test_util::fork_child([&] {
+            go.wait();
+            auto c = shared_ndarray<double>::create({2}, dir.opts());
+            c(1) = 7.0;
+            q.push(std::move(c));
+            return 0;
+        });
+        go.set();
+        auto got = q.pop<double>(std::chrono::seconds(20));
+        CHECK(test_util::wait_child(pid).ok());
+        REQUIRE_FALSE(got.empty());
+        CHECK(got(1) == 7.0);
+    }
 }

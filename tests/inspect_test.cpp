@@ -97,7 +97,8 @@ TEST_CASE("inspect describes an ndshm array: header, trailer, creator and users"
     CHECK(s.creator == ndshm::creator_status::alive);
     CHECK(s.created_ns() <= ndshm::detail::now_ns());
     CHECK(ndshm::detail::now_ns() - s.created_ns() < 3600LL * 1000000000); // made in this test, not an hour ago
-    REQUIRE(s.users_known);
+    // Looked up (complete where every process may be examined; partial otherwise, and it says why).
+    REQUIRE((s.users_known || !s.users_detail.empty()));
     CHECK(s.users == std::vector<std::int64_t>{::getpid()}); // this process maps it
     CHECK(ndshm::gc_reason(s).empty());
 
@@ -129,7 +130,7 @@ TEST_CASE("inspect and list_segments read a foreign .npy that NumPy made", "[ins
     CHECK(s.shape == std::vector<std::size_t>{4, 6});
     CHECK_FALSE(s.trailer);
     CHECK(s.creator == ndshm::creator_status::unknown);
-    CHECK(s.users_known);
+    CHECK((s.users_known || !s.users_detail.empty()));
     CHECK(s.users.empty());
     CHECK(ndshm::gc_reason(s).empty()); // never collected
     const auto all = ndshm::list_segments(d.opts());
@@ -191,7 +192,7 @@ TEST_CASE("list_segments classifies unfinished, corrupt, composite and channel s
     CHECK(m.at("ndshm_empty").kind == segment_kind::unfinished);
     CHECK(m.at("ndshm_zeros").kind == segment_kind::unfinished);
     CHECK_FALSE(m.at("ndshm_zeros").trailer);
-    CHECK(m.at("ndshm_zeros").users_known); // looked up for gc: nobody has it open
+    CHECK((m.at("ndshm_zeros").users_known || !m.at("ndshm_zeros").users_detail.empty())); // looked up for gc
     CHECK(m.at("ndshm_zeros").users.empty());
 
     const auto& w = m.at("ndshm_writing");
@@ -303,44 +304,72 @@ TEST_CASE("the creator is dead when its pid is gone, a zombie, or reused by anot
 TEST_CASE("gc removes unfinished segments only when nobody can finish them", "[inspect][gc]")
 {
     temp_dir d;
-    const auto valid = tools_util::array_bytes(4);
-    auto writing = valid;
-    writing[0] = 0;
-    tools_util::patch_trailer(writing, [](auto& t) { t.state = ndshm::detail::state_writing; });
-    auto writing_dead = writing;
-    tools_util::patch_trailer(writing_dead,
-                              [](auto& t) { t.creator_pid = static_cast<std::uint64_t>(tools_util::dead_pid()); });
-    tools_util::write_file(d / "ndshm_writing_alive", writing);
-    tools_util::write_file(d / "ndshm_writing_dead", writing_dead);
+    // gc removes an unfinished segment without a trailer only if its walk over /proc saw every process
+    // that could hold it. Here /proc shows only this test's processes; on the machine at large some
+    // processes may be closed to inspection (see the next part).
+    const auto st = tools_util::run_with_own_proc([&] {
+        const auto valid = tools_util::array_bytes(4); // made here: its creator (this process) is alive
+        auto writing = valid;
+        writing[0] = 0;
+        tools_util::patch_trailer(writing, [](auto& t) { t.state = ndshm::detail::state_writing; });
+        auto writing_dead = writing;
+        tools_util::patch_trailer(writing_dead,
+                                  [](auto& t) { t.creator_pid = static_cast<std::uint64_t>(tools_util::dead_pid()); });
+        tools_util::write_file(d / "ndshm_writing_alive", writing);
+        tools_util::write_file(d / "ndshm_writing_dead", writing_dead);
+        const std::vector<unsigned char> zeros(8192, 0);
+        tools_util::write_file(d / "ndshm_orphan", zeros);
+        tools_util::write_file(d / "ndshm_open", zeros);
+        tools_util::write_file(d / "ndshm_mapped", zeros);
+        tools_util::write_file(d / "ndshm_foreign_like", std::vector<unsigned char>(8192, 1));
+
+        // This process stands for creators still at work: one holds an fd, the other a mapping only.
+        const int fd = ::open((d / "ndshm_open").c_str(), O_RDONLY | O_CLOEXEC);
+        const int fd2 = ::open((d / "ndshm_mapped").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fd2 < 0) {
+            return 1;
+        }
+        void* p = ::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, fd2, 0);
+        ::close(fd2);
+        if (p == MAP_FAILED) {
+            return 2;
+        }
+        const auto s = ndshm::inspect("ndshm_open", d.opts());
+        if (!s.users_known || s.users != std::vector<std::int64_t>{::getpid()}) {
+            return 3;
+        }
+        if (ndshm::inspect("ndshm_mapped", d.opts()).users != std::vector<std::int64_t>{::getpid()}) {
+            return 4;
+        }
+        if (names_of(ndshm::gc(d.opts())) != std::vector<std::string>{"ndshm_orphan", "ndshm_writing_dead"}) {
+            return 5;
+        }
+        for (const char* kept : {"ndshm_writing_alive", "ndshm_open", "ndshm_mapped", "ndshm_foreign_like"}) {
+            if (!tools_util::file_exists(d / kept)) { // the last one is corrupt: never collected
+                return 6;
+            }
+        }
+        ::close(fd);
+        ::munmap(p, 8192);
+        return names_of(ndshm::gc(d.opts())) == std::vector<std::string>{"ndshm_mapped", "ndshm_open"} ? 0 : 7;
+    });
+    CHECK(st.exited);
+    CHECK(st.code == 0);
+
+    // Here, on the machine at large: whatever gc can examine, it never removes a segment that a
+    // process has open, and an orphan it does not remove, it reports as undecided.
     const std::vector<unsigned char> zeros(8192, 0);
     tools_util::write_file(d / "ndshm_orphan", zeros);
     tools_util::write_file(d / "ndshm_open", zeros);
-    tools_util::write_file(d / "ndshm_mapped", zeros);
-    tools_util::write_file(d / "ndshm_foreign_like", std::vector<unsigned char>(8192, 1));
-
-    // This process stands for creators still at work: one holds an fd, the other a mapping only.
     const int fd = ::open((d / "ndshm_open").c_str(), O_RDONLY | O_CLOEXEC);
     REQUIRE(fd >= 0);
-    const int fd2 = ::open((d / "ndshm_mapped").c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(fd2 >= 0);
-    void* p = ::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, fd2, 0);
-    REQUIRE(p != MAP_FAILED);
-    ::close(fd2);
-
-    const auto s = ndshm::inspect("ndshm_open", d.opts());
-    CHECK(s.users == std::vector<std::int64_t>{::getpid()});
-    CHECK(ndshm::inspect("ndshm_mapped", d.opts()).users == std::vector<std::int64_t>{::getpid()});
-
-    const auto removed = ndshm::gc(d.opts());
-    CHECK(names_of(removed) == std::vector<std::string>{"ndshm_orphan", "ndshm_writing_dead"});
-    CHECK(tools_util::file_exists(d / "ndshm_writing_alive"));
+    std::vector<ndshm::gc_entry> undecided;
+    const auto removed = names_of(ndshm::gc(d.opts(), false, &undecided));
     CHECK(tools_util::file_exists(d / "ndshm_open"));
-    CHECK(tools_util::file_exists(d / "ndshm_mapped"));
-    CHECK(tools_util::file_exists(d / "ndshm_foreign_like")); // corrupt: never collected
-
+    const bool orphan_doubted = !undecided.empty() && undecided[0].segment.name == "ndshm_orphan";
+    CHECK((removed == std::vector<std::string>{"ndshm_orphan"} || orphan_doubted));
+    CHECK(tools_util::file_exists(d / "ndshm_orphan") == orphan_doubted);
     ::close(fd);
-    ::munmap(p, 8192);
-    CHECK(names_of(ndshm::gc(d.opts())) == std::vector<std::string>{"ndshm_mapped", "ndshm_open"});
 }
 
 TEST_CASE("inspect, list_segments and gc leave other users' segments alone", "[inspect][gc][security]")

@@ -56,7 +56,7 @@ public:
     ndshm::detail::queue_control& control() { return *reinterpret_cast<ndshm::detail::queue_control*>(m_base + 4096); }
     std::uint32_t pop_waiters() { return __atomic_load_n(&control().pop_waiters, __ATOMIC_ACQUIRE); }
     std::uint32_t push_waiters() { return __atomic_load_n(&control().push_waiters, __ATOMIC_ACQUIRE); }
-    pthread_mutex_t* mutex() { return reinterpret_cast<pthread_mutex_t*>(control().mutex); }
+    ndshm::detail::lock_area& lock() { return control().lock; }
 
 private:
     unsigned char* m_base;
@@ -412,7 +412,8 @@ TEST_CASE("a process killed while it holds the queue's lock does not block the o
     test_util::event holding, never;
     const pid_t pid = test_util::fork_child([&] {
         raw_queue raw(q.name());
-        ::pthread_mutex_lock(raw.mutex());
+        const std::string op = "test";
+        ndshm::detail::lock_until(raw.lock(), std::chrono::steady_clock::time_point::max(), {op, q.name(), "lock"});
         holding.set();
         never.wait();
         return 0;
@@ -422,6 +423,55 @@ TEST_CASE("a process killed while it holds the queue's lock does not block the o
     CHECK(test_util::wait_child(pid).signal == SIGKILL);
     q.push(filled(2, 5));
     CHECK(q.pop<double>()(1) == 5);
+}
+
+TEST_CASE("try_ and timed calls return on time while a stopped process holds the queue's lock",
+          "[queue][multiprocess][fault]")
+{
+    auto q = array_queue::create(2);
+    q.push(filled(2, 1.5));
+    test_util::event holding, release;
+    const pid_t pid = test_util::fork_child([&] {
+        raw_queue raw(q.name());
+        const std::string op = "test";
+        ndshm::detail::lock_until(raw.lock(), std::chrono::steady_clock::time_point::max(), {op, q.name(), "lock"});
+        holding.set();
+        release.wait(); // stopped here, holding the lock, as if in the middle of a push
+        return ndshm::detail::unlock(raw.lock()) ? 0 : 1;
+    });
+    REQUIRE(holding.wait() == 1);
+    REQUIRE(test_util::stop_child(pid));
+
+    shared_ndarray<double> got;
+    double ms = test_util::elapsed_ms([&] { got = q.try_pop<double>(); });
+    CHECK(got.empty());
+    CHECK(ms < 1000);
+    ms = test_util::elapsed_ms([&] { got = q.pop<double>(std::chrono::milliseconds(100)); });
+    CHECK(got.empty());
+    CHECK(ms >= 100);
+    CHECK(ms < 100 + 1000);
+    auto b = filled(2, 2.5);
+    bool pushed = true;
+    ms = test_util::elapsed_ms([&] { pushed = q.try_push(std::move(b)); });
+    CHECK_FALSE(pushed);
+    CHECK(ms < 1000);
+    ms = test_util::elapsed_ms([&] { pushed = q.push(std::move(b), std::chrono::milliseconds(100)); });
+    CHECK_FALSE(pushed);
+    CHECK(ms < 100 + 1000);
+    REQUIRE_FALSE(b.empty()); // a push that gave up leaves the array with the caller
+    {
+        // An untimed pop names the stopped holder once it has been stopped for the limit.
+        const auto saved = ndshm::detail::lock_tuning();
+        ndshm::detail::lock_tuning().stopped_holder = std::chrono::milliseconds(200);
+        CHECK_THROWS_WITH(q.pop<double>(), Catch::Contains("stopped") && Catch::Contains(std::to_string(pid)));
+        ndshm::detail::lock_tuning() = saved;
+    }
+    REQUIRE(test_util::continue_child(pid));
+    release.set();
+    CHECK(test_util::wait_child(pid).ok());
+    CHECK(q.try_pop<double>()(1) == 1.5);
+    CHECK(q.try_push(std::move(b)));
+    CHECK(q.try_pop<double>()(0) == 2.5);
 }
 
 TEST_CASE("a consumer killed while it waits does not stop the queue", "[queue][fault]")

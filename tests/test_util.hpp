@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <complex>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +78,46 @@ inline pid_t fork_child(const std::function<int()>& body)
 }
 
 inline exit_status run_child(const std::function<int()>& body) { return wait_child(fork_child(body)); }
+
+/// Stops a child with SIGSTOP and returns once the kernel reports it stopped (waitpid with WUNTRACED):
+/// an event, not a guess about time.
+inline bool stop_child(pid_t pid)
+{
+    if (::kill(pid, SIGSTOP) != 0) {
+        return false;
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, WUNTRACED) < 0) {
+        if (errno != EINTR) {
+            return false;
+        }
+    }
+    return WIFSTOPPED(status);
+}
+
+/// Resumes a child stopped by stop_child, and returns once the kernel reports it running (WCONTINUED).
+inline bool continue_child(pid_t pid)
+{
+    if (::kill(pid, SIGCONT) != 0) {
+        return false;
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, WCONTINUED) < 0) {
+        if (errno != EINTR) {
+            return false;
+        }
+    }
+    return WIFCONTINUED(status);
+}
+
+/// Milliseconds that `f` took (to check that calls return within their documented bounds).
+template <class F>
+double elapsed_ms(F&& f)
+{
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
 /// A one-shot event between processes, over a pipe: `set()` in one, `wait()` in the other.
 class event {

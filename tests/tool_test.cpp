@@ -9,6 +9,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <sstream>
 #include <string>
 #include <vector>
@@ -183,8 +186,8 @@ TEST_CASE("ndshm ls and info describe every kind of segment, as text and as JSON
     CHECK(checked_info.err.empty());
     CHECK(checked_info.status.ok());
     const auto corrupt = ndshm_tool({"--dir", d.path, "info", "ndshm_corrupt"});
-    CHECK(corrupt.status.ok());
-    CHECK_THAT(corrupt.out, Catch::Contains("corrupt") && Catch::Contains("problem:"));
+    CHECK(corrupt.status.code == 5); // like fsck: a problem found is a non-zero exit
+    CHECK_THAT(corrupt.out, Catch::Contains("corrupt") && Catch::Contains("problem:") && Catch::Contains("PROBLEM:"));
 }
 
 TEST_CASE("ndshm gc and rm remove only what they should", "[tool]")
@@ -285,4 +288,144 @@ TEST_CASE("ndshm works on POSIX shared memory by default", "[tool]")
     CHECK(rm.status.ok());
     CHECK_FALSE(test_util::shm_exists(o.name));
     CHECK(ndshm_tool({"info", o.name}).status.code == 3);
+}
+
+namespace {
+
+/// Writes `value` at byte `off` of the file `path` (a stray write into a segment).
+template <class T>
+void poke(const std::string& path, std::size_t off, T value)
+{
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, &value, sizeof value, static_cast<off_t>(off)) == static_cast<ssize_t>(sizeof value));
+    ::close(fd);
+}
+
+struct tagged {
+    std::string label;
+    xt::xarray<double> values;
+    template <class A>
+    void serialize(A& ar)
+    {
+        ar(label, values);
+    }
+};
+
+} // namespace
+
+TEST_CASE("ndshm info checks a queue's, a channel's, an object's and a lock's internals, and exits 5 like fsck",
+          "[tool]")
+{
+    temp_dir d;
+    ndshm::options o = d.opts();
+    const auto info = [&](const std::string& name) { return ndshm_tool({"--dir", d.path, "info", name}); };
+
+    o.name = "ndshm_q";
+    auto q = ndshm::array_queue::create(4, o);
+    auto item = shared_ndarray<double>::create({3}, d.opts());
+    const std::string item_name = item.name();
+    q.push(std::move(item));
+    o.name = "ndshm_ch";
+    auto ch = ndshm::channel<double>::create({4}, 2, o);
+    o.name = "ndshm_obj";
+    tagged t{"t", xt::xarray<double>{1.0, 2.0}};
+    auto obj = ndshm::share(t, o);
+    o.name = "ndshm_arr";
+    auto arr = shared_ndarray<double>::create({4}, o);
+
+    // Healthy: exit 0, and the internals are described.
+    const auto healthy_q = info("ndshm_q");
+    CHECK(healthy_q.status.ok());
+    CHECK_THAT(healthy_q.out, Catch::Contains("queue: capacity 4, 1 queued") &&
+                                  Catch::Contains("the queue's lock: free") && Catch::Contains("check:          ok"));
+    const auto healthy_ch = info("ndshm_ch");
+    CHECK(healthy_ch.status.ok());
+    CHECK_THAT(healthy_ch.out, Catch::Contains("channel: 2 slots: 2 free"));
+    const auto healthy_obj = info("ndshm_obj");
+    CHECK(healthy_obj.status.ok());
+    CHECK_THAT(healthy_obj.out, Catch::Contains("object: 1 arrays"));
+    CHECK(info("ndshm_arr").status.ok());
+
+    SECTION("a queued array removed behind the queue's back")
+    {
+        ndshm::unlink(item_name, d.opts());
+        const auto r = info("ndshm_q");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("PROBLEM:") && Catch::Contains(item_name) && Catch::Contains("is gone"));
+    }
+    SECTION("a queue state overwritten")
+    {
+        poke<std::uint64_t>(d / "ndshm_q", 4096 + 24, 99); // head 0, count 99 > capacity 4
+        const auto r = info("ndshm_q");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("the queue's state is corrupt"));
+        const auto js = ndshm_tool({"--dir", d.path, "info", "--json", "ndshm_q"});
+        CHECK(js.status.code == 5);
+        const auto checked = check_json(d, js.out,
+                                        "assert d['internals']['checked'] is True\n"
+                                        "assert any('corrupt' in p for p in d['problems']), d['problems']\n");
+        CHECK(checked.status.ok());
+    }
+    SECTION("a channel slot held by a process that died, and a ring pointing at a free slot")
+    {
+        test_util::event holding, never;
+        ch.publish(ch.loan());
+        const pid_t pid = test_util::fork_child([&] {
+            auto in = ndshm::channel<double>::attach("ndshm_ch", d.opts());
+            auto s = in.receive();
+            holding.set(s.empty() ? 2 : 1);
+            never.wait();
+            return 0;
+        });
+        REQUIRE(holding.wait() == 1);
+        ::kill(pid, SIGKILL);
+        test_util::wait_child(pid);
+        auto r = info("ndshm_ch");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("is held by a process that is gone") && Catch::Contains("1 received"));
+        // tail (control + 32) one past head: the ring now claims a published slot that is not there.
+        const std::size_t ctl = ndshm::detail::trailer_offset(4096 + 2 * 4 * sizeof(double)) + 256;
+        poke<std::uint64_t>(d / "ndshm_ch", ctl + 32, 2);
+        r = info("ndshm_ch");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("the ring holds 1 published slots, the records 0"));
+    }
+    SECTION("an object's table of contents pointing outside it")
+    {
+        poke<std::uint64_t>(d / "ndshm_obj", 4096 + 32, std::uint64_t(1) << 40);
+        const auto r = info("ndshm_obj");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("PROBLEM:") && Catch::Contains("outside"));
+    }
+    SECTION("lock bytes overwritten, and a lock held by a stopped process")
+    {
+        const auto* tr = ndshm::detail::array_access::mapping_of(arr)->get_trailer();
+        const std::size_t lock_at = static_cast<std::size_t>(reinterpret_cast<const unsigned char*>(tr->lock) -
+                                                             ndshm::detail::array_access::mapping_of(arr)->base());
+        test_util::event holding, release;
+        const pid_t pid = test_util::fork_child([&] {
+            ndshm::array_lock l(arr);
+            l.lock();
+            holding.set();
+            release.wait();
+            l.unlock();
+            return 0;
+        });
+        REQUIRE(holding.wait() == 1);
+        REQUIRE(test_util::stop_child(pid));
+        auto r = info("ndshm_arr");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("the lock: held by thread " + std::to_string(pid)) &&
+                              Catch::Contains("which is stopped"));
+        REQUIRE(test_util::continue_child(pid));
+        release.set();
+        CHECK(test_util::wait_child(pid).ok());
+        CHECK(info("ndshm_arr").status.ok());
+        poke<std::uint32_t>(d / "ndshm_arr", lock_at + 4, 0xdeadbeef); // the lock's format tag
+        r = info("ndshm_arr");
+        CHECK(r.status.code == 5);
+        CHECK_THAT(r.out, Catch::Contains("the lock is corrupt"));
+        ndshm::detail::init_lock(const_cast<unsigned char*>(tr->lock));
+    }
 }

@@ -9,8 +9,10 @@
 #include "test_util.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +124,9 @@ inline std::size_t trailer_at(const std::vector<unsigned char>& bytes) { return 
 /// Applies f to the trailer of an ndshm segment's bytes.
 inline void patch_trailer(std::vector<unsigned char>& bytes, const std::function<void(ndshm::detail::trailer&)>& f)
 {
+    if (bytes.size() < sizeof(ndshm::detail::trailer)) {
+        throw std::runtime_error("patch_trailer: fewer bytes than a trailer");
+    }
     ndshm::detail::trailer t;
     std::memcpy(&t, bytes.data() + trailer_at(bytes), sizeof t);
     f(t);
@@ -169,6 +174,28 @@ public:
 private:
     pid_t m_pid;
 };
+
+/// Runs `body` in a child process with a PID namespace and a /proc of its own (it is pid 1 there), so
+/// that /proc shows only the processes the body starts: gc's walk over /proc then sees every process
+/// that could hold a segment, even on a machine that runs processes it may not examine. Files,
+/// /dev/shm and the directory backends are shared with the test. Returns how the body ended (exit code
+/// 77: the system refused the namespaces).
+inline test_util::exit_status run_with_own_proc(const std::function<int()>& body)
+{
+    return test_util::run_child([&] {
+        if (::unshare(CLONE_NEWNS | CLONE_NEWPID) != 0 ||
+            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+            return 77;
+        }
+        const auto st = test_util::run_child([&] {
+            if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+                return 77;
+            }
+            return body();
+        });
+        return st.exited ? st.code : 128 + st.signal;
+    });
+}
 
 /// Blocks the calling process until a signal kills it.
 [[noreturn]] inline void block_forever()

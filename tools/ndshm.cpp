@@ -25,6 +25,7 @@
 namespace {
 
 using ndshm::tools::age_seconds;
+using ndshm::tools::info_json;
 using ndshm::tools::json_bool;
 using ndshm::tools::json_string;
 using ndshm::tools::octal_mode;
@@ -36,6 +37,7 @@ constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_not_found = 3;
 constexpr int exit_refused = 4;
+constexpr int exit_problem = 5;
 
 const char* const usage_text =
     R"(usage: ndshm [--dir DIR] COMMAND [ARGS]
@@ -49,7 +51,9 @@ commands:
                            npy, unfinished, corrupt, unreadable), dtype, shape, bytes, creator pid
                            and whether it is alive, age, mode, persisted
   info [--json] NAME       everything about one segment, its trailer included, and the
-                           processes that have it open or mapped
+                           processes that have it open or mapped; checks its internals (the
+                           lock, a queue's ring and queued arrays, a channel's slots and ring,
+                           an object's table of contents) and exits 5 if anything is wrong
   rm NAME...               remove segments (ndshm segments of the calling user only: a name
                            starting with ndshm_ or a segment carrying ndshm's trailer)
   gc [--dry-run] [--json]  remove segments whose creator is dead (pid and start time compared,
@@ -72,6 +76,8 @@ exit status:
   2  wrong arguments (unknown command or option, missing or invalid segment name)
   3  no such segment
   4  refused: the segment belongs to another user, or is not an ndshm segment
+  5  info found a problem in the segment (like fsck: corrupt, unfinished, inconsistent
+     internals, a dead holder); gc kept segments it could not judge (it says why)
 )";
 
 int usage_error(const std::string& what)
@@ -218,9 +224,11 @@ int cmd_ls(const cli& c, const ndshm::options& opt)
 int cmd_info(const cli& c, const ndshm::options& opt)
 {
     const auto s = ndshm::inspect(c.args[0], opt);
+    const auto problems = ndshm::segment_problems(s);
+    const int status = problems.empty() ? exit_ok : exit_problem; // like fsck: non-zero when something is wrong
     if (c.json) {
-        std::printf("%s\n", segment_json(s, "").c_str());
-        return exit_ok;
+        std::printf("%s\n", info_json(s).c_str());
+        return status;
     }
     const auto line = [](const char* key, const std::string& value) { std::printf("%-15s %s\n", key, value.c_str()); };
     line("name:", printable(s.name));
@@ -251,20 +259,32 @@ int cmd_info(const cli& c, const ndshm::options& opt)
         line("created:",
              time_text(static_cast<std::int64_t>(t.created_ns)) + " (age " + human_age(age_seconds(s)) + ")");
         line("trailer data:", std::to_string(t.data_bytes) + " bytes at offset " + std::to_string(t.data_offset));
-        line("lock:", t.has_lock ? "a process-shared robust mutex" : "none");
+        line("lock:", t.has_lock ? "ndshm's per-array lock" : "none");
     } else {
         line("trailer:", "none (" + s.creator_detail + ")");
     }
-    if (s.users_known) {
+    if (s.users_known || !s.users_detail.empty()) {
         std::string users;
         for (const auto pid : s.users) {
             users += (users.empty() ? "" : ", ") + std::to_string(pid);
         }
-        line("open/mapped by:", users.empty() ? "no process" : "pids " + users);
+        std::string text = users.empty() ? "no process" : "pids " + users;
+        if (!s.users_known) {
+            text += " (maybe more: " + printable(s.users_detail) + ")";
+        }
+        line("open/mapped by:", text);
+    }
+    for (const auto& note : s.internals.notes) {
+        line("internals:", printable(note));
     }
     const std::string why = ndshm::gc_reason(s);
     line("gc:", why.empty() ? "keeps it" : "removes it: " + why);
-    return exit_ok;
+    for (const auto& p : problems) {
+        line("PROBLEM:", printable(p));
+    }
+    line("check:",
+         problems.empty() ? std::string("ok") : std::to_string(problems.size()) + " problem(s) found (exit status 5)");
+    return status;
 }
 
 int cmd_rm(const cli& c, const ndshm::options& opt)
@@ -299,8 +319,9 @@ int cmd_rm(const cli& c, const ndshm::options& opt)
 
 int cmd_gc(const cli& c, const ndshm::options& opt)
 {
-    const auto entries = ndshm::gc(opt, c.dry_run);
-    int status = exit_ok;
+    std::vector<ndshm::gc_entry> undecided;
+    const auto entries = ndshm::gc(opt, c.dry_run, &undecided);
+    int status = undecided.empty() ? exit_ok : exit_problem;
     for (const auto& e : entries) {
         if (!e.error.empty()) {
             status = exit_failed;
@@ -316,9 +337,19 @@ int cmd_gc(const cli& c, const ndshm::options& opt)
                  ",\n      \"error\": " + (e.error.empty() ? "null" : json_string(e.error)) +
                  ",\n      \"segment\": " + segment_json(e.segment, "      ") + "\n    }";
         }
-        j += entries.empty() ? "]\n}\n" : "\n  ]\n}\n";
+        j += entries.empty() ? "]" : "\n  ]";
+        j += ",\n  \"undecided\": [";
+        for (std::size_t i = 0; i < undecided.size(); ++i) {
+            const auto& e = undecided[i];
+            j += std::string(i != 0 ? "," : "") + "\n    {\n      \"name\": " + json_string(e.segment.name) +
+                 ",\n      \"reason\": " + json_string(e.reason) + "\n    }";
+        }
+        j += undecided.empty() ? "]\n}\n" : "\n  ]\n}\n";
         std::fputs(j.c_str(), stdout);
         return status;
+    }
+    for (const auto& e : undecided) {
+        std::fprintf(stderr, "ndshm gc: kept %s: %s\n", printable(e.segment.name).c_str(), printable(e.reason).c_str());
     }
     for (const auto& e : entries) {
         if (!e.error.empty()) {

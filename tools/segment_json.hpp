@@ -1,5 +1,5 @@
 /// @file segment_json.hpp
-/// The JSON record of a segment, shared by the `ndshm` tool (`ls`, `info` and `gc` with `--json`) and the
+/// The JSON records of segments, shared by the `ndshm` tool (`ls`, `info` and `gc` with `--json`) and the
 /// Python module (`ndshm.list()`, `ndshm.info()`, `ndshm.gc()`), so that both always give the same fields.
 #ifndef NDSHM_TOOLS_SEGMENT_JSON_HPP
 #define NDSHM_TOOLS_SEGMENT_JSON_HPP
@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace ndshm::tools {
 
@@ -118,16 +119,41 @@ inline std::string segment_json(const ndshm::segment_info& s, const std::string&
         field("creator", "null");
         field("trailer", "null");
     }
-    if (s.users_known) {
+    if (s.users_known || !s.users_detail.empty()) {
         std::string users = "[";
         for (std::size_t i = 0; i < s.users.size(); ++i) {
             users += (i != 0 ? ", " : "") + std::to_string(s.users[i]);
         }
-        field("users", users + "]", true);
+        field("users", users + "]");
+        field("users_complete", json_bool(s.users_known));
+        field("users_detail", s.users_known ? "null" : json_string(s.users_detail), true);
     } else {
         field("users", "null", true);
     }
     return j + indent + "}";
+}
+
+/// One segment as `ndshm info --json` prints it and Python's ndshm.info() returns it: its record, then
+/// "internals" (whether its internals were checked, and the notes and problems found there) and
+/// "problems" (ndshm::segment_problems: everything found wrong with it).
+inline std::string info_json(const ndshm::segment_info& s)
+{
+    std::string j = segment_json(s, "");
+    j.pop_back(); // the closing brace: internals and problems follow
+    while (!j.empty() && (j.back() == '\n' || j.back() == ' ')) {
+        j.pop_back();
+    }
+    const auto list = [](const std::vector<std::string>& v) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            out += (i != 0 ? ", " : "") + json_string(v[i]);
+        }
+        return out + "]";
+    };
+    j += ",\n  \"internals\": {\"checked\": " + json_bool(s.internals.checked) +
+         ", \"notes\": " + list(s.internals.notes) + ", \"problems\": " + list(s.internals.problems) +
+         "},\n  \"problems\": " + list(ndshm::segment_problems(s)) + "\n}";
+    return j;
 }
 
 } // namespace ndshm::tools

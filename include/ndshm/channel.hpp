@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <signal.h>
 #include <string>
 #include <utility>
 
+#include "detail/channel_format.hpp"
 #include "detail/npy.hpp"
 #include "detail/sync.hpp"
 #include "detail/segment_impl.hpp"
@@ -25,103 +25,51 @@ namespace ndshm {
 
 namespace detail {
 
-inline constexpr char channel_magic[8] = {'N', 'D', 'S', 'H', 'M', 'C', 'H', '1'};
-
-enum : std::uint32_t { slot_free = 0, slot_loaned = 1, slot_ready = 2, slot_received = 3 };
-
-/// The channel's control block, after the trailer. Fixed-size fields; the slot records and the ring
-/// of published slot indices follow it.
-struct channel_control {
-    char magic[8];            //   0 "NDSHMCH1"
-    std::uint32_t slots;      //   8 number of slots (== shape[0] of the .npy)
-    std::uint32_t closed;     //  12 1 once closed
-    std::uint64_t slot_bytes; //  16 bytes of one slot
-    std::uint64_t head;       //  24 ring: published slots are ring[head % slots .. tail % slots)
-    std::uint64_t tail;       //  32
-    std::uint64_t published;  //  40 counters, for inspection
-    std::uint64_t reclaimed;  //  48 slots taken back from dead processes
-    std::uint32_t freed;      //  56 futex word: bumped when a slot becomes free or the channel closes
-    std::uint32_t posted;     //  60 futex word: bumped when a slot is published or the channel closes
-    unsigned char mutex[64];  //  64 pthread_mutex_t, process-shared, robust
-    unsigned char reserved[128];
-};
-static_assert(sizeof(channel_control) == 256, "the channel control block is 256 bytes");
-
-/// True if the process `pid` that started at `start` (clock ticks since boot, 0 if unknown) is
-/// still running; a pid reused by another process counts as dead.
-inline bool process_alive(std::uint64_t pid, std::uint64_t start) noexcept
+/// The deadline of a channel call: `timeout` from now, a negative timeout waits forever.
+inline std::chrono::steady_clock::time_point channel_deadline(std::chrono::nanoseconds timeout) noexcept
 {
-    if (pid == 0 || pid > static_cast<std::uint64_t>(INT32_MAX)) {
-        return false;
-    }
-    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) {
-        return false;
-    }
-    const std::uint64_t now = process_start_time(static_cast<pid_t>(pid));
-    return start == 0 || now == 0 || now == start;
+    return timeout < std::chrono::nanoseconds::zero()
+               ? std::chrono::steady_clock::time_point::max()
+               : deadline_in(std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
 }
 
-/// The deadline `timeout` from now; a negative timeout waits forever.
-inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds timeout) noexcept
-{
-    if (timeout < std::chrono::nanoseconds::zero() || timeout > std::chrono::hours(24 * 365)) {
-        return std::chrono::steady_clock::time_point::max();
-    }
-    return std::chrono::steady_clock::now() + timeout;
-}
-
-/// Holds a channel's robust mutex; waits on one of its futex words with the mutex released.
+/// Holds a channel's lock; waits on one of its futex words with the lock released. Taking the lock
+/// may time out (a stopped peer holds it): check locked().
 class channel_lock {
 public:
-    channel_lock(pthread_mutex_t* m, const char* op, const std::string& name) : m_mutex(m)
+    channel_lock(lock_area& a, std::chrono::steady_clock::time_point deadline, const char* op, const std::string& name)
+        : m_op(op), m_name(name), m_lock(a, lock_deadline(deadline), ctx())
     {
-        int err = 0;
-        const lock_status st = robust_lock(m, err);
-        if (st != lock_status::acquired && st != lock_status::owner_died) {
-            raise_errno(op, name, err == 0 ? EDEADLK : err, "pthread_mutex_lock");
-        }
     }
     channel_lock(const channel_lock&) = delete;
     channel_lock& operator=(const channel_lock&) = delete;
-    ~channel_lock() { (void)robust_unlock(m_mutex); }
+    bool locked() const noexcept { return m_lock.locked(); }
 
     /// Unlocks, sleeps until `*word` changes from `seen` (or the deadline), relocks. False once the
-    /// deadline has passed.
+    /// deadline has passed, or if the lock could not be had again in time (then it is not held).
     bool wait(std::uint32_t* word, std::uint32_t seen, std::chrono::steady_clock::time_point deadline)
     {
         if (std::chrono::steady_clock::now() >= deadline) {
             return false;
         }
-        (void)robust_unlock(m_mutex);
+        m_lock.unlock();
         futex_wait(word, seen, deadline);
-        int err = 0;
-        (void)robust_lock(m_mutex, err);
-        return true;
+        return m_lock.relock(lock_deadline(deadline), ctx());
     }
 
 private:
-    pthread_mutex_t* m_mutex;
+    lock_context ctx() const noexcept { return {m_op, m_name, "the channel's lock"}; }
+
+    std::string m_op;
+    const std::string& m_name;
+    held_lock m_lock;
 };
 
-/// Bumps a futex word and wakes its waiters (call with the mutex held).
+/// Bumps a futex word and wakes its waiters.
 inline void bump(std::uint32_t& word) noexcept
 {
     __atomic_add_fetch(&word, 1u, __ATOMIC_RELEASE);
     futex_wake_all(&word);
-}
-
-/// Who holds a slot, and in which state.
-struct slot_record {
-    std::uint32_t state;
-    std::uint32_t reserved;
-    std::uint64_t pid;   // holder while loaned or received
-    std::uint64_t start; // holder's start time, so that a reused pid is not taken for the holder
-};
-static_assert(sizeof(slot_record) == 24, "slot records are 24 bytes");
-
-inline std::size_t channel_extra_bytes(std::size_t slots) noexcept
-{
-    return sizeof(channel_control) + slots * (sizeof(slot_record) + sizeof(std::uint32_t));
 }
 
 } // namespace detail
@@ -241,11 +189,7 @@ public:
         std::memcpy(ctl->magic, detail::channel_magic, sizeof ctl->magic);
         ctl->slots = static_cast<std::uint32_t>(slots);
         ctl->slot_bytes = slot_bytes;
-        if (!detail::init_robust_mutex(ctl->mutex)) {
-            detail::raise<error>(op, m->name(), "could not initialise the channel's process-shared mutex",
-                                 "check that the system supports robust process-shared mutexes",
-                                 detail::errno_code(ENOTSUP));
-        }
+        detail::init_lock(&ctl->lock);
         // Touch every slot page so that no first write pays a fault (MAP_POPULATE maps, this dirties).
         std::memset(m->base() + info.data_offset, 0, info.nbytes);
         m->publish();
@@ -277,7 +221,7 @@ public:
         const std::size_t ctl_off = detail::trailer_offset(info.data_offset + info.nbytes) + sizeof(detail::trailer);
         const auto bad = [&](const std::string& why) {
             detail::raise<format_error>(op, name, "corrupt channel: " + why, "recreate the channel",
-                                        detail::errno_code(EILSEQ));
+                                        make_error_code(errc::corrupt_control));
         };
         if (info.shape.empty() || info.fortran_order || ctl_off > m->size() ||
             m->size() - ctl_off < sizeof(detail::channel_control)) {
@@ -308,13 +252,16 @@ public:
     /// @throws error if the channel is closed
     slot<T> loan(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1))
     {
-        const auto deadline = detail::deadline_after(timeout);
-        detail::channel_lock lock(mutex_of(ctl()), "loan", name());
+        const auto deadline = detail::channel_deadline(timeout);
+        detail::channel_lock lock(ctl()->lock, deadline, "loan", name());
+        if (!lock.locked()) {
+            return {};
+        }
         for (;;) {
             check_open("loan");
-            const std::uint32_t seen = ctl()->freed;
+            const std::uint32_t seen = __atomic_load_n(&ctl()->freed, __ATOMIC_ACQUIRE);
             for (std::size_t i = 0; i < m_slots; ++i) {
-                if (records()[i].state == detail::slot_free) {
+                if (__atomic_load_n(&records()[i].state, __ATOMIC_ACQUIRE) == detail::slot_free) {
                     take(i, detail::slot_loaned);
                     return make_slot<T>(i);
                 }
@@ -340,10 +287,10 @@ public:
                                  "publish a slot returned by this channel's loan()", detail::errno_code(EINVAL));
         }
         {
-            detail::channel_lock lock(mutex_of(ctl()), "publish", name());
+            detail::channel_lock lock(ctl()->lock, std::chrono::steady_clock::time_point::max(), "publish", name());
             auto& rec = records()[s.m_index];
-            rec.state = detail::slot_ready;
-            rec.pid = 0;
+            __atomic_store_n(&rec.pid, std::uint64_t(0), __ATOMIC_RELAXED);
+            __atomic_store_n(&rec.state, std::uint32_t(detail::slot_ready), __ATOMIC_RELEASE);
             ring()[ctl()->tail % m_slots] = static_cast<std::uint32_t>(s.m_index);
             ++ctl()->tail;
             ++ctl()->published;
@@ -357,17 +304,25 @@ public:
     /// forever). @returns an empty slot on time-out, or when the channel is closed and drained.
     slot<const T> receive(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1))
     {
-        const auto deadline = detail::deadline_after(timeout);
-        detail::channel_lock lock(mutex_of(ctl()), "receive", name());
+        const auto deadline = detail::channel_deadline(timeout);
+        detail::channel_lock lock(ctl()->lock, deadline, "receive", name());
+        if (!lock.locked()) {
+            return {};
+        }
         for (;;) {
             auto* c = ctl();
-            const std::uint32_t seen = c->posted;
+            const std::uint32_t seen = __atomic_load_n(&c->posted, __ATOMIC_ACQUIRE);
             if (c->head < c->tail) {
+                if (c->tail - c->head > m_slots) {
+                    detail::raise<format_error>("receive", name(),
+                                                "corrupt channel: the ring holds more entries than there are slots",
+                                                "recreate the channel", make_error_code(errc::corrupt_control));
+                }
                 const std::uint32_t i = ring()[c->head % m_slots];
-                if (i >= m_slots || records()[i].state != detail::slot_ready) {
+                if (i >= m_slots || __atomic_load_n(&records()[i].state, __ATOMIC_ACQUIRE) != detail::slot_ready) {
                     detail::raise<format_error>("receive", name(),
                                                 "corrupt channel: the ring names a slot that is not ready",
-                                                "recreate the channel", detail::errno_code(EILSEQ));
+                                                "recreate the channel", make_error_code(errc::corrupt_control));
                 }
                 ++c->head;
                 take(i, detail::slot_received);
@@ -389,7 +344,7 @@ public:
     /// then empty slots.
     void close()
     {
-        detail::channel_lock lock(mutex_of(ctl()), "close", name());
+        detail::channel_lock lock(ctl()->lock, std::chrono::steady_clock::time_point::max(), "close", name());
         __atomic_store_n(&ctl()->closed, 1u, __ATOMIC_RELEASE);
         detail::bump(ctl()->posted);
         detail::bump(ctl()->freed);
@@ -417,11 +372,6 @@ private:
         m_owner = std::make_shared<std::shared_ptr<detail::mapping>>(m_map);
     }
 
-    static pthread_mutex_t* mutex_of(detail::channel_control* c) noexcept
-    {
-        return reinterpret_cast<pthread_mutex_t*>(c->mutex);
-    }
-
     detail::channel_control* ctl() const noexcept
     {
         return reinterpret_cast<detail::channel_control*>(m_map->base() + m_ctl_off);
@@ -440,29 +390,38 @@ private:
         }
     }
 
+    // Called with the lock held: the holder first, then the state (see slot_record).
     void take(std::size_t i, std::uint32_t state) noexcept
     {
         auto& rec = records()[i];
-        rec.state = state;
         const detail::process_identity me = detail::this_process();
-        rec.pid = me.pid;
-        rec.start = me.start;
+        __atomic_store_n(&rec.pid, me.pid, __ATOMIC_RELAXED);
+        __atomic_store_n(&rec.start, me.start, __ATOMIC_RELAXED);
+        __atomic_store_n(&rec.state, state, __ATOMIC_RELEASE);
     }
 
-    // Frees slots loaned or received by processes that are gone. Called with the mutex held.
-    std::size_t reclaim_dead() noexcept
+    // Frees slots loaned or received by processes that are gone, by the positive-evidence rule of
+    // detail/liveness.hpp: a holder that cannot be judged (no descriptor free to read /proc, say) keeps
+    // its slots. A record that names no possible process (pid 0 or beyond the kernel's limit) has no
+    // holder to wait for. Called with the lock held; only a holder's death moves its record, so this
+    // never races with the holder's own release.
+    std::size_t reclaim_dead()
     {
         std::size_t n = 0;
         for (std::size_t i = 0; i < m_slots; ++i) {
             auto& rec = records()[i];
-            if ((rec.state == detail::slot_loaned || rec.state == detail::slot_received) &&
-                !detail::process_alive(rec.pid, rec.start)) {
-                rec.state = detail::slot_free;
-                rec.pid = 0;
+            const std::uint32_t state = __atomic_load_n(&rec.state, __ATOMIC_ACQUIRE);
+            if (state != detail::slot_loaned && state != detail::slot_received) {
+                continue;
+            }
+            const std::uint64_t pid = __atomic_load_n(&rec.pid, __ATOMIC_RELAXED);
+            const std::uint64_t start = __atomic_load_n(&rec.start, __ATOMIC_RELAXED);
+            if (!detail::valid_pid(pid) || detail::check_process(pid, start).state == detail::liveness::dead) {
+                __atomic_store_n(&rec.state, std::uint32_t(detail::slot_free), __ATOMIC_RELEASE);
                 ++n;
             }
         }
-        ctl()->reclaimed += n;
+        __atomic_fetch_add(&ctl()->reclaimed, std::uint64_t(n), __ATOMIC_RELAXED);
         return n;
     }
 
@@ -488,14 +447,10 @@ private:
         const std::size_t ctl_off = find_ctl(*m);
         auto* c = reinterpret_cast<detail::channel_control*>(m->base() + ctl_off);
         auto* recs = reinterpret_cast<detail::slot_record*>(m->base() + ctl_off + sizeof(detail::channel_control));
-        int err = 0;
-        const auto st = detail::robust_lock(mutex_of(c), err);
-        recs[i].state = detail::slot_free;
-        recs[i].pid = 0;
+        // Without the lock, so that letting a slot go never waits for a stopped peer: only this process
+        // moves a record it holds (see reclaim_dead), and one store publishes the slot as free.
+        __atomic_store_n(&recs[i].state, std::uint32_t(detail::slot_free), __ATOMIC_RELEASE);
         detail::bump(c->freed);
-        if (st == detail::lock_status::acquired || st == detail::lock_status::owner_died) {
-            (void)detail::robust_unlock(mutex_of(c));
-        }
     }
 
     // The control block follows the trailer, whose position the mapping knows.

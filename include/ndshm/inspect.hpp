@@ -28,7 +28,10 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 
+#include "detail/channel_format.hpp"
 #include "detail/npy.hpp"
+#include "detail/object_format.hpp"
+#include "detail/queue_format.hpp"
 #include "detail/segment_impl.hpp"
 #include "detail/sys.hpp"
 #include "detail/trailer.hpp"
@@ -102,7 +105,17 @@ struct trailer_info {
     std::uint64_t data_offset = 0;   ///< first data byte, as the trailer records it
     std::uint64_t data_bytes = 0;    ///< data length, as the trailer records it
     std::uint64_t created_ns = 0;    ///< creation time, nanoseconds since the epoch
-    bool has_lock = false;           ///< flag bit 1: the trailer holds a process-shared robust mutex
+    bool has_lock = false;           ///< flag bit 1: the trailer holds ndshm's per-array lock
+};
+
+/// What a check of a segment's internals found (inspect() does it, `ndshm info` shows it): the lock
+/// in the trailer; a queue's control block, ring and queued arrays; a channel's control block, slot
+/// records and ring; a composite object's header, table of contents and extents. Read with pread, never
+/// mapped, trusting nothing.
+struct internals_report {
+    bool checked = false;              ///< internals were looked at
+    std::vector<std::string> problems; ///< what is wrong, one sentence each (empty: all is well)
+    std::vector<std::string> notes;    ///< what was found: counts, states, the lock's holder
 };
 
 /// Everything ndshm can tell about one segment without mapping it.
@@ -129,8 +142,11 @@ struct segment_info {
     creator_status creator = creator_status::unknown;
     std::string creator_detail; ///< how the creator's status was found, e.g. "no process 1234"
 
-    bool users_known = false;        ///< `users` was looked up (see inspect())
-    std::vector<std::int64_t> users; ///< pids of the processes that have it open or mapped
+    bool users_known = false;        ///< `users` was looked up (see inspect()), and is complete
+    std::vector<std::int64_t> users; ///< pids of the processes seen to have it open or mapped
+    std::string users_detail;        ///< why `users` may be incomplete, if it was looked up (see processes_using)
+
+    internals_report internals; ///< a check of its internals (inspect() only; list_segments leaves it empty)
 
     /// True if persist() was called on it (only ndshm segments can be persisted).
     bool persisted() const noexcept { return trailer && trailer->persisted; }
@@ -299,113 +315,93 @@ void analyze_segment(segment_info& s, std::size_t size, Read&& read)
                                         : "neither a .npy (no \\x93NUMPY magic) nor an ndshm segment (no trailer)";
 }
 
-/// State (field 3) and start time (field 22) of process `pid` from /proc/PID/stat. Returns false if
-/// there is no such process; `proc` is set false if /proc itself is not there.
-inline bool read_proc_stat(long pid, char& state, std::uint64_t& start, bool& proc) noexcept
-{
-    proc = true;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    std::FILE* f = std::fopen(path, "re");
-    if (f == nullptr) {
-        proc = ::access("/proc/self/stat", R_OK) == 0;
-        return false;
-    }
-    char buf[1024];
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    // The command name (field 2) may hold spaces and parentheses: the fields resume after the last ')'.
-    const char* p = std::strrchr(buf, ')');
-    unsigned long long st = 0;
-    if (p == nullptr ||
-        std::sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
-                    &st) != 2) {
-        proc = false; // unreadable: treat as if /proc could not tell
-        return false;
-    }
-    start = st;
-    return true;
-}
-
-/// What /proc said about one pid (see read_proc_stat).
-struct proc_snapshot {
-    bool found = false;
-    bool proc = true;
-    char state = '?';
-    std::uint64_t start = 0;
-};
-/// Snapshots by pid, so that listing many segments of one creator reads its /proc entry once.
-using proc_cache = std::map<std::uint64_t, proc_snapshot>;
-
-/// Whether the process recorded in a trailer still runs: the pid must exist, not be a zombie, and
-/// have the recorded start time (so a reused pid does not pass for the creator).
+/// Whether the process recorded in a trailer still runs, by the positive-evidence rule of
+/// detail/liveness.hpp: dead only if no process has the pid, it is a zombie, or it has another start
+/// time than the one recorded (so a reused pid does not pass for the creator); unknown whenever that
+/// cannot be told (for instance /proc cannot be read for want of a descriptor).
 inline creator_status creator_of(const trailer_info& t, std::string& detail_out, proc_cache* cache = nullptr)
 {
-    const std::string pid = std::to_string(t.creator_pid);
-    if (t.creator_pid == 0 || t.creator_pid > static_cast<std::uint64_t>(INT_MAX)) {
-        detail_out = "the trailer names no valid pid (" + pid + ")";
-        return creator_status::unknown;
-    }
-    proc_snapshot snap;
-    const auto cached = cache != nullptr ? cache->find(t.creator_pid) : proc_cache::iterator();
-    if (cache != nullptr && cached != cache->end()) {
-        snap = cached->second;
-    } else {
-        snap.found = read_proc_stat(static_cast<long>(t.creator_pid), snap.state, snap.start, snap.proc);
-        if (cache != nullptr) {
-            cache->emplace(t.creator_pid, snap);
-        }
-    }
-    const char state = snap.state;
-    const std::uint64_t start = snap.start;
-    if (!snap.found) {
-        if (!snap.proc) { // no /proc: only the pid can be checked
-            if (::kill(static_cast<pid_t>(t.creator_pid), 0) == 0 || errno == EPERM) {
-                detail_out = "process " + pid + " exists (no /proc to compare its start time)";
-                return creator_status::unknown;
-            }
-        }
-        detail_out = "no process " + pid;
+    const process_check c = check_process(t.creator_pid, t.creator_start, cache);
+    detail_out = c.detail;
+    switch (c.state) {
+    case liveness::alive:
+        return creator_status::alive;
+    case liveness::dead:
         return creator_status::dead;
+    case liveness::unknown:
+        break;
     }
-    if (state == 'Z' || state == 'X') {
-        detail_out = "process " + pid + " has exited (a zombie its parent has not reaped)";
-        return creator_status::dead;
-    }
-    if (t.creator_start != 0 && start != t.creator_start) {
-        detail_out = "pid " + pid + " now belongs to another process (started at tick " + std::to_string(start) +
-                     ", the creator at tick " + std::to_string(t.creator_start) + ")";
-        return creator_status::dead;
-    }
-    detail_out = "process " + pid + " runs" +
-                 (t.creator_start != 0 ? " with the recorded start time" : ", no start time recorded to compare");
-    return creator_status::alive;
+    return creator_status::unknown;
 }
 
-/// For each file (device, inode), the pids of the processes that have it open or mapped, as far as
-/// /proc shows them (a user sees their own processes, root sees all). Returns false without /proc.
-inline bool processes_using(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& files,
-                            std::vector<std::vector<std::int64_t>>& users)
+/// True if the process `pid`, whose /proc entries this user may not read, could have this user's files
+/// open: its effective or file-system uid (/proc/PID/status, readable by everyone) is this user's, or
+/// that cannot be read.
+inline bool may_be_this_users(const std::string& base)
 {
+    std::string status;
+    if (read_proc_file((base + "/status").c_str(), status, 65536) != 0) {
+        return true;
+    }
+    const std::size_t at = status.find("\nUid:");
+    unsigned long real = 0, effective = 0, saved = 0, fs = 0;
+    if (at == std::string::npos ||
+        std::sscanf(status.c_str() + at + 5, "%lu %lu %lu %lu", &real, &effective, &saved, &fs) != 4) {
+        return true;
+    }
+    const unsigned long me = ::geteuid();
+    return effective == me || fs == me;
+}
+
+/// For each file (device, inode), the pids of the processes that have it open or mapped, from every
+/// /proc/PID/fd and /proc/PID/maps. Returns an empty string if that walk saw everything it needed,
+/// else why the answer is incomplete (then `users` holds the processes that were seen, and must not
+/// be taken to mean "nobody else"): /proc cannot be listed, or an entry of a process that could hold
+/// this user's files cannot be read (EMFILE, ENOMEM, EACCES for a process of this user that is not
+/// dumpable, ...). Processes that end meanwhile, and processes of other users (whose entries only root
+/// may read; they cannot open this user's private segments) are passed over, and so is this process's
+/// descriptor `own_fd`.
+inline std::string processes_using(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& files,
+                                   std::vector<std::vector<std::int64_t>>& users, int own_fd = -1)
+{
+    const std::int64_t me = ::getpid();
     users.assign(files.size(), {});
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> index;
     for (std::size_t i = 0; i < files.size(); ++i) {
         index.emplace(files[i], i);
     }
-    DIR* proc = ::opendir("/proc");
+    const auto failed = [](const std::string& what, int err) {
+        return "cannot read " + what + ": " + std::generic_category().message(err);
+    };
+    DIR* proc = nullptr;
+    do {
+        proc = sys().opendir("/proc");
+    } while (proc == nullptr && errno == EINTR);
     if (proc == nullptr) {
-        return false;
+        return failed("/proc", errno);
     }
     std::vector<std::int64_t> pids;
-    while (const dirent* e = ::readdir(proc)) {
+    for (;;) {
+        errno = 0;
+        const dirent* e = sys().readdir(proc);
+        if (e == nullptr) {
+            const int err = errno;
+            if (err == EINTR) {
+                continue;
+            }
+            (void)sys().closedir(proc);
+            if (err != 0) {
+                return failed("/proc", err);
+            }
+            break;
+        }
         char* end = nullptr;
         const long pid = std::strtol(e->d_name, &end, 10);
         if (pid > 0 && end != nullptr && *end == '\0') {
             pids.push_back(pid);
         }
     }
-    ::closedir(proc);
+    std::string incomplete; // the first reason the walk missed something
     for (const std::int64_t pid : pids) {
         std::vector<bool> found(files.size(), false);
         const auto mark = [&](std::uint64_t dev, std::uint64_t ino) {
@@ -416,41 +412,321 @@ inline bool processes_using(const std::vector<std::pair<std::uint64_t, std::uint
             }
         };
         const std::string base = "/proc/" + std::to_string(pid);
-        if (DIR* fds = ::opendir((base + "/fd").c_str())) {
-            while (const dirent* e = ::readdir(fds)) {
-                struct stat st {};
-                if (e->d_name[0] != '.' && ::fstatat(::dirfd(fds), e->d_name, &st, 0) == 0) {
-                    mark(static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino));
-                }
+        // An error reading a process's entries: it ended (skip it), it belongs to another user (skip
+        // it), or the answer is unknown.
+        const auto unreadable = [&](const std::string& what, int err) -> std::string {
+            if (err == ENOENT || err == ESRCH || ((err == EACCES || err == EPERM) && !may_be_this_users(base))) {
+                return {};
             }
-            ::closedir(fds);
+            return failed(base + "/" + what, err);
+        };
+        DIR* fds = nullptr;
+        do {
+            fds = sys().opendir((base + "/fd").c_str());
+        } while (fds == nullptr && errno == EINTR);
+        if (fds == nullptr) {
+            if (std::string why = unreadable("fd", errno); !why.empty() && incomplete.empty()) {
+                incomplete = std::move(why);
+            }
+            continue;
         }
-        if (std::FILE* maps = std::fopen((base + "/maps").c_str(), "re")) {
-            char line[4096];
-            while (std::fgets(line, sizeof line, maps) != nullptr) {
-                // start-end perms offset major:minor inode [path]
-                unsigned maj = 0, min = 0;
-                unsigned long long ino = 0;
-                if (std::sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) == 3 && ino != 0) {
-                    mark(static_cast<std::uint64_t>(::makedev(maj, min)), ino);
+        std::string why;
+        for (;;) {
+            errno = 0;
+            const dirent* e = sys().readdir(fds);
+            if (e == nullptr) {
+                if (errno == EINTR) {
+                    continue;
                 }
-                if (std::strchr(line, '\n') == nullptr) { // an over-long line: skip its rest
-                    int c = 0;
-                    while ((c = std::fgetc(maps)) != EOF && c != '\n') {
-                    }
+                if (errno != 0) {
+                    why = unreadable("fd", errno);
+                }
+                break;
+            }
+            if (e->d_name[0] == '.' || (pid == me && own_fd >= 0 && std::to_string(own_fd) == e->d_name)) {
+                continue; // the caller's own descriptor of the file (see gc) is not a user
+            }
+            struct stat st {};
+            if (retry_eintr([&] { return sys().fstatat(::dirfd(fds), e->d_name, &st, 0); }) == 0) {
+                mark(static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino));
+            } else if (errno != ENOENT) { // ENOENT: closed meanwhile
+                why = unreadable(std::string("fd/") + e->d_name, errno);
+                if (!why.empty()) {
+                    break;
                 }
             }
-            std::fclose(maps);
+        }
+        (void)sys().closedir(fds);
+        if (!why.empty() && incomplete.empty()) {
+            incomplete = std::move(why);
+        }
+        std::string maps;
+        if (const int err = read_proc_file((base + "/maps").c_str(), maps); err != 0) {
+            if (std::string w = unreadable("maps", err); !w.empty() && incomplete.empty()) {
+                incomplete = std::move(w);
+            }
+            continue;
+        }
+        for (std::size_t pos = 0; pos < maps.size();) {
+            std::size_t eol = maps.find('\n', pos);
+            if (eol == std::string::npos) {
+                eol = maps.size();
+            }
+            // start-end perms offset major:minor inode [path]
+            const std::string line = maps.substr(pos, std::min<std::size_t>(eol - pos, 256));
+            unsigned maj = 0, min = 0;
+            unsigned long long ino = 0;
+            if (std::sscanf(line.c_str(), "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) == 3 && ino != 0) {
+                mark(static_cast<std::uint64_t>(::makedev(maj, min)), ino);
+            }
+            pos = eol + 1;
         }
     }
-    return true;
+    return incomplete;
+}
+
+/// Reads the 64 bytes of a lock at `off` and reports on it under the label `which`.
+template <class Read>
+void check_lock_at(internals_report& r, std::uint64_t off, const std::string& which, Read&& read)
+{
+    unsigned char bytes[lock_room] = {};
+    if (read(off, bytes, sizeof bytes) != sizeof bytes) {
+        r.problems.push_back(which + " lies beyond the end of the segment");
+        return;
+    }
+    const lock_report l = describe_lock(bytes);
+    if (!l.problem.empty()) {
+        r.problems.push_back(which + " is corrupt: " + l.problem);
+        return;
+    }
+    std::string note = which + ": ";
+    if (!l.held) {
+        note += "free";
+    } else {
+        note += "held by thread " + std::to_string(l.tid) +
+                (l.pid != 0 ? " of process " + std::to_string(l.pid) : std::string()) + " (" + l.holder + ")";
+        if (l.holder_state == liveness::dead) {
+            r.problems.push_back(which + " is held by thread " + std::to_string(l.tid) + ", which is dead (" +
+                                 l.holder +
+                                 "); the next locker takes it over, and the data it guards may be "
+                                 "half-updated");
+        } else if (l.holder_stopped) {
+            r.problems.push_back(which + " is held by thread " + std::to_string(l.tid) +
+                                 ", which is stopped: untimed waits for it fail after 10 s; resume it (kill -CONT)");
+        }
+    }
+    if (l.takeovers != 0) {
+        note += "; taken over from a dead holder " + std::to_string(l.takeovers) + " time(s)";
+    }
+    r.notes.push_back(note);
+}
+
+/// The queue's control block, ring and queued arrays.
+template <class Read>
+void check_queue(internals_report& r, const segment_info& s, Read&& read)
+{
+    queue_control c{};
+    if (s.data_bytes < sizeof c || read(s.data_offset, &c, sizeof c) != sizeof c) {
+        r.problems.push_back("the queue's control block is missing");
+        return;
+    }
+    if (std::memcmp(c.magic, queue_magic, sizeof c.magic) != 0 || c.version != queue_version ||
+        c.entry_size != sizeof(queue_entry)) {
+        r.problems.push_back("the queue's control block has an unknown magic, version or entry size");
+        return;
+    }
+    if (c.capacity == 0 || c.capacity > queue_max_capacity ||
+        queue_data_bytes(static_cast<std::size_t>(c.capacity)) > s.data_bytes) {
+        r.problems.push_back("the queue's capacity (" + std::to_string(c.capacity) + ") does not fit its " +
+                             std::to_string(s.data_bytes) + " bytes");
+        return;
+    }
+    const std::uint64_t head = queue_head(c.state), count = queue_count(c.state);
+    r.notes.push_back("queue: capacity " + std::to_string(c.capacity) + ", " + std::to_string(count) + " queued, " +
+                      std::to_string(c.pushed) + " pushed, " + std::to_string(c.popped) + " popped" +
+                      (c.closed != 0 ? ", closed" : ""));
+    if (head >= c.capacity || count > c.capacity) {
+        r.problems.push_back("the queue's state is corrupt (head " + std::to_string(head) + ", count " +
+                             std::to_string(count) + ", capacity " + std::to_string(c.capacity) + ")");
+    } else {
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const std::uint64_t slot = (head + i) % c.capacity;
+            queue_entry e{};
+            std::string name;
+            ndshm::dtype type{};
+            if (read(s.data_offset + sizeof c + slot * sizeof e, &e, sizeof e) != sizeof e ||
+                !queue_entry_valid(e, name, type)) {
+                r.problems.push_back("queued entry " + std::to_string(i) +
+                                     " is corrupt (no valid name, dtype or identity)");
+                continue;
+            }
+            struct stat st {};
+            const std::string path = file_path(location{s.directory, name});
+            if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+                r.problems.push_back("queued array '" + name + "' is gone (" + std::generic_category().message(errno) +
+                                     "): a pop drops its entry");
+            } else if (id_of(st) != file_id{e.dev, e.ino}) {
+                r.problems.push_back("queued array '" + name +
+                                     "' names another file now (removed and created again): a pop drops its entry");
+            }
+        }
+    }
+    if (c.closed > 1) {
+        r.problems.push_back("the queue's closed flag holds " + std::to_string(c.closed));
+    }
+    check_lock_at(r, s.data_offset + offsetof(queue_control, lock), "the queue's lock", read);
+}
+
+/// The channel's control block, slot records and ring.
+template <class Read>
+void check_channel(internals_report& r, const segment_info& s, Read&& read)
+{
+    const std::uint64_t ctl = s.trailer->offset + sizeof(trailer);
+    channel_control c{};
+    if (s.shape.empty() || read(ctl, &c, sizeof c) != sizeof c) {
+        r.problems.push_back("the channel's control block is missing");
+        return;
+    }
+    const std::uint64_t slots = s.shape[0];
+    if (std::memcmp(c.magic, channel_magic, sizeof c.magic) != 0 || c.slots != slots || slots == 0 || slots > 65536 ||
+        c.slot_bytes * slots != s.data_bytes || s.bytes < ctl + channel_extra_bytes(slots)) {
+        r.problems.push_back("the channel's control block disagrees with its header (magic, slot count or size)");
+        return;
+    }
+    std::vector<slot_record> recs(static_cast<std::size_t>(slots));
+    std::vector<std::uint32_t> ring(static_cast<std::size_t>(slots));
+    const std::size_t rec_bytes = recs.size() * sizeof(slot_record), ring_bytes = ring.size() * sizeof(std::uint32_t);
+    if (read(ctl + sizeof c, recs.data(), rec_bytes) != rec_bytes ||
+        read(ctl + sizeof c + rec_bytes, ring.data(), ring_bytes) != ring_bytes) {
+        r.problems.push_back("the channel's slot records are cut short");
+        return;
+    }
+    std::size_t counts[4] = {0, 0, 0, 0};
+    proc_cache cache;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+        const slot_record& rec = recs[i];
+        if (rec.state > slot_received) {
+            r.problems.push_back("slot " + std::to_string(i) + " has an unknown state " + std::to_string(rec.state));
+            continue;
+        }
+        ++counts[rec.state];
+        if (rec.state == slot_loaned || rec.state == slot_received) {
+            const process_check p = check_process(rec.pid, rec.start, &cache);
+            if (!valid_pid(rec.pid) || p.state == liveness::dead) {
+                r.problems.push_back("slot " + std::to_string(i) + " is held by a process that is gone (" + p.detail +
+                                     "): the next loan that finds no free slot takes it back");
+            }
+        }
+    }
+    r.notes.push_back("channel: " + std::to_string(slots) + " slots: " + std::to_string(counts[slot_free]) + " free, " +
+                      std::to_string(counts[slot_loaned]) + " loaned, " + std::to_string(counts[slot_ready]) +
+                      " published, " + std::to_string(counts[slot_received]) + " received; " +
+                      std::to_string(c.published) + " published and " + std::to_string(c.reclaimed) +
+                      " reclaimed so far" + (c.closed != 0 ? "; closed" : ""));
+    if (c.head > c.tail || c.tail - c.head > slots) {
+        r.problems.push_back("the channel's ring is corrupt (head " + std::to_string(c.head) + ", tail " +
+                             std::to_string(c.tail) + ")");
+    } else {
+        if (c.tail - c.head != counts[slot_ready]) {
+            r.problems.push_back("the ring holds " + std::to_string(c.tail - c.head) +
+                                 " published slots, the records " + std::to_string(counts[slot_ready]));
+        }
+        for (std::uint64_t k = c.head; k < c.tail; ++k) {
+            const std::uint32_t i = ring[static_cast<std::size_t>(k % slots)];
+            if (i >= slots || recs[i].state != slot_ready) {
+                r.problems.push_back("the ring names slot " + std::to_string(i) + ", which is not published");
+            }
+        }
+    }
+    check_lock_at(r, ctl + offsetof(channel_control, lock), "the channel's lock", read);
+}
+
+/// The object's header, table of contents and extents (the blob is checked by load<T>, which knows T).
+template <class Read>
+void check_object(internals_report& r, const segment_info& s, Read&& read)
+{
+    const std::size_t n = static_cast<std::size_t>(s.data_bytes);
+    unsigned char head[object_header_bytes] = {};
+    if (n < sizeof head || read(s.data_offset, head, sizeof head) != sizeof head) {
+        r.problems.push_back("the object header is missing");
+        return;
+    }
+    // Everything parse_object_payload reads lies before the end of the table of extents or the blob's
+    // start, whichever is last: read that much (at most 64 MiB), never the arrays.
+    const auto end_of = [](std::uint64_t off, std::uint64_t len) {
+        return len > UINT64_MAX - off ? UINT64_MAX : off + len;
+    };
+    const std::uint64_t need = std::max({std::uint64_t(sizeof head),
+                                         end_of(get_u64(head + 32), get_u64(head + 24) * 64),
+                                         end_of(get_u64(head + 40), get_u64(head + 48) * 8), get_u64(head + 56)});
+    if (need > n) {
+        r.problems.push_back("corrupt composite object: its table of contents, extents or blob lie outside its " +
+                             std::to_string(n) + " payload bytes");
+        return;
+    }
+    if (need > (std::uint64_t(64) << 20)) {
+        r.notes.push_back("object: a table of contents of " + std::to_string(need) + " bytes, not checked");
+        return;
+    }
+    std::vector<unsigned char> meta(static_cast<std::size_t>(need));
+    if (read(s.data_offset, meta.data(), meta.size()) != meta.size()) {
+        r.problems.push_back("the object's table of contents is cut short");
+        return;
+    }
+    try {
+        // Told the payload's real size, parsing reads only inside the regions the header names, all of
+        // which lie in the `need` bytes read.
+        const parsed_object obj = parse_object_payload(meta.data(), n, object_payload_offset, "inspect", s.name);
+        r.notes.push_back("object: " + std::to_string(obj.entries.size()) + " arrays, a blob of " +
+                          std::to_string(obj.blob_bytes) + " bytes");
+    } catch (const format_error& e) {
+        r.problems.push_back(e.what());
+    }
+}
+
+/// Checks the internals of an ndshm segment (see internals_report).
+template <class Read>
+void check_internals(segment_info& s, Read&& read)
+{
+    internals_report& r = s.internals;
+    if (!s.trailer || s.trailer->version != trailer_version) {
+        return;
+    }
+    try {
+        switch (s.kind) {
+        case segment_kind::queue:
+            r.checked = true;
+            check_queue(r, s, read);
+            break;
+        case segment_kind::channel:
+            r.checked = true;
+            check_channel(r, s, read);
+            break;
+        case segment_kind::object:
+            r.checked = true;
+            check_object(r, s, read);
+            break;
+        case segment_kind::array:
+            r.checked = true;
+            break;
+        default:
+            return;
+        }
+        if (s.trailer->has_lock) {
+            check_lock_at(r, s.trailer->offset + offsetof(trailer, lock), "the lock", read);
+        }
+    } catch (const error& e) {
+        r.problems.push_back(std::string("the check could not finish: ") + e.what());
+    }
 }
 
 /// Inspects the segment at `loc`. Throws not_found if there is none, permission_denied if it belongs
 /// to another user (unless opt.allow_other_users), error for an invalid name; everything else ends up
-/// in the result (unreadable, corrupt, ...). Sets `dev_ino` to the file's identity.
+/// in the result (unreadable, corrupt, ...). Sets `dev_ino` to the file's identity; with `keep`, hands
+/// over the open descriptor, so that the caller can act on this very file (see gc).
 inline segment_info inspect_location(const location& loc, const options& opt,
-                                     std::pair<std::uint64_t, std::uint64_t>& dev_ino, proc_cache* cache = nullptr)
+                                     std::pair<std::uint64_t, std::uint64_t>& dev_ino, proc_cache* cache = nullptr,
+                                     fd_guard* keep = nullptr, bool deep = false)
 {
     const std::string op = "inspect";
     segment_info s;
@@ -509,10 +785,19 @@ inline segment_info inspect_location(const location& loc, const options& opt,
         s.kind = segment_kind::unreadable;
         s.problem = e.what();
     }
+    if (deep && s.problem.empty()) {
+        check_internals(s, [&](std::uint64_t off, void* out, std::size_t n) {
+            return off > s.bytes ? std::size_t(0)
+                                 : read_at(fd.get(), out, n, static_cast<std::size_t>(off), op, loc.name);
+        });
+    }
     if (s.trailer && s.trailer->version == trailer_version) {
         s.creator = creator_of(*s.trailer, s.creator_detail, cache);
     } else {
         s.creator_detail = s.trailer ? "the trailer's version is unknown" : "no ndshm trailer: the creator is unknown";
+    }
+    if (keep != nullptr) {
+        *keep = std::move(fd); // holds the file: its inode cannot go to another file meanwhile
     }
     return s;
 }
@@ -568,22 +853,92 @@ inline std::string gc_reason(const segment_info& s)
     return {};
 }
 
+/// Why gc cannot decide whether `s` is garbage, or an empty string. gc keeps such a segment and says
+/// so: it would be garbage if its creator were known to be dead (or, for an unfinished segment without
+/// a trailer, if no process were known to have it open), but that could not be told, for example
+/// because /proc could not be read for want of a descriptor.
+inline std::string gc_doubt(const segment_info& s)
+{
+    if (s.uid != ::geteuid() || s.name.rfind(detail::name_prefix, 0) != 0) {
+        return {};
+    }
+    switch (s.kind) {
+    case segment_kind::array:
+    case segment_kind::object:
+    case segment_kind::channel:
+    case segment_kind::queue:
+        if (s.persisted() || s.creator != creator_status::unknown) {
+            return {};
+        }
+        return "could not tell whether its creator runs (" + s.creator_detail + ")";
+    case segment_kind::unfinished:
+        if (s.trailer) {
+            return s.creator == creator_status::unknown
+                       ? "unfinished, and could not tell whether its creator runs (" + s.creator_detail + ")"
+                       : std::string();
+        }
+        if (!s.users_known && s.users.empty()) {
+            return "unfinished without a trailer, and could not tell whether a process has it open or mapped (" +
+                   (s.users_detail.empty() ? std::string("not looked up") : s.users_detail) + ")";
+        }
+        return {};
+    case segment_kind::unreadable:
+        return "could not read it (" + s.problem + ")";
+    case segment_kind::foreign_npy:
+    case segment_kind::corrupt:
+        break;
+    }
+    return {};
+}
+
+/// Everything wrong with a segment, as inspect() found it: corrupt or unreadable, unfinished with a dead
+/// creator, or problems in its internals. Empty: healthy (`ndshm info` then exits 0, else 5).
+inline std::vector<std::string> segment_problems(const segment_info& s)
+{
+    std::vector<std::string> out;
+    if (s.kind == segment_kind::corrupt || s.kind == segment_kind::unreadable) {
+        out.push_back(s.problem.empty() ? std::string(kind_name(s.kind)) : s.problem);
+    } else if (s.kind == segment_kind::unfinished && s.creator == creator_status::dead) {
+        out.push_back("unfinished, and its creator is dead (" + s.creator_detail + ")");
+    } else if (!s.problem.empty()) {
+        out.push_back(s.problem);
+    }
+    out.insert(out.end(), s.internals.problems.begin(), s.internals.problems.end());
+    return out;
+}
+
+namespace detail {
+
+/// inspect(), and the identity (device, inode) of the file inspected in `id`; with `keep`, its open
+/// descriptor too; with `deep`, a check of its internals.
+inline segment_info inspect_with_users(const std::string& name, const options& opt,
+                                       std::pair<std::uint64_t, std::uint64_t>& id, fd_guard* keep = nullptr,
+                                       bool deep = false)
+{
+    check_name("inspect", name);
+    segment_info s = inspect_location(location_for(name, opt), opt, id, nullptr, keep, deep);
+    std::vector<std::vector<std::int64_t>> users;
+    if (id.second != 0) {
+        s.users_detail = detail::processes_using({id}, users, keep != nullptr ? keep->get() : -1);
+        s.users_known = s.users_detail.empty();
+        s.users = std::move(users[0]);
+    }
+    return s;
+}
+
+} // namespace detail
+
 /// Inspects the segment `name` (in POSIX shared memory, or in the directory backend of `opt`), without
-/// mapping it, and looks up which processes have it open or mapped.
+/// mapping it, looks up which processes have it open or mapped, and checks its internals
+/// (`internals`: the lock; a queue's ring and queued arrays; a channel's slots and ring; an object's
+/// table of contents). segment_problems() lists everything found wrong.
 /// @throws not_found if there is no such segment, permission_denied if it belongs to another user
 /// (unless options::allow_other_users), error for an invalid name. A segment that cannot be read or
 /// parsed is not an error: its kind says unreadable or corrupt, and `problem` says why.
 inline segment_info inspect(const std::string& name, const options& opt = {})
 {
-    detail::check_name("inspect", name);
     std::pair<std::uint64_t, std::uint64_t> id{0, 0};
-    segment_info s = detail::inspect_location(detail::location_for(name, opt), opt, id);
-    std::vector<std::vector<std::int64_t>> users;
-    if (id.second != 0 && detail::processes_using({id}, users)) {
-        s.users_known = true;
-        s.users = std::move(users[0]);
-    }
-    return s;
+    return detail::inspect_with_users(name, opt, id, nullptr, true);
 }
 
 /// Lists the calling user's ndshm segments (names starting with `ndshm_`) in POSIX shared memory, or
@@ -625,9 +980,11 @@ inline std::vector<segment_info> list_segments(const options& opt = {})
         }
     }
     std::vector<std::vector<std::int64_t>> users;
-    if (!orphans.empty() && detail::processes_using(orphans, users)) {
+    if (!orphans.empty()) {
+        const std::string why = detail::processes_using(orphans, users);
         for (std::size_t i = 0; i < orphans.size(); ++i) {
-            out[orphan_index[i]].users_known = true;
+            out[orphan_index[i]].users_known = why.empty();
+            out[orphan_index[i]].users_detail = why;
             out[orphan_index[i]].users = std::move(users[i]);
         }
     }
@@ -638,40 +995,53 @@ inline std::vector<segment_info> list_segments(const options& opt = {})
 /// memory, or from the directory backend of `opt`. Each one is inspected again right before it is
 /// removed, so a segment that was published, persisted or handed to a live process meanwhile stays.
 /// Processes that have a removed segment mapped keep their mappings. With `dry_run`, removes nothing
-/// and returns what it would remove.
+/// and returns what it would remove. A segment whose fate cannot be decided (see gc_doubt: /proc could
+/// not be read, say, for want of a descriptor) is kept, never removed; if `undecided` is given, those
+/// segments are added to it, each with the reason.
 /// @returns the segments removed (or that would be); entries whose removal failed carry `error`
 /// @throws error (or the subclass that fits) if the directory cannot be listed
-inline std::vector<gc_entry> gc(const options& opt = {}, bool dry_run = false)
+inline std::vector<gc_entry> gc(const options& opt = {}, bool dry_run = false,
+                                std::vector<gc_entry>* undecided = nullptr)
 {
     std::vector<gc_entry> out;
+    const auto doubt = [&](segment_info& s, std::string why) {
+        if (undecided != nullptr && !why.empty()) {
+            undecided->push_back(gc_entry{std::move(s), std::move(why), false, {}});
+        }
+    };
     for (auto& s : list_segments(opt)) {
         std::string reason = gc_reason(s);
         if (reason.empty()) {
+            doubt(s, gc_doubt(s));
             continue;
         }
         const detail::location loc = detail::location_for(s.name, opt);
+        std::pair<std::uint64_t, std::uint64_t> seen{0, 0}; // the file judged garbage: only it may go
+        detail::fd_guard held; // and held open until then, so that its inode cannot pass to a new file
         if (!dry_run) {
             try {
-                segment_info again = inspect(s.name, opt);
+                segment_info again = detail::inspect_with_users(s.name, opt, seen, &held);
                 reason = gc_reason(again);
                 if (reason.empty()) {
-                    continue; // published, persisted or picked up meanwhile
+                    doubt(again, gc_doubt(again));
+                    continue; // published, persisted or picked up meanwhile, or no longer decidable
                 }
                 s = std::move(again);
             } catch (const not_found&) {
                 continue; // removed meanwhile
-            } catch (const error&) {
+            } catch (const error& e) {
+                doubt(s, std::string("could not inspect it again before removing it (") + e.what() + ")");
                 continue;
             }
         }
         gc_entry e{std::move(s), std::move(reason), false, {}};
         if (!dry_run) {
-            const int err = detail::unlink_location(loc);
+            const int err = detail::unlink_if_same(loc, detail::file_id{seen.first, seen.second});
             if (err == 0) {
                 e.removed = true;
                 (void)detail::session().remove(loc);
-            } else if (err == ENOENT) {
-                continue; // removed meanwhile by someone else
+            } else if (err == ENOENT || err == ESTALE) {
+                continue; // removed meanwhile by someone else, or a new segment has the name now
             } else {
                 e.error = std::string(loc.dir.empty() ? "shm_unlink" : "unlink") +
                           " failed: " + std::generic_category().message(err);

@@ -1,6 +1,6 @@
 /// @file lock.hpp
-/// `ndshm::array_lock`: the optional per-array lock that lives in a segment's trailer, a
-/// process-shared robust mutex usable with `std::lock_guard` and `std::unique_lock`.
+/// `ndshm::array_lock`: the per-array lock that lives in a segment's trailer (detail/sync.hpp), usable
+/// with `std::lock_guard` and `std::unique_lock`.
 #ifndef NDSHM_LOCK_HPP
 #define NDSHM_LOCK_HPP
 
@@ -8,8 +8,6 @@
 #include <chrono>
 #include <memory>
 #include <string>
-
-#include <pthread.h>
 
 #include "detail/segment_impl.hpp"
 #include "detail/sync.hpp"
@@ -19,8 +17,9 @@
 
 namespace ndshm {
 
-/// The lock of one shared array, shared by every process that has the array: a process-shared,
-/// robust mutex that ndshm sets up in the segment's trailer when it creates the segment.
+/// The lock of one shared array, shared by every process that has the array: ndshm's own lock in the
+/// segment's trailer, set up when ndshm creates the segment (detail/sync.hpp says why it is not a
+/// pthread mutex).
 ///
 /// It meets the C++ Lockable and TimedLockable requirements:
 ///
@@ -34,7 +33,13 @@ namespace ndshm {
 ///
 /// The lock belongs to the thread that locked it (unlock it in the same thread). Locking it twice
 /// from one thread is an error, not a deadlock. Each thread should use its own array_lock object;
-/// they all lock the same mutex.
+/// they all lock the same lock.
+///
+/// Bounds: `try_lock()` never waits; `try_lock_for`/`try_lock_until` return by their deadline whatever
+/// the holder does (a stopped holder included). `lock()` waits as long as a running holder holds the
+/// lock, but throws `ndshm::error` naming the holder once the holder has been stopped (SIGSTOP,
+/// Ctrl-Z, a debugger) for 10 seconds. Lock bytes overwritten by something other than ndshm are a
+/// `format_error`, never a crash or a hang.
 class array_lock {
 public:
     /// The lock of `a`'s segment. Keeps the mapping alive as long as this object exists.
@@ -60,11 +65,12 @@ public:
             detail::raise<error>(op, m_map->name(), "the segment was created without a lock",
                                  "recreate it with this version of ndshm", detail::errno_code(ENOTSUP));
         }
+        static_assert(sizeof t->lock == sizeof(detail::lock_area), "the trailer's lock area holds one lock");
         if (!m_map->writable()) {
             detail::raise<error>(op, m_map->name(), "the segment is mapped read-only, and locking writes to it",
                                  "attach it as a writable shared_ndarray<T> to lock it", detail::errno_code(EACCES));
         }
-        m_mutex = reinterpret_cast<pthread_mutex_t*>(t->lock);
+        m_lock = reinterpret_cast<detail::lock_area*>(t->lock);
     }
 
     array_lock(const array_lock&) = delete;
@@ -74,26 +80,19 @@ public:
     ~array_lock()
     {
         if (m_held) {
-            (void)detail::robust_unlock(m_mutex);
+            (void)detail::unlock(*m_lock);
         }
     }
 
     /// Blocks until this thread holds the lock. If its holder died, acquires it anyway and
     /// previous_owner_died() returns true.
-    /// @throws error if this thread already holds it, or the system refuses
-    void lock()
-    {
-        int err = 0;
-        finish("lock", detail::robust_lock(m_mutex, err), err);
-    }
+    /// @throws error if this thread already holds it, or the holder has been stopped for 10 s (the
+    /// message names it); format_error if the lock's bytes are corrupt
+    void lock() { (void)acquire("lock", std::chrono::steady_clock::time_point::max()); }
 
     /// Takes the lock if it is free (or its holder died); returns false if someone holds it.
-    /// @throws error if this thread already holds it, or the system refuses
-    bool try_lock()
-    {
-        int err = 0;
-        return finish("try_lock", detail::robust_try_lock(m_mutex, err), err);
-    }
+    /// @throws error if this thread already holds it; format_error if the lock's bytes are corrupt
+    bool try_lock() { return acquire("try_lock", std::chrono::steady_clock::time_point::min()); }
 
     /// Like lock(), but gives up after `timeout` and returns false.
     template <class Rep, class Period>
@@ -107,24 +106,30 @@ public:
     template <class Clock, class Duration>
     bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline)
     {
-        const auto steady = std::chrono::steady_clock::now() +
-                            std::chrono::ceil<std::chrono::steady_clock::duration>(deadline - Clock::now());
-        int err = 0;
-        return finish("try_lock_until", detail::robust_lock_until(m_mutex, steady, err), err);
+        auto steady = detail::deadline_in(
+            std::chrono::ceil<std::chrono::steady_clock::duration>(deadline - Clock::now()));
+        if (steady == std::chrono::steady_clock::time_point::max()) {
+            steady -= std::chrono::hours(1); // still a deadline: never the untimed wait's rules
+        }
+        return acquire("try_lock_until", steady);
     }
 
     /// Releases the lock.
     /// @throws error if this thread does not hold it
     void unlock()
     {
-        // Refused before the mutex is touched: unlocking a mutex one does not hold is undefined for
-        // the checkers (ThreadSanitizer) even where the error-checking mutex reports EPERM.
-        const int r = m_held ? detail::robust_unlock(m_mutex) : EPERM;
-        if (r != 0) {
-            detail::raise_errno("unlock the lock of", m_map->name(), r,
-                                "pthread_mutex_unlock (unlock it in the thread that locked it, once)");
+        if (!m_held) {
+            detail::raise<error>("unlock the lock of", m_map->name(), "this array_lock does not hold it",
+                                 "unlock it once, after locking it", detail::errno_code(EPERM));
         }
+        const bool ok = detail::unlock(*m_lock);
         m_held = false;
+        if (!ok) {
+            detail::raise<error>("unlock the lock of", m_map->name(),
+                                 "the calling thread does not hold it (it was locked in another thread, or its bytes "
+                                 "were overwritten meanwhile)",
+                                 "unlock it in the thread that locked it", detail::errno_code(EPERM));
+        }
     }
 
     /// True if the last acquisition through this object found that the previous holder had died while
@@ -138,28 +143,20 @@ public:
     const std::string& name() const noexcept { return m_map->name(); }
 
 private:
-    bool finish(const char* op, detail::lock_status st, int err)
+    bool acquire(const char* op, std::chrono::steady_clock::time_point deadline)
     {
-        switch (st) {
-        case detail::lock_status::acquired:
-        case detail::lock_status::owner_died:
-            m_held = true;
-            m_owner_died = st == detail::lock_status::owner_died;
-            return true;
-        case detail::lock_status::busy:
-        case detail::lock_status::timed_out:
+        const std::string what = std::string(op) + " the lock of";
+        const detail::lock_status st = detail::lock_until(*m_lock, deadline, {what, m_map->name(), "the lock"});
+        if (st == detail::lock_status::timed_out) {
             return false;
-        case detail::lock_status::deadlock:
-            detail::raise<error>(std::string(op) + " the lock of", m_map->name(), "this thread already holds it",
-                                 "unlock it first; the lock is not recursive", detail::errno_code(EDEADLK));
-        case detail::lock_status::failed:
-            break;
         }
-        detail::raise_errno(std::string(op) + " the lock of", m_map->name(), err, "pthread_mutex_lock");
+        m_held = true;
+        m_owner_died = st == detail::lock_status::owner_died;
+        return true;
     }
 
     std::shared_ptr<detail::mapping> m_map;
-    pthread_mutex_t* m_mutex = nullptr;
+    detail::lock_area* m_lock = nullptr;
     bool m_held = false;
     bool m_owner_died = false;
 };

@@ -681,7 +681,8 @@ private:
         // busy (their answers must not mix with this call's), are replaced first.
         for (std::size_t w = 0; w < m_slots.size(); ++w) {
             int status = 0;
-            const bool ended = m_slots[w].pid > 0 && ::waitpid(m_slots[w].pid, &status, WNOHANG) == m_slots[w].pid;
+            const bool ended = m_slots[w].pid > 0 &&
+                               detail::sys().waitpid(m_slots[w].pid, &status, WNOHANG) == m_slots[w].pid;
             if (ended) {
                 m_slots[w].pid = -1; // reaped
             }
@@ -719,7 +720,7 @@ private:
             if (fds.empty()) {
                 break; // nothing running: everything is done, or a failure stopped the dispatch
             }
-            const int r = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), -1);
+            const int r = detail::sys().poll(fds.data(), static_cast<nfds_t>(fds.size()), -1);
             if (r < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -876,7 +877,7 @@ private:
         slot& s = m_slots[w];
         const pid_t pid = s.pid;
         if (kill_it) {
-            (void)::kill(pid, SIGKILL);
+            (void)detail::sys().kill(pid, SIGKILL);
         }
         int status = 0;
         const bool known = reap(pid, status);
@@ -908,7 +909,7 @@ private:
     {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
         for (;;) {
-            const pid_t r = ::waitpid(pid, &status, WNOHANG);
+            const pid_t r = detail::sys().waitpid(pid, &status, WNOHANG);
             if (r == pid) {
                 return true;
             }
@@ -916,8 +917,8 @@ private:
                 return false; // ECHILD: reaped elsewhere (SIGCHLD ignored, or the program waited for it)
             }
             if (r == 0 && std::chrono::steady_clock::now() >= deadline) {
-                (void)::kill(pid, SIGKILL);
-                while (::waitpid(pid, &status, 0) < 0) {
+                (void)detail::sys().kill(pid, SIGKILL);
+                while (detail::sys().waitpid(pid, &status, 0) < 0) {
                     if (errno != EINTR) {
                         return false;
                     }
@@ -944,7 +945,7 @@ private:
     {
         slot& s = m_slots[w];
         if (s.pid > 0) {
-            (void)::kill(s.pid, SIGKILL);
+            (void)detail::sys().kill(s.pid, SIGKILL);
             int status = 0;
             (void)reap(s.pid, status);
         }
@@ -958,31 +959,39 @@ private:
     void spawn(std::size_t w)
     {
         int to[2] = {-1, -1}, from[2] = {-1, -1};
-        if (::pipe2(to, O_CLOEXEC) != 0) {
+        if (detail::sys().pipe2(to, O_CLOEXEC) != 0) {
             detail::raise_errno("fork_pool", "", errno, "pipe2");
         }
         detail::fd_guard to_r(to[0]), to_w(to[1]);
-        if (::pipe2(from, O_CLOEXEC) != 0) {
+        if (detail::sys().pipe2(from, O_CLOEXEC) != 0) {
             detail::raise_errno("fork_pool", "", errno, "pipe2");
         }
         detail::fd_guard from_r(from[0]), from_w(from[1]);
-        const int capacity = ::fcntl(to[1], F_GETPIPE_SZ);
+        const int capacity = detail::sys().fcntl(to[1], F_GETPIPE_SZ, 0);
         std::vector<int> others;
         {
             std::lock_guard<std::mutex> g(detail::pool_fds().mutex);
             others.assign(detail::pool_fds().fds.begin(), detail::pool_fds().fds.end());
         }
         std::fflush(nullptr); // the worker must not inherit unwritten output and write it a second time
-        const pid_t pid = ::fork();
+        const pid_t pid = detail::sys().fork();
         if (pid < 0) {
-            detail::raise_errno("fork_pool: start worker " + std::to_string(w), "", errno, "fork");
+            const int err = errno;
+            if (err == EAGAIN || err == ENOMEM) {
+                detail::raise<error>("fork_pool: start worker " + std::to_string(w), "",
+                                     "fork failed: " + std::generic_category().message(err),
+                                     "the system is out of processes (ulimit -u) or memory; end some processes, "
+                                     "raise the limit, or use fewer workers",
+                                     detail::errno_code(err));
+            }
+            detail::raise_errno("fork_pool: start worker " + std::to_string(w), "", err, "fork");
         }
         if (pid == 0) {
             for (const int fd : others) {
-                (void)::close(fd); // other workers' pipes: their ends must close when those workers die
+                (void)detail::sys().close(fd); // other workers' pipes: their ends must close when those workers die
             }
-            (void)::close(to[1]);
-            (void)::close(from[0]);
+            (void)detail::sys().close(to[1]);
+            (void)detail::sys().close(from[0]);
             (void)pthread_sigmask(SIG_SETMASK, &m_mask, nullptr);
             detail::worker_state& ws = detail::current_worker();
             ws.info = worker_info{true, w, m_slots.size()};
@@ -1016,7 +1025,7 @@ private:
                 const detail::frame_header h{detail::frame_magic, detail::frame_stop, 0, 0};
                 (void)detail::write_all(s.to.get(), &h, sizeof h);
             } else {
-                (void)::kill(s.pid, SIGKILL); // still busy with a task nobody waits for any more
+                (void)detail::sys().kill(s.pid, SIGKILL); // still busy with a task nobody waits for any more
             }
         }
         for (slot& s : m_slots) {
@@ -1024,7 +1033,7 @@ private:
                 continue;
             }
             int status = 0;
-            while (::waitpid(s.pid, &status, 0) < 0 && errno == EINTR) {
+            while (detail::sys().waitpid(s.pid, &status, 0) < 0 && errno == EINTR) {
             }
             close_slot(s);
         }

@@ -17,7 +17,6 @@
 #include <type_traits>
 #include <utility>
 
-#include <pthread.h>
 #include <sys/mman.h>
 
 #include "detail/array_handoff.hpp"
@@ -55,7 +54,8 @@ public:
     {
         try {
             if (m_map->owned()) {
-                remove_now("remove queue");
+                // A destructor waits a bounded time for a lock that a stopped process may hold.
+                remove_now("remove queue", std::chrono::steady_clock::now() + std::chrono::seconds(1));
             }
         } catch (...) {
             // The mapping still unlinks the queue's name; arrays left queued are reclaimed by `ndshm gc`
@@ -72,59 +72,57 @@ public:
     }
     bool closed() const noexcept { return __atomic_load_n(&m_ctl->closed, __ATOMIC_ACQUIRE) != 0; }
 
-    /// Holds the queue's robust mutex for a scope, and waits on its futex words.
+    /// Holds the queue's lock for a scope, and waits on its futex words. Taking the lock may time out
+    /// (a stopped peer holds it): check locked().
     class guard {
     public:
-        guard(queue_impl& q, const char* op) : m_q(q), m_op(op) { relock(); }
+        guard(queue_impl& q, const char* op, std::chrono::steady_clock::time_point deadline)
+            : m_q(q), m_op(op), m_lock(q.m_ctl->lock, lock_deadline(deadline), q.lock_ctx(m_op))
+        {
+            checked();
+        }
         guard(const guard&) = delete;
         guard& operator=(const guard&) = delete;
-        ~guard()
-        {
-            if (m_locked) {
-                (void)robust_unlock(m_q.mutex());
-            }
-        }
-        void unlock() noexcept
-        {
-            if (m_locked) {
-                (void)robust_unlock(m_q.mutex());
-                m_locked = false;
-            }
-        }
-        void relock()
-        {
-            int err = 0;
-            const lock_status st = robust_lock(m_q.mutex(), err);
-            if (st != lock_status::acquired && st != lock_status::owner_died) {
-                raise_errno(m_op, m_q.name(), err == 0 ? EDEADLK : err, "lock the queue (pthread_mutex_lock)");
-            }
-            m_locked = true;
-            // A process that died holding the lock left no half-done change visible: every change
-            // becomes visible through one store of `state`. Still, shared memory is checked on every use.
-            m_q.check_state(*this, m_op);
-        }
-        /// Sleeps until `word` changes or `deadline` passes; returns false if the deadline had passed.
+        bool locked() const noexcept { return m_lock.locked(); }
+        void unlock() noexcept { m_lock.unlock(); }
+        /// Sleeps until `word` changes or `deadline` passes, then takes the lock again (by the deadline,
+        /// plus try_lock_grace). Returns false, without the lock, if the deadline had passed or the
+        /// lock could not be had in time.
         bool wait(std::uint32_t& word, std::uint32_t& waiters, std::chrono::steady_clock::time_point deadline)
         {
             if (deadline != std::chrono::steady_clock::time_point::max() &&
                 std::chrono::steady_clock::now() >= deadline) {
+                unlock();
                 return false;
             }
             const std::uint32_t seen = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
             __atomic_fetch_add(&waiters, 1u, __ATOMIC_RELAXED);
             unlock();
             futex_wait(&word, seen, deadline);
-            relock();
-            if (__atomic_load_n(&waiters, __ATOMIC_RELAXED) != 0) {
-                __atomic_fetch_sub(&waiters, 1u, __ATOMIC_RELAXED);
+            std::uint32_t n = __atomic_load_n(&waiters, __ATOMIC_RELAXED);
+            while (n != 0 &&
+                   !__atomic_compare_exchange_n(&waiters, &n, n - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
             }
+            if (!m_lock.relock(lock_deadline(deadline), m_q.lock_ctx(m_op))) {
+                return false;
+            }
+            checked();
             return true;
         }
 
     private:
+        void checked()
+        {
+            // A process that died holding the lock left no half-done change visible: every change
+            // becomes visible through one store of `state`. Still, shared memory is checked on every use.
+            if (m_lock.locked()) {
+                m_q.check_state(*this, m_op.c_str());
+            }
+        }
+
         queue_impl& m_q;
-        const char* m_op;
-        bool m_locked = false;
+        std::string m_op;
+        held_lock m_lock;
     };
 
     /// Bumps a futex word under the lock; returns whether someone may be waiting on it.
@@ -140,7 +138,10 @@ public:
         static_assert(!std::is_const_v<T>, "push a writable shared_ndarray<T>: the receiver becomes its owner");
         const std::shared_ptr<mapping>& am = array_access::mapping_of(a);
         check_pushable(am, whole_array_segment(a), op);
-        guard g(*this, op);
+        guard g(*this, op, deadline);
+        if (!g.locked()) {
+            return false;
+        }
         std::uint64_t s = 0;
         for (;;) {
             if (closed()) {
@@ -160,6 +161,9 @@ public:
         std::memset(&e, 0, sizeof e);
         std::memcpy(e.name, am->name().data(), am->name().size());
         e.dtype = static_cast<std::uint32_t>(dtype_of<T>);
+        e.dev = am->id().dev;
+        e.ino = am->id().ino;
+        e.created_ns = am->get_trailer()->created_ns;
         // Until someone pops it, the array belongs to the queue's owner: gc keeps it while that process
         // runs and reclaims it with the queue if that process dies.
         set_trailer_owner(*am->get_trailer(), queue_owner());
@@ -180,7 +184,10 @@ public:
     {
         static_assert(!std::is_const_v<T>, "pop a writable shared_ndarray<T>; convert it to shared_ndarray<const T> "
                                            "afterwards if you like");
-        guard g(*this, op);
+        guard g(*this, op, deadline);
+        if (!g.locked()) {
+            return {};
+        }
         std::uint64_t s = 0;
         for (;;) {
             s = __atomic_load_n(&m_ctl->state, __ATOMIC_ACQUIRE);
@@ -199,7 +206,8 @@ public:
             raise<format_error>(op, name(),
                                 "the entry at the head of the queue is corrupt (no valid segment name "
                                 "or dtype); it was dropped",
-                                "something other than ndshm wrote into the queue's segment", errno_code(EILSEQ));
+                                "something other than ndshm wrote into the queue's segment",
+                                make_error_code(errc::corrupt_control));
         }
         if (type != dtype_of<T>) {
             raise<dtype_mismatch>(op, name(),
@@ -220,12 +228,13 @@ public:
             drop_head(g, s);
             throw;
         }
-        if (info.type != type || m->get_trailer() == nullptr || !m->writable()) {
+        if (info.type != type || !is_queued(*m, e) || !m->writable()) {
             drop_head(g, s);
             raise<format_error>(op, name(),
                                 "the queued segment '" + array_name +
-                                    "' is not the ndshm array the queue recorded (dtype or trailer differ); it "
-                                    "was dropped from the queue",
+                                    "' is not the ndshm array the queue recorded (another file has its name now, or "
+                                    "its dtype or trailer differ); it was dropped from the queue, and the file left "
+                                    "to whoever made it",
                                 "something replaced the segment while it was queued", errno_code(EILSEQ));
         }
         shared_ndarray<T> a = array_access::make<T>(m, info);
@@ -246,7 +255,7 @@ public:
 
     std::optional<ndshm::dtype> front_dtype()
     {
-        guard g(*this, "front_dtype of queue");
+        guard g(*this, "front_dtype of queue", std::chrono::steady_clock::time_point::max());
         const std::uint64_t s = __atomic_load_n(&m_ctl->state, __ATOMIC_ACQUIRE);
         if (queue_count(s) == 0) {
             return std::nullopt;
@@ -261,7 +270,7 @@ public:
 
     void close()
     {
-        guard g(*this, "close queue");
+        guard g(*this, "close queue", std::chrono::steady_clock::time_point::max());
         __atomic_store_n(&m_ctl->closed, 1u, __ATOMIC_RELEASE);
         (void)bump(m_ctl->not_empty, m_ctl->pop_waiters);
         (void)bump(m_ctl->not_full, m_ctl->push_waiters);
@@ -271,17 +280,30 @@ public:
         futex_wake_all(&m_ctl->not_full);
     }
 
-    /// Closes the queue, unlinks every array still queued, and unlinks the queue's name.
-    void remove_now(const char* op)
+    /// Closes the queue, unlinks every array still queued, and unlinks the queue's name. Waits for the
+    /// queue's lock until `deadline`; without it, only the queue's own name goes.
+    void remove_now(const char* op, std::chrono::steady_clock::time_point deadline)
     {
-        guard g(*this, op);
+        guard g(*this, op, deadline);
+        if (!g.locked()) {
+            __atomic_store_n(&m_ctl->closed, 1u, __ATOMIC_RELEASE);
+            futex_wake_all(&m_ctl->not_empty);
+            futex_wake_all(&m_ctl->not_full);
+            m_map->disown();
+            (void)unlink_if_same(m_map->loc(), m_map->id());
+            raise<error>(op, name(),
+                         "the queue's lock stayed taken (a stopped process holds it), so the arrays still queued "
+                         "were not removed; the queue's name was",
+                         "run `ndshm gc` once the process that holds it has ended", errno_code(ETIMEDOUT));
+        }
         __atomic_store_n(&m_ctl->closed, 1u, __ATOMIC_RELEASE);
         const std::uint64_t s = __atomic_load_n(&m_ctl->state, __ATOMIC_ACQUIRE);
         for (std::uint64_t i = 0; i < queue_count(s); ++i) {
             std::string array_name;
             ndshm::dtype type{};
-            if (queue_entry_valid(m_ring[(queue_head(s) + i) % m_capacity], array_name, type)) {
-                (void)unlink_location(location{m_map->loc().dir, array_name});
+            const queue_entry& e = m_ring[(queue_head(s) + i) % m_capacity];
+            if (queue_entry_valid(e, array_name, type)) {
+                unlink_queued(array_name, e);
             }
         }
         __atomic_store_n(&m_ctl->state, queue_pack(0, 0), __ATOMIC_RELEASE);
@@ -291,11 +313,11 @@ public:
         futex_wake_all(&m_ctl->not_empty);
         futex_wake_all(&m_ctl->not_full);
         m_map->disown();
-        (void)unlink_location(m_map->loc());
+        (void)unlink_if_same(m_map->loc(), m_map->id());
     }
 
 private:
-    pthread_mutex_t* mutex() noexcept { return reinterpret_cast<pthread_mutex_t*>(m_ctl->mutex); }
+    lock_context lock_ctx(const std::string& op) const noexcept { return {op, name(), "the queue's lock"}; }
 
     void check_state(guard& g, const char* op)
     {
@@ -306,7 +328,7 @@ private:
                                 "the queue's segment is corrupt (head " + std::to_string(queue_head(s)) + ", count " +
                                     std::to_string(queue_count(s)) + ", capacity " + std::to_string(m_capacity) + ")",
                                 "something other than ndshm wrote into it; remove it and create a new queue",
-                                errno_code(EILSEQ));
+                                make_error_code(errc::corrupt_control));
         }
     }
 
@@ -319,6 +341,32 @@ private:
         g.unlock();
         if (wake) {
             futex_wake_all(&m_ctl->not_full);
+        }
+    }
+
+    /// True if `m` maps the segment that entry `e` was made for (not another one created later under its
+    /// name).
+    static bool is_queued(const mapping& m, const queue_entry& e) noexcept
+    {
+        const trailer* t = m.get_trailer();
+        return t != nullptr && m.id() == file_id{e.dev, e.ino} && t->created_ns == e.created_ns;
+    }
+
+    /// Unlinks a queued array's name if it still names the array that was queued. Checked on a mapping
+    /// of it, which holds the file meanwhile (see unlink_if_same); names that cannot be attached are
+    /// gone or are not the array, and are left alone.
+    void unlink_queued(const std::string& array_name, const queue_entry& e) const noexcept
+    {
+        try {
+            options o = m_attach;
+            o.read_only = true;
+            o.ready_timeout = std::chrono::milliseconds(0);
+            npy_info info;
+            const auto m = attach_array_segment(array_name, o, info);
+            if (is_queued(*m, e)) {
+                (void)unlink_if_same(m->loc(), m->id());
+            }
+        } catch (...) {
         }
     }
 
@@ -375,7 +423,7 @@ private:
 #ifndef MADV_POPULATE_READ
         constexpr int MADV_POPULATE_READ = 22; // Linux 5.14
 #endif
-        (void)::madvise(m.base(), m.size(), MADV_POPULATE_READ);
+        (void)sys().madvise(m.base(), m.size(), MADV_POPULATE_READ);
     }
 
     std::shared_ptr<mapping> m_map;
@@ -385,16 +433,6 @@ private:
     options m_attach;
     bool m_populate = false;
 };
-
-inline std::chrono::steady_clock::time_point deadline_in(std::chrono::steady_clock::duration timeout) noexcept
-{
-    const auto now = std::chrono::steady_clock::now();
-    if (timeout <= std::chrono::steady_clock::duration::zero()) {
-        return now;
-    }
-    return timeout >= std::chrono::steady_clock::time_point::max() - now ? std::chrono::steady_clock::time_point::max()
-                                                                         : now + timeout;
-}
 
 } // namespace detail
 
@@ -412,8 +450,9 @@ inline std::chrono::steady_clock::time_point deadline_in(std::chrono::steady_clo
 /// `close()` wakes every blocked push and pop: pushes then throw, pops return what is still queued,
 /// then empty handles.
 ///
-/// Waiting uses a process-shared robust mutex and futexes, so a process killed at any point (even
-/// while holding the queue's lock or waiting on it) never blocks the others.
+/// Waiting uses ndshm's own lock (detail/sync.hpp) and futexes, so a process killed at any point (even
+/// while holding the queue's lock or waiting on it) never blocks the others, and timed and try_ calls
+/// return on time even while a stopped process holds the lock.
 class array_queue {
 public:
     /// An empty handle (no queue).
@@ -444,10 +483,7 @@ public:
         ctl->version = detail::queue_version;
         ctl->entry_size = sizeof(detail::queue_entry);
         ctl->capacity = capacity;
-        if (!detail::init_robust_mutex(ctl->mutex)) {
-            detail::raise<error>(op, m->name(), "the system refused a process-shared robust mutex", "",
-                                 detail::errno_code(ENOTSUP));
-        }
+        detail::init_lock(&ctl->lock);
         m->publish();
         return array_queue(std::make_shared<detail::queue_impl>(std::move(m), ctl, capacity, opt));
     }
@@ -476,7 +512,7 @@ public:
         }
         const auto corrupt = [&](const std::string& why) {
             detail::raise<format_error>(op, name, "corrupt queue: " + why, "remove it and create a new queue",
-                                        detail::errno_code(EILSEQ));
+                                        make_error_code(errc::corrupt_control));
         };
         if (info.type != dtype::uint8 || info.shape.size() != 1 || info.nbytes < sizeof(detail::queue_control)) {
             corrupt("its header does not describe a queue");
@@ -573,7 +609,7 @@ public:
 
     /// Closes the queue, unlinks every array still queued and unlinks the queue's name, now. Processes
     /// that have it open see it closed.
-    void remove() { impl("remove").remove_now("remove queue"); }
+    void remove() { impl("remove").remove_now("remove queue", std::chrono::steady_clock::time_point::max()); }
 
 private:
     explicit array_queue(std::shared_ptr<detail::queue_impl> impl) : m_impl(std::move(impl)) {}

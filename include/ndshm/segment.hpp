@@ -88,13 +88,14 @@ inline void unlink(const std::string& name, const options& opt = {})
 }
 
 /// Unlinks every segment this process created and still owns (not persisted, not yet unlinked).
-/// Mappings stay valid. In a forked child this removes nothing of the parent's.
+/// Mappings stay valid. In a forked child this removes nothing of the parent's. A name that someone
+/// else unlinked and created again since is theirs: it stays (see the README for the remaining window).
 /// @returns the number of names removed
 inline std::size_t free_session() noexcept
 {
     std::size_t n = 0;
-    for (const auto& loc : detail::session().take_all()) {
-        n += detail::unlink_location(loc) == 0 ? 1 : 0;
+    for (const auto& owned : detail::session().take_all()) {
+        n += detail::unlink_if_same(owned.first, owned.second) == 0 ? 1 : 0;
     }
     return n;
 }

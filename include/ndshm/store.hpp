@@ -223,9 +223,11 @@ public:
         try {
             std::lock_guard<std::mutex> g(m_state->mutex);
             for (auto& cached : m_state->cache) {
-                // Like the owning handle's own release: only the process that loaded it, once.
-                if (cached.second.loaded && detail::session().remove(cached.second.map->loc())) {
-                    (void)detail::unlink_location(cached.second.map->loc());
+                // Like the owning handle's own release: only the process that loaded it, once, and only
+                // while the name still names the segment it loaded.
+                const auto& m = *cached.second.map;
+                if (cached.second.loaded && detail::session().remove(m.loc(), m.id())) {
+                    (void)detail::unlink_if_same(m.loc(), m.id());
                 }
             }
             m_state->cache.clear();

@@ -346,6 +346,16 @@ inline void read_rows(int fd, const npy_info& file, const row_slice& s, unsigned
 inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, std::size_t off, std::size_t len,
                                                bool private_writable, const std::string& op, std::size_t& delta)
 {
+    // A sparse file on tmpfs would SIGBUS on the first read of a hole once the tmpfs is full.
+    const struct stat st = stat_fd(fd, op, path);
+    reserve_holes(
+        fd, st, false, false,
+        [&] {
+            return fd_guard(retry_eintr(
+                [&] { return sys().openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0); }));
+        },
+        op, path, "file", dir_of(path).empty() ? std::string(".") : dir_of(path),
+        "; or copy it into shared memory with load_npy, which reads the file without mapping it");
     const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
     const std::size_t start = off / page * page;
     delta = off - start;

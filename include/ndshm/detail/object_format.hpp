@@ -257,8 +257,9 @@ inline void fill_object_trailer(trailer& t, std::size_t payload_bytes) noexcept
     t.kind = kind_object;
     t.state = state_ready;
     t.uid = static_cast<std::uint32_t>(::geteuid());
-    t.creator_pid = static_cast<std::uint64_t>(::getpid());
-    t.creator_start = process_start_time(::getpid());
+    const auto me = static_cast<std::uint64_t>(::getpid());
+    t.creator_pid = me;
+    t.creator_start = process_start_time(me);
     t.data_offset = object_payload_offset;
     t.data_bytes = payload_bytes;
     struct timespec ts {};

@@ -80,7 +80,7 @@ inline int write_all(int fd, const void* data, std::size_t n) noexcept
 {
     const auto* p = static_cast<const unsigned char*>(data);
     while (n > 0) {
-        const ssize_t r = ::write(fd, p, n);
+        const ssize_t r = sys().write(fd, p, n);
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
@@ -99,7 +99,7 @@ inline int read_all(int fd, void* data, std::size_t n) noexcept
 {
     auto* p = static_cast<unsigned char*>(data);
     while (n > 0) {
-        const ssize_t r = ::read(fd, p, n);
+        const ssize_t r = sys().read(fd, p, n);
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
@@ -187,6 +187,7 @@ struct task_codec<shared_ndarray<T>> {
         const std::shared_ptr<mapping>& m = array_access::mapping_of(a);
         std::string dir, name;
         bool moved = false;
+        std::uint64_t dev = 0, ino = 0, created = 0; // identity: the receiver takes over this segment only
         if (m && !whole_array_segment(a)) {
             raise<error>("pass to a pool task", m->name(),
                          "the handle is part of a larger segment (a composite object's member or a channel slot); "
@@ -197,6 +198,9 @@ struct task_codec<shared_ndarray<T>> {
         if (m) {
             dir = m->loc().dir;
             name = m->name();
+            dev = m->id().dev;
+            ino = m->id().ino;
+            created = m->get_trailer() != nullptr ? m->get_trailer()->created_ns : 0;
             if (transfer && m->writable() && m->get_trailer() != nullptr && m->owned()) {
                 // The parent owns it from now on: its name and its gc record.
                 set_trailer_owner(*m->get_trailer(), current_worker().parent);
@@ -204,13 +208,14 @@ struct task_codec<shared_ndarray<T>> {
                 moved = true;
             }
         }
-        ar(dir, name, moved);
+        ar(dir, name, moved, dev, ino, created);
     }
     static shared_ndarray<T> load(cereal::BinaryInputArchive& ar)
     {
         std::string dir, name;
         bool moved = false;
-        ar(dir, name, moved);
+        std::uint64_t dev = 0, ino = 0, created = 0;
+        ar(dir, name, moved, dev, ino, created);
         if (name.empty()) {
             return {};
         }
@@ -219,8 +224,16 @@ struct task_codec<shared_ndarray<T>> {
         if (!moved) {
             return shared_ndarray<T>::attach(name, o);
         }
-        // A returned array: take ownership, which needs a writable mapping to update its trailer.
+        // A returned array: take ownership, which needs a writable mapping to update its trailer. Only
+        // of the segment the worker handed over: a name unlinked and created again meanwhile is not it.
         shared_ndarray<writable> a = shared_ndarray<writable>::attach(name, o);
+        const mapping& m = *array_access::mapping_of(a);
+        if (m.id() != file_id{dev, ino} || m.get_trailer() == nullptr || m.get_trailer()->created_ns != created) {
+            raise<format_error>("take over a worker's result", name,
+                                "the name no longer names the segment the worker returned (it was removed and "
+                                "created again meanwhile); this process does not take it over",
+                                "do not remove a task's result before the call returns", errno_code(ESTALE));
+        }
         take_ownership(*array_access::mapping_of(a));
         return a;
     }

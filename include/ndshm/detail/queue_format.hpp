@@ -19,7 +19,7 @@
 namespace ndshm::detail {
 
 inline constexpr char queue_magic[8] = {'N', 'D', 'S', 'H', 'M', 'Q', 'U', '1'};
-inline constexpr std::uint32_t queue_version = 1;
+inline constexpr std::uint32_t queue_version = 2;
 /// Room for a segment name in an entry: 255 characters and a terminating NUL.
 inline constexpr std::size_t queue_name_room = 256;
 /// Upper bound of a queue's capacity (the ring index and count share one 64-bit word).
@@ -41,18 +41,24 @@ struct queue_control {
     std::uint64_t pushed;        // 56 arrays pushed so far
     std::uint64_t popped;        // 64 arrays popped so far
     unsigned char reserved1[56]; // 72
-    unsigned char mutex[64];     // 128 process-shared robust mutex guarding state and the ring
+    lock_area lock;              // 128 ndshm's lock (sync.hpp), guarding state and the ring
     unsigned char reserved2[64]; // 192
 };
 static_assert(sizeof(queue_control) == 256, "the queue control block is 256 bytes");
 
-/// One queued array: its segment name (NUL-terminated) and dtype.
+/// One queued array: its segment name (NUL-terminated), dtype, and the identity of the segment the
+/// pusher handed over: device and inode of its file, and the creation time in its trailer (a file
+/// system may give a freed inode number to a new file). A name removed and created again while queued
+/// is never taken for it: not popped, not unlinked.
 struct queue_entry {
     char name[queue_name_room];
     std::uint32_t dtype; // ndshm::dtype as an integer
     std::uint32_t reserved;
+    std::uint64_t dev;
+    std::uint64_t ino;
+    std::uint64_t created_ns;
 };
-static_assert(sizeof(queue_entry) == 264, "a queue entry is 264 bytes");
+static_assert(sizeof(queue_entry) == 288, "a queue entry is 288 bytes");
 
 /// Data bytes of a queue of `capacity` entries.
 constexpr std::size_t queue_data_bytes(std::size_t capacity) noexcept
@@ -65,7 +71,7 @@ inline std::uint64_t queue_head(std::uint64_t state) noexcept { return state >> 
 inline std::uint64_t queue_count(std::uint64_t state) noexcept { return state & 0xffffffffu; }
 
 /// True if `e` holds a usable segment name: 1 to 255 characters of [A-Za-z0-9._-], NUL-terminated,
-/// not starting with '.', and a known dtype. Queue entries come from shared memory: untrusted.
+/// not starting with '.', a known dtype, and a file identity. Queue entries come from shared memory: untrusted.
 inline bool queue_entry_valid(const queue_entry& e, std::string& name, ndshm::dtype& type)
 {
     const void* nul = std::memchr(e.name, '\0', sizeof e.name);
@@ -81,7 +87,7 @@ inline bool queue_entry_valid(const queue_entry& e, std::string& name, ndshm::dt
             return false;
         }
     }
-    if (e.dtype > static_cast<std::uint32_t>(ndshm::dtype::complex128)) {
+    if (e.dtype > static_cast<std::uint32_t>(ndshm::dtype::complex128) || e.ino == 0) {
         return false;
     }
     name.assign(e.name, n);

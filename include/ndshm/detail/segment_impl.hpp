@@ -14,14 +14,11 @@
 #include <ctime>
 #include <memory>
 #include <mutex>
-#include <random>
-#include <set>
+#include <map>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <sys/random.h>
 
 #include "../error.hpp"
 #include "../options.hpp"
@@ -40,6 +37,21 @@ struct location {
     bool operator<(const location& o) const { return std::tie(dir, name) < std::tie(o.dir, o.name); }
     std::string path() const { return dir.empty() ? "/" + name : dir + "/" + name; }
 };
+
+/// A file's identity: its device and inode. A name that resolves to the same identity names the same
+/// file; a name that was unlinked and created again names another one.
+struct file_id {
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
+    bool known() const noexcept { return ino != 0; }
+    bool operator==(const file_id& o) const noexcept { return dev == o.dev && ino == o.ino; }
+    bool operator!=(const file_id& o) const noexcept { return !(*this == o); }
+};
+
+inline file_id id_of(const struct stat& st) noexcept
+{
+    return file_id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
 
 /// The directory backend in force for `opt`: its directory, else $NDSHM_DIR, else "" (POSIX shm).
 inline std::string backend_dir(const options& opt)
@@ -71,26 +83,64 @@ inline std::string user_prefix(uid_t uid)
 /// Bits of randomness in a generated name.
 inline constexpr int name_random_bits = 80;
 
-/// A fresh name: the user prefix and 16 base-32 characters (80 bits) from the kernel's CSPRNG.
-/// At most 6 + 7 + 1 + 16 = 30 characters.
-inline std::string generate_name()
+/// Fills `n` bytes at `out` from the kernel's CSPRNG: getrandom, or /dev/urandom where getrandom is
+/// missing (ENOSYS: a kernel before 3.17), refused (EPERM: a seccomp filter) or reports EAGAIN. Throws
+/// if neither can be read: a name must never be predictable.
+inline void random_bytes(unsigned char* out, std::size_t n, const std::string& op)
 {
-    unsigned char rnd[10];
     std::size_t got = 0;
-    while (got < sizeof rnd) {
-        const ssize_t r = ::getrandom(rnd + got, sizeof rnd - got, 0);
+    int getrandom_err = 0;
+    while (got < n) {
+        const ssize_t r = sys().getrandom(out + got, n - got, 0);
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            std::random_device dev; // getrandom unavailable (very old kernel): the OS device instead
-            for (; got < sizeof rnd; ++got) {
-                rnd[got] = static_cast<unsigned char>(dev());
-            }
+            getrandom_err = errno;
             break;
         }
         got += static_cast<std::size_t>(r);
     }
+    if (got == n) {
+        return;
+    }
+    int err = 0;
+    const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, "/dev/urandom", O_RDONLY | O_CLOEXEC, 0); });
+    if (fd < 0) {
+        err = errno;
+    } else {
+        fd_guard guard(fd);
+        got = 0;
+        while (got < n) {
+            const ssize_t r = sys().read(fd, out + got, n - got);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                err = r < 0 ? errno : EIO;
+                break;
+            }
+            got += static_cast<std::size_t>(r);
+        }
+        if (got == n) {
+            return;
+        }
+    }
+    raise<error>(op, "",
+                 "no randomness for a segment name: getrandom failed (" +
+                     std::generic_category().message(getrandom_err) + ") and so did reading /dev/urandom (" +
+                     std::generic_category().message(err) + ")",
+                 "make getrandom or /dev/urandom available (in a sandbox: allow the getrandom system call), or "
+                 "choose a name with options::name",
+                 errno_code(err != 0 ? err : getrandom_err));
+}
+
+/// A fresh name: the user prefix and 16 base-32 characters (80 bits) from the kernel's CSPRNG.
+/// At most 6 + 7 + 1 + 16 = 30 characters.
+inline std::string generate_name(const std::string& op = "create")
+{
+    unsigned char rnd[10];
+    random_bytes(rnd, sizeof rnd, op);
     std::string s = user_prefix(::geteuid());
     static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
     for (int i = 0; i < 16; ++i) { // 16 groups of 5 bits from the 80-bit number
@@ -134,31 +184,45 @@ inline void check_name(const std::string& op, const std::string& name)
     }
 }
 
-/// The segments this process created and still owns. A forked child starts with an empty set:
-/// it inherits the parent's mappings but never its names.
+/// The segments this process created and still owns, each with the identity of the file it created
+/// (so that it never removes a file someone else created under the same name later). A forked child
+/// starts with an empty set: it inherits the parent's mappings but never its names.
 class session_registry {
 public:
-    void add(const location& l)
+    void add(const location& l, file_id id)
     {
         std::lock_guard<std::mutex> g(m_mutex);
         refresh();
-        m_owned.insert(l);
+        m_owned[l] = id;
     }
-    /// True if `l` was owned by this process (and now is not).
+    /// True if this process owned `l` as the file `id` (and now does not).
+    bool remove(const location& l, file_id id)
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        refresh();
+        const auto it = m_owned.find(l);
+        if (it == m_owned.end() || it->second != id) {
+            return false;
+        }
+        m_owned.erase(it);
+        return true;
+    }
+    /// Forgets `l` whatever file it was (the name itself was removed).
     bool remove(const location& l)
     {
         std::lock_guard<std::mutex> g(m_mutex);
         refresh();
         return m_owned.erase(l) != 0;
     }
-    /// True if this process owns `l`.
-    bool contains(const location& l)
+    /// True if this process owns `l` as the file `id`.
+    bool contains(const location& l, file_id id)
     {
         std::lock_guard<std::mutex> g(m_mutex);
         refresh();
-        return m_owned.count(l) != 0;
+        const auto it = m_owned.find(l);
+        return it != m_owned.end() && it->second == id;
     }
-    std::set<location> take_all()
+    std::map<location, file_id> take_all()
     {
         std::lock_guard<std::mutex> g(m_mutex);
         refresh();
@@ -176,7 +240,7 @@ private:
     }
     std::mutex m_mutex;
     pid_t m_pid = 0;
-    std::set<location> m_owned;
+    std::map<location, file_id> m_owned;
 };
 
 inline session_registry& session()
@@ -205,8 +269,39 @@ inline int unlink_location(const location& l) noexcept
     return r == 0 ? 0 : errno;
 }
 
+/// Where the name `l` is visible as a file: /dev/shm/NAME for POSIX shared memory on Linux (where
+/// glibc's shm_open puts it), DIR/NAME in a directory backend.
+inline std::string file_path(const location& l)
+{
+    return (l.dir.empty() ? std::string(posix_shm_dir) : l.dir) + "/" + l.name;
+}
+
+/// Removes the name `l` only while it still names the file `id`: a name that someone unlinked and
+/// someone else created again is left to its new owner. The caller must hold the file `id` (a mapping
+/// or a descriptor of it) meanwhile: a file system may give a freed inode number to a new file. Returns
+/// 0, ENOENT (the name is gone), ESTALE (it names another file now: left alone), or the errno of the
+/// check or of the unlink. The check and the unlink are two system calls: a name that is unlinked and
+/// created again in the microseconds between them can still go (no system call removes a name only if
+/// it names a given file).
+inline int unlink_if_same(const location& l, file_id id) noexcept
+{
+    if (!id.known()) {
+        return unlink_location(l);
+    }
+    struct stat st {};
+    const std::string path = file_path(l);
+    if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+        return errno;
+    }
+    if (id_of(st) != id) {
+        return ESTALE;
+    }
+    return unlink_location(l);
+}
+
 /// One mapping of one segment in this process. Handles share it through shared_ptr; the last one
-/// unmaps it, and, if this process created the name and still owns it, unlinks it.
+/// unmaps it, and, if this process created the name and still owns it, unlinks it while the name
+/// still names this segment (see unlink_if_same).
 class mapping {
 public:
     mapping(location loc, unsigned char* base, std::size_t size, bool writable) noexcept
@@ -217,11 +312,13 @@ public:
     mapping& operator=(const mapping&) = delete;
     ~mapping()
     {
-        (void)sys().munmap(m_base, m_size);
         // remove() fails in a forked child (other pid) and after persist(), free_session() or unlink().
-        if (m_owner && session().remove(m_loc)) {
-            (void)unlink_location(m_loc);
+        // The name is checked while this mapping still holds the file: as long as it does, no other
+        // file can have its inode, so equal identities mean the same file.
+        if (m_owner && session().remove(m_loc, m_id)) {
+            (void)unlink_if_same(m_loc, m_id);
         }
+        (void)sys().munmap(m_base, m_size);
     }
 
     const location& loc() const noexcept { return m_loc; }
@@ -230,6 +327,10 @@ public:
     std::size_t size() const noexcept { return m_size; }
     bool writable() const noexcept { return m_writable; }
 
+    /// The identity of the file mapped (unknown for anonymous memory and files mapped from disk).
+    file_id id() const noexcept { return m_id; }
+    void set_id(file_id id) noexcept { m_id = id; }
+
     /// ndshm's trailer, or nullptr for a foreign segment.
     trailer* get_trailer() const noexcept { return m_trailer; }
     void set_trailer(trailer* t) noexcept { m_trailer = t; }
@@ -237,7 +338,7 @@ public:
     /// Marks this process as the owner of the name (registered in the session).
     void own()
     {
-        session().add(m_loc);
+        session().add(m_loc, m_id);
         m_owner = true;
     }
 
@@ -248,20 +349,20 @@ public:
             fetch_or(m_trailer->flags, flag_persisted);
         }
         if (m_owner) {
-            (void)session().remove(m_loc);
+            (void)session().remove(m_loc, m_id);
             m_owner = false;
         }
     }
 
     /// True if this process owns the name: the last handle of this mapping would unlink it.
-    bool owned() const { return m_owner && session().contains(m_loc); }
+    bool owned() const { return m_owner && session().contains(m_loc, m_id); }
 
     /// Gives up ownership without marking the segment persisted, because another process takes it
     /// over (array_queue::push, a pool worker returning an array). No handle here unlinks it any more.
     void disown() noexcept
     {
         if (m_owner) {
-            (void)session().remove(m_loc);
+            (void)session().remove(m_loc, m_id);
             m_owner = false;
         }
     }
@@ -282,6 +383,7 @@ private:
     std::size_t m_size;
     bool m_writable;
     bool m_owner = false;
+    file_id m_id;
     trailer* m_trailer = nullptr;
 };
 
@@ -332,6 +434,102 @@ inline std::size_t free_bytes(int fd) noexcept
                         errno_code(err));
 }
 
+/// True if the file open as `fd` lives on a file system whose pages are memory (tmpfs, /dev/shm,
+/// hugetlbfs): there, touching an unreserved page of a mapping (even to read it) needs a free page, and
+/// raises SIGBUS when there is none. Unknown (fstatfs failed): true, the safe answer.
+inline bool memory_backed(int fd) noexcept
+{
+    struct statfs sf {};
+    if (retry_eintr([&] { return sys().fstatfs(fd, &sf); }) != 0) {
+        return true;
+    }
+    constexpr unsigned long tmpfs_magic = 0x01021994, hugetlbfs_magic = 0x958458f6;
+    const auto type = static_cast<unsigned long>(sf.f_type);
+    return type == tmpfs_magic || type == hugetlbfs_magic;
+}
+
+/// Bytes of the file of `st` that have no storage behind them: the holes that a writer that extends a
+/// file with ftruncate (NumPy's open_memmap does) leaves.
+inline std::uint64_t unreserved_bytes(const struct stat& st) noexcept
+{
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const auto have = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    return have >= size ? 0 : size - have;
+}
+
+/// Makes a mapping of the file open as `fd` (with stat `st`) safe from SIGBUS: if the file has holes
+/// that a touch of the mapping would have to fill (any hole under a writable mapping; under a read-only
+/// one, on a memory-backed file system only), reserves them with fallocate, which changes neither the
+/// contents nor the size. `fd_writable` says whether `fd` may reserve; if not, `reopen()` gives a
+/// writable descriptor of the same name (a read-only handle of a segment this user may write). Throws
+/// out_of_space, naming the fix, when the holes cannot be reserved: not enough free space, or no
+/// permission to write. `noun` ("segment", "file") and `where` (its directory) are for messages,
+/// `other_fix` a further way out.
+template <class Reopen>
+void reserve_holes(int fd, const struct stat& st, bool writable_mapping, bool fd_writable, Reopen&& reopen,
+                   const std::string& op, const std::string& name, const char* noun, const std::string& where,
+                   const std::string& other_fix)
+{
+    const std::uint64_t missing = unreserved_bytes(st);
+    if (missing == 0 || (!writable_mapping && !memory_backed(fd))) {
+        return;
+    }
+    const std::string sparse = std::string("the ") + noun + " is sparse: " + std::to_string(missing) + " of its " +
+                               std::to_string(st.st_size) +
+                               " bytes have no memory reserved (NumPy's open_memmap, and any writer that extends a "
+                               "file with ftruncate, leaves holes), and touching a hole when " +
+                               where + " is full kills the process with SIGBUS";
+    const std::string shm_hint = where == posix_shm_dir
+                                     ? " (in Docker: docker run --shm-size=" +
+                                           std::to_string(missing / (1024 * 1024 * 1024) + 1) + "g ...)"
+                                     : std::string();
+    const auto no_room = [&](std::size_t avail, int err) {
+        raise<out_of_space>(
+            op, name,
+            sparse + "; reserving them needs " + std::to_string(missing) + " bytes but " + where + " has " +
+                (avail == SIZE_MAX ? std::string("too few") : std::to_string(avail)) + " bytes free",
+            "free space (ndshm gc, ndshm rm, ndshm::free_all) or enlarge " + where + shm_hint + other_fix,
+            errno_code(err));
+    };
+    fd_guard other;
+    int wfd = fd;
+    if (!fd_writable) {
+        other = reopen();
+        int err = errno;
+        struct stat again {};
+        if (other.get() >= 0 && retry_eintr([&] { return sys().fstat(other.get(), &again); }) == 0 &&
+            id_of(again) != id_of(st)) {
+            err = ESTALE;
+            other.reset();
+        }
+        if (other.get() < 0) {
+            raise<out_of_space>(op, name,
+                                sparse +
+                                    "; this read-only handle cannot reserve them (opening it for writing failed: " +
+                                    std::generic_category().message(err) + ")",
+                                "attach it once with a writable handle, which reserves the holes, or have its writer "
+                                "fill every page (after NumPy's open_memmap, assign the whole array)" +
+                                    other_fix,
+                                errno_code(err));
+        }
+        wfd = other.get();
+    }
+    const std::size_t avail = free_bytes(wfd);
+    if (missing > avail) {
+        no_room(avail, ENOSPC);
+    }
+    if (retry_eintr([&] { return sys().fallocate(wfd, FALLOC_FL_KEEP_SIZE, 0, st.st_size); }) != 0) {
+        const int err = errno;
+        if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
+            no_room(free_bytes(wfd), err);
+        }
+        if ((err == EOPNOTSUPP || err == ENOSYS) && !memory_backed(wfd)) {
+            return; // a disk file system that cannot reserve: its mappings work as any other's
+        }
+        raise_errno(op, name, err, "fallocate (reserving the holes of a sparse segment)");
+    }
+}
+
 /// Creates a new segment of `total` bytes exclusively, reserves its space, maps it read-write and
 /// returns it registered as owned by this process. The magic is not yet published. Nothing is left
 /// behind if any step fails.
@@ -349,7 +547,7 @@ inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t t
     fd_guard fd;
     for (int attempt = 0;; ++attempt) {
         if (generated) {
-            loc.name = generate_name();
+            loc.name = generate_name(op);
         }
         fd = fd_guard(open_location(loc, O_RDWR | O_CREAT | O_EXCL, static_cast<mode_t>(opt.mode)));
         if (fd.get() >= 0) {
@@ -360,17 +558,23 @@ inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t t
             raise_errno(op, loc.name, err, loc.dir.empty() ? "shm_open" : "open");
         }
     }
-    // From here on the name exists: any failure removes it again.
+    // From here on the name exists: any failure removes it again (while it is still this file).
     struct unlink_on_failure {
         const location& l;
+        file_id id;
         bool armed = true;
         ~unlink_on_failure()
         {
             if (armed) {
-                (void)unlink_location(l);
+                (void)unlink_if_same(l, id);
             }
         }
-    } cleanup{loc};
+    } cleanup{loc, {}};
+    struct stat created {};
+    if (retry_eintr([&] { return sys().fstat(fd.get(), &created); }) != 0) {
+        raise_errno(op, loc.name, errno, "fstat");
+    }
+    cleanup.id = id_of(created);
 
     // Exactly the requested mode, whatever the umask.
     if (retry_eintr([&] { return sys().fchmod(fd.get(), static_cast<mode_t>(opt.mode)); }) != 0) {
@@ -400,9 +604,28 @@ inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t t
     }
     unsigned char* base = map_fd(fd.get(), total, true, opt.populate, op, loc.name);
     auto m = std::make_shared<mapping>(loc, base, total, true);
+    m->set_id(cleanup.id);
     m->own();
     cleanup.armed = false;
     return m;
+}
+
+/// A process as the trailer records it: pid and start time (clock ticks since boot).
+struct process_identity {
+    std::uint64_t pid = 0;
+    std::uint64_t start = 0;
+};
+
+/// This process's identity, computed once per thread and process (a forked child computes its own). A
+/// start time that could not be read (say, with no descriptor free) is 0, and is read again next time.
+inline process_identity this_process()
+{
+    thread_local process_identity cached;
+    const auto me = static_cast<std::uint64_t>(::getpid());
+    if (cached.pid != me || cached.start == 0) {
+        cached = process_identity{me, process_start_time(me)};
+    }
+    return cached;
 }
 
 /// Fills in the trailer of a freshly created segment (state: writing).
@@ -417,18 +640,18 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
     t->kind = kind;
     t->state = state_writing;
     t->uid = static_cast<std::uint32_t>(::geteuid());
-    t->creator_pid = static_cast<std::uint64_t>(::getpid());
-    t->creator_start = process_start_time(::getpid());
+    const process_identity me = this_process();
+    t->creator_pid = me.pid;
+    t->creator_start = me.start;
     t->data_offset = data_offset;
     t->data_bytes = data_bytes;
     struct timespec ts {};
     ::clock_gettime(CLOCK_REALTIME, &ts);
     t->created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
-    // The optional per-array lock (lock.hpp) is set up here, before publication, so that attachers
-    // never race to initialise it.
-    if (init_robust_mutex(t->lock)) {
-        t->flags |= flag_lock;
-    }
+    // The per-array lock (lock.hpp) is set up here, before publication, so that attachers never race
+    // to initialise it.
+    init_lock(t->lock);
+    t->flags |= flag_lock;
     m.set_trailer(t);
     return t;
 }
@@ -485,6 +708,8 @@ inline bool is_own_uid(uid_t uid) noexcept
 struct published_segment {
     location loc;
     fd_guard fd;
+    file_id id;
+    struct stat st {};
     std::size_t size = 0;
     std::unique_ptr<unsigned char[]> head; ///< a copy of the first head_size bytes
     std::size_t head_size = 0;
@@ -526,6 +751,8 @@ inline published_segment open_published(const options& opt, const std::string& p
                                      errno_code(EACCES));
         }
         seg.size = static_cast<std::size_t>(st.st_size);
+        seg.id = id_of(st);
+        seg.st = st;
         // One read of the first page (the magic, and every header ndshm writes), or of all of a small
         // segment (its trailer too).
         const std::size_t first = seg.size <= small_segment ? seg.size : std::min<std::size_t>(seg.size, 4096);
@@ -563,15 +790,22 @@ inline published_segment open_published(const options& opt, const std::string& p
     }
 }
 
-/// Maps all of a published segment.
+/// Maps all of a published segment. A sparse segment (one whose writer left holes) is reserved first,
+/// or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
 inline std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt, const std::string& op)
 {
     if (seg.size == 0) {
         raise<format_error>(op, seg.loc.name, "the segment is empty", "remove it or use another name",
                             errno_code(EINVAL));
     }
+    reserve_holes(
+        seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
+        [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
+        seg.loc.dir.empty() ? std::string(posix_shm_dir) : seg.loc.dir, "");
     unsigned char* base = map_fd(seg.fd.get(), seg.size, !opt.read_only, opt.populate, op, seg.loc.name);
-    return std::make_shared<mapping>(seg.loc, base, seg.size, !opt.read_only);
+    auto m = std::make_shared<mapping>(seg.loc, base, seg.size, !opt.read_only);
+    m->set_id(seg.id);
+    return m;
 }
 
 /// Opens, waits for publication and maps all of an existing segment. The caller parses its contents.
@@ -658,23 +892,6 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
     }
     return m;
-}
-
-/// A process as the trailer records it: pid and start time (clock ticks since boot).
-struct process_identity {
-    std::uint64_t pid = 0;
-    std::uint64_t start = 0;
-};
-
-/// This process's identity, computed once per thread and process (a forked child computes its own).
-inline process_identity this_process()
-{
-    thread_local process_identity cached;
-    const auto me = static_cast<std::uint64_t>(::getpid());
-    if (cached.pid != me) {
-        cached = process_identity{me, process_start_time(::getpid())};
-    }
-    return cached;
 }
 
 /// Records `owner` as the segment's owner in its trailer, which is what `ndshm gc` checks to decide

@@ -110,6 +110,7 @@ public:
                 retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && mine.st_ino == there.st_ino &&
                 mine.st_dev == there.st_dev) {
                 m_fd = std::move(fd);
+                m_id = id_of(mine);
                 return;
             }
         }
@@ -118,13 +119,14 @@ public:
     load_lock& operator=(const load_lock&) = delete;
     ~load_lock()
     {
-        (void)unlink_location(m_loc);
+        (void)unlink_if_same(m_loc, m_id);
         m_fd.reset(); // releases the lock
     }
 
 private:
     location m_loc;
     fd_guard m_fd;
+    file_id m_id;
 };
 
 /// Appends rows to the C-order `.npy` file at `path` (creating it if it does not exist): the rows'

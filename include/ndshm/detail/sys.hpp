@@ -1,8 +1,10 @@
 /// @file detail/sys.hpp
-/// Every system call ndshm makes goes through the table returned by `sys()`, so that a test can
-/// replace one entry and make any step of create, attach, unlink or free_all fail with the errno it
-/// chooses (ENOSPC, EACCES, EMFILE, ENOMEM, EINTR, ...). The wrappers below retry EINTR where the call
-/// had no effect, and report failures as errno values instead of throwing.
+/// Every system call ndshm makes that can fail goes through the table returned by `sys()`, so that a
+/// test can replace one entry and make any step fail with the errno it chooses (ENOSPC, EACCES,
+/// EMFILE, ENOMEM, EINTR, ENOSYS, EAGAIN, ...): segments, files, directory listings, the /proc reads
+/// that tell whether a process lives, getrandom, futex waits, and the pool's fork, pipes and poll. The
+/// wrappers below retry EINTR where the call had no effect, and report failures as errno values
+/// instead of throwing. (Calls that cannot fail, such as getpid or clock_gettime, are made directly.)
 #ifndef NDSHM_DETAIL_SYS_HPP
 #define NDSHM_DETAIL_SYS_HPP
 
@@ -10,12 +12,23 @@
 #include <cstddef>
 #include <cstdio> // renameat2 (glibc >= 2.28)
 
+#include <cstdint>
+#include <ctime>
+
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace ndshm::detail {
@@ -47,6 +60,21 @@ struct sys_table {
     int (*renameat2)(int, const char*, int, const char*, unsigned); // flags: 0 or RENAME_NOREPLACE
     int (*flock)(int, int);
     int (*madvise)(void*, std::size_t, int); // prefaulting segments that are about to be written whole
+    // Randomness for generated names; /proc reads and liveness checks; reserving sparse segments.
+    ssize_t (*getrandom)(void*, std::size_t, unsigned);
+    ssize_t (*read)(int, void*, std::size_t);
+    int (*kill)(pid_t, int);
+    int (*fallocate)(int, int, off_t, off_t); // -1 and errno, unlike posix_fallocate; never emulated
+    int (*fstatfs)(int, struct statfs*);
+    // Locks and wake-ups in shared memory: FUTEX_WAIT / FUTEX_WAKE on a shared 32-bit word.
+    long (*futex)(std::uint32_t*, int, std::uint32_t, const struct timespec*);
+    // The fork pool: its workers, their pipes and the parent's wait for them.
+    pid_t (*fork)();
+    int (*pipe2)(int*, int);
+    int (*fcntl)(int, int, int);
+    ssize_t (*write)(int, const void*, std::size_t);
+    int (*poll)(struct pollfd*, nfds_t, int);
+    pid_t (*waitpid)(pid_t, int*, int);
 };
 
 namespace sys_default {
@@ -74,18 +102,36 @@ inline int fsync(int fd) { return ::fsync(fd); }
 inline int renameat2(int od, const char* o, int nd, const char* n, unsigned f) { return ::renameat2(od, o, nd, n, f); }
 inline int flock(int fd, int op) { return ::flock(fd, op); }
 inline int madvise(void* a, std::size_t n, int advice) { return ::madvise(a, n, advice); }
+inline ssize_t getrandom(void* b, std::size_t n, unsigned f) { return ::getrandom(b, n, f); }
+inline ssize_t read(int fd, void* b, std::size_t n) { return ::read(fd, b, n); }
+inline int kill(pid_t pid, int sig) { return ::kill(pid, sig); }
+inline int fallocate(int fd, int mode, off_t o, off_t n) { return ::fallocate(fd, mode, o, n); }
+inline int fstatfs(int fd, struct statfs* st) { return ::fstatfs(fd, st); }
+inline long futex(std::uint32_t* word, int op, std::uint32_t val, const struct timespec* timeout)
+{
+    return ::syscall(SYS_futex, word, op, val, timeout, nullptr, 0);
+}
+inline pid_t fork() { return ::fork(); }
+inline int pipe2(int* fds, int flags) { return ::pipe2(fds, flags); }
+inline int fcntl(int fd, int cmd, int arg) { return ::fcntl(fd, cmd, arg); }
+inline ssize_t write(int fd, const void* b, std::size_t n) { return ::write(fd, b, n); }
+inline int poll(struct pollfd* fds, nfds_t n, int timeout) { return ::poll(fds, n, timeout); }
+inline pid_t waitpid(pid_t pid, int* status, int options) { return ::waitpid(pid, status, options); }
 } // namespace sys_default
 
 /// The process-wide table of system calls.
 inline sys_table& sys() noexcept
 {
     static sys_table table{
-        sys_default::shm_open,  sys_default::shm_unlink,      sys_default::openat,  sys_default::unlinkat,
-        sys_default::ftruncate, sys_default::posix_fallocate, sys_default::fstat,   sys_default::pread,
-        sys_default::fstatvfs,  sys_default::fchmod,          sys_default::mmap,    sys_default::munmap,
-        sys_default::close,     sys_default::opendir,         sys_default::readdir, sys_default::closedir,
-        sys_default::fstatat,   sys_default::pwrite,          sys_default::fsync,   sys_default::renameat2,
-        sys_default::flock,     sys_default::madvise};
+        sys_default::shm_open,  sys_default::shm_unlink,      sys_default::openat,    sys_default::unlinkat,
+        sys_default::ftruncate, sys_default::posix_fallocate, sys_default::fstat,     sys_default::pread,
+        sys_default::fstatvfs,  sys_default::fchmod,          sys_default::mmap,      sys_default::munmap,
+        sys_default::close,     sys_default::opendir,         sys_default::readdir,   sys_default::closedir,
+        sys_default::fstatat,   sys_default::pwrite,          sys_default::fsync,     sys_default::renameat2,
+        sys_default::flock,     sys_default::madvise,         sys_default::getrandom, sys_default::read,
+        sys_default::kill,      sys_default::fallocate,       sys_default::fstatfs,   sys_default::futex,
+        sys_default::fork,      sys_default::pipe2,           sys_default::fcntl,     sys_default::write,
+        sys_default::poll,      sys_default::waitpid};
     return table;
 }
 

@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include "liveness.hpp" // process_start_time
+
 namespace ndshm::detail {
 
 inline constexpr char trailer_magic[8] = {'N', 'D', 'S', 'H', 'M', 'T', 'R', 'L'};
@@ -21,7 +23,7 @@ enum : std::uint32_t { kind_array = 1, kind_object = 2, kind_channel = 3, kind_q
 enum : std::uint32_t { state_writing = 0, state_ready = 1 };
 enum : std::uint32_t {
     flag_persisted = 1u << 0,
-    flag_lock = 1u << 1, ///< the lock area holds an initialised process-shared robust mutex (lock.hpp)
+    flag_lock = 1u << 1, ///< the lock area holds an initialised ndshm lock (detail/sync.hpp, lock.hpp)
 };
 
 /// The trailer's byte layout. `state` and `flags` are accessed atomically.
@@ -39,7 +41,7 @@ struct trailer {
     std::uint64_t data_bytes;    //  56 data length
     std::uint64_t created_ns;    //  64 CLOCK_REALTIME at creation, nanoseconds
     unsigned char reserved0[56]; //  72 zero
-    unsigned char lock[64];      // 128 room for a process-shared robust mutex, zero when unused
+    unsigned char lock[64];      // 128 the per-array lock (detail::lock_area), zero when unused
     unsigned char reserved1[64]; // 192 zero
 };
 static_assert(sizeof(trailer) == 256, "the trailer is 256 bytes on every platform");
@@ -50,34 +52,6 @@ constexpr std::size_t trailer_offset(std::size_t data_end) noexcept { return (da
 inline std::uint32_t load_acquire(const std::uint32_t& v) noexcept { return __atomic_load_n(&v, __ATOMIC_ACQUIRE); }
 inline void store_release(std::uint32_t& v, std::uint32_t x) noexcept { __atomic_store_n(&v, x, __ATOMIC_RELEASE); }
 inline void fetch_or(std::uint32_t& v, std::uint32_t x) noexcept { (void)__atomic_fetch_or(&v, x, __ATOMIC_ACQ_REL); }
-
-/// Start time of process `pid` in clock ticks since boot, or 0 if unknown (no /proc, or no such
-/// process). Together with the pid it identifies a process even after the pid is reused.
-inline std::uint64_t process_start_time(pid_t pid) noexcept
-{
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    std::FILE* f = std::fopen(path, "re");
-    if (f == nullptr) {
-        return 0;
-    }
-    char buf[1024];
-    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    buf[n] = '\0';
-    // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
-    const char* p = std::strrchr(buf, ')');
-    if (p == nullptr) {
-        return 0;
-    }
-    unsigned long long start = 0;
-    // After ')' come fields 3..; field 22 is starttime.
-    if (std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                    &start) != 1) {
-        return 0;
-    }
-    return start;
-}
 
 } // namespace ndshm::detail
 

@@ -1,2 +1,0 @@
-# Empty dependencies file for ndshm_tools_tests.
-# This may be replaced when dependencies are built.

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build-clang20/tests/ndshm_tests_tests-b12d07c.cmake")
-  include("/work/main/build-clang20/tests/ndshm_tests_tests-b12d07c.cmake")
-else()
-  add_test(ndshm_tests_NOT_BUILT-b12d07c ndshm_tests_NOT_BUILT-b12d07c)
-endif()
