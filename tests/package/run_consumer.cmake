@@ -10,6 +10,9 @@
 # with -DPYTHON=<python3> -DPYTHON_MODULE_DIR=<dir below the prefix> [-DPYTHON_ENV=<NAME=VALUE list>], imports the
 # installed Python module).
 # subdirectory: the consumer does add_subdirectory(NDSHM_SOURCE_DIR) and builds as C++20.
+#
+# With -DMPIEXEC=<mpiexec> [-DMPIEXEC_ARGS=<flags;-n;2>] (find_package mode), the consumer also builds
+# ndshm_consumer_mpi against ndshm::mpi, and runs it through mpiexec.
 cmake_minimum_required(VERSION 3.16)
 
 foreach(var MODE SOURCE_DIR WORK_DIR NDSHM_SOURCE_DIR NDSHM_BINARY_DIR NDSHM_VERSION CXX_COMPILER GENERATOR)
@@ -80,6 +83,9 @@ if(MODE STREQUAL "find_package")
   endif()
   list(APPEND configure_args -DCMAKE_PREFIX_PATH=${prefix} -DNDSHM_EXPECTED_PREFIX=${prefix}
        -DNDSHM_EXPECTED_VERSION=${NDSHM_VERSION})
+  if(MPIEXEC)
+    list(APPEND configure_args -DNDSHM_CONSUMER_MPI=ON)
+  endif()
 else()
   list(APPEND configure_args -DNDSHM_SOURCE_DIR=${NDSHM_SOURCE_DIR})
 endif()
@@ -87,3 +93,6 @@ endif()
 step("configure consumer" ${CMAKE_COMMAND} ${configure_args})
 step("build consumer" ${CMAKE_COMMAND} --build ${build_dir} ${config_args})
 step("run consumer" ${build_dir}/bin/ndshm_consumer)
+if(MPIEXEC)
+  step("run consumer" ${MPIEXEC} ${MPIEXEC_ARGS} ${build_dir}/bin/ndshm_consumer_mpi)
+endif()
