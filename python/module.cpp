@@ -262,7 +262,7 @@ ndshm::options creation_options(const std::optional<std::string>& name, const st
     return opt;
 }
 
-py::array create(const py::handle& shape_obj, const py::handle& dtype_obj, const std::string& order,
+py::array create(const py::object& shape_obj, const py::object& dtype_obj, const std::string& order,
                  const std::optional<std::string>& name, const std::optional<std::string>& directory, bool populate)
 {
     const std::string label = name ? *name : std::string();
@@ -290,7 +290,7 @@ const py::object& numpy_function(const char* name)
     return it->second;
 }
 
-py::array from_array(const py::handle& obj, const std::string& order, const std::optional<std::string>& name,
+py::array from_array(const py::object& obj, const std::string& order, const std::optional<std::string>& name,
                      const std::optional<std::string>& directory, bool populate)
 {
     const py::array src = numpy_function("asarray")(obj);
@@ -354,7 +354,7 @@ py::array attach(const std::string& name, bool readonly, const std::optional<std
     return to_numpy(h);
 }
 
-std::string name_of(const py::handle& a)
+std::string name_of(const py::object& a)
 {
     const auto h = find_handle(a);
     if (!h) {
@@ -366,7 +366,7 @@ std::string name_of(const py::handle& a)
     return h->name();
 }
 
-void persist(const py::handle& target, const std::optional<std::string>& directory)
+void persist(const py::object& target, const std::optional<std::string>& directory)
 {
     if (py::isinstance<py::str>(target)) {
         const std::string name = target.cast<std::string>();

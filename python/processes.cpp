@@ -64,7 +64,7 @@ public:
         return q;
     }
 
-    bool push(const py::handle& a, const timeout_type& timeout)
+    bool push(const py::object& a, const timeout_type& timeout)
     {
         const auto h = whole_handle(a, "push");
         const bool pushed = wait_released(timeout,
@@ -300,7 +300,7 @@ private:
 /// ndshm.Channel: ndshm::channel<T> for the dtype of the channel.
 class channel_object {
 public:
-    static channel_object create(const py::handle& shape, const py::handle& dtype, std::size_t slots,
+    static channel_object create(const py::object& shape, const py::object& dtype, std::size_t slots,
                                  const std::optional<std::string>& name, const std::optional<std::string>& directory)
     {
         shape_type slot_shape;
@@ -354,7 +354,7 @@ public:
         return h ? py::object(to_numpy(h)) : py::object(py::none());
     }
 
-    void publish(const py::handle& frame)
+    void publish(const py::object& frame)
     {
         const auto h = whole_handle(frame, "publish");
         {
@@ -438,7 +438,7 @@ private:
 /// ndshm.Lock: the per-segment lock of ndshm::array_lock, robust to a holder's death.
 class lock_object {
 public:
-    lock_object(const py::handle& target, const std::optional<std::string>& directory)
+    lock_object(const py::object& target, const std::optional<std::string>& directory)
     {
         std::shared_ptr<handle> h;
         if (py::isinstance<py::str>(target)) {
@@ -601,7 +601,7 @@ acquire succeeds and previous_owner_died is True: repair the data, the lock itse
         a[0] += 1
 
 The lock belongs to the thread that acquired it; use one Lock object per thread.)")
-        .def(py::init<const py::handle&, const std::optional<std::string>&>(), py::arg("a_or_name"), py::kw_only(),
+        .def(py::init<const py::object&, const std::optional<std::string>&>(), py::arg("a_or_name"), py::kw_only(),
              py::arg("directory") = py::none())
         .def("acquire", &lock_object::acquire, py::arg("blocking") = true, py::arg("timeout") = -1.0,
              R"(Acquires the lock, as threading.Lock.acquire: waits at most `timeout` seconds (-1: forever);
