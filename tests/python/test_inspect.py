@@ -61,12 +61,14 @@ def test_gc_removes_what_a_dead_creator_left(tool, shm_dir):
     kept = ndshm.create(4, directory=shm_dir)  # a live creator: gc keeps it
     assert shm_exists(name, shm_dir)
 
-    dry = ndshm.gc(dry_run=True, directory=shm_dir)
+    undecided = []
+    dry = ndshm.gc(dry_run=True, directory=shm_dir, undecided=undecided)
     assert [e["name"] for e in dry] == [name] and dry[0]["removed"] is False
     assert "creator is dead" in dry[0]["reason"] and dry[0]["error"] is None
-    theirs = tool_json(tool, shm_dir, "gc", "--dry-run")["entries"]
+    theirs = tool_json(tool, shm_dir, "gc", "--dry-run")
     assert [{**e, "segment": without_age(e["segment"])} for e in dry] == \
-        [{**e, "segment": without_age(e["segment"])} for e in theirs]
+        [{**e, "segment": without_age(e["segment"])} for e in theirs["entries"]]
+    assert undecided == theirs["undecided"] == []
     assert shm_exists(name, shm_dir)
 
     done = ndshm.gc(directory=shm_dir)
