@@ -92,7 +92,53 @@ TEST_CASE("attach reads shape, dtype and order from the segment", "[shared_ndarr
     CHECK(b.shape() == a.shape());
     CHECK(b(1, 2, 3) == 42);
     CHECK(b.name() == a.name());
-    CHECK(b.data() != a.data()); // its own mapping of the same pages
+    CHECK(b.data() == a.data()); // a segment this process maps already: the mapping is shared
+}
+
+TEST_CASE("attach shares a mapping this process has, and only of the same file", "[shared_ndarray][lifetime]")
+{
+    ndshm::options o;
+    o.name = "ndshm_test_share_" + std::to_string(::getpid());
+    auto a = shared_ndarray<double>::create({4}, o);
+    a(1) = 1.0;
+    auto b = shared_ndarray<double>::attach(o.name);
+    CHECK(b.data() == a.data());
+    // A read-only handle gets a read-only mapping of its own.
+    auto r = shared_ndarray<const double>::attach(o.name);
+    CHECK(r.data() != a.data());
+    CHECK(r(1) == 1.0);
+    // The name unlinked and created again names another file: a new mapping, the new contents.
+    a.persist();
+    ndshm::unlink(o.name);
+    auto fresh = shared_ndarray<double>::create({4}, o);
+    fresh(1) = 2.0;
+    a.reset();
+    auto c = shared_ndarray<double>::attach(o.name);
+    CHECK(c.data() == fresh.data());
+    CHECK(c(1) == 2.0);
+    CHECK(b(1) == 1.0); // the old file, still mapped by b
+    // When every handle is gone, the next attach maps the segment again, and the owner's unlink still
+    // happens when the owner's last handle goes, whoever shares its memory.
+    b.reset();
+    r.reset();
+    fresh.persist();
+    fresh.reset();
+    c.reset();
+    auto d = shared_ndarray<double>::attach(o.name);
+    CHECK(d(1) == 2.0);
+    ndshm::unlink(o.name);
+}
+
+TEST_CASE("an attached handle that shares the owner's mapping does not keep the name", "[shared_ndarray][lifetime]")
+{
+    auto a = shared_ndarray<float>::create({8});
+    const std::string name = a.name();
+    auto b = shared_ndarray<float>::attach(name);
+    REQUIRE(b.data() == a.data());
+    a.reset(); // the owner's last handle: the name goes, b's memory stays
+    CHECK_FALSE(test_util::shm_exists(name));
+    b(7) = 3.0f;
+    CHECK(b(7) == 3.0f);
 }
 
 TEMPLATE_TEST_CASE("every dtype round-trips through a segment", "[shared_ndarray]", bool, std::int8_t, std::int16_t,

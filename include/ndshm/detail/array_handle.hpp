@@ -254,6 +254,7 @@ public:
         npy_info info;
         auto m = create_array_segment(opt, dtype_of<T>, to_vector(shape), ord == order::fortran, "create", info);
         m->publish();
+        remember_layout(*m, info, kind_array);
         return Derived(std::move(m), info);
     }
 
@@ -279,6 +280,7 @@ public:
         // A fresh segment: nothing the expression reads can be in it.
         assign_unaliased(a.view(), e);
         a.m_map->publish();
+        remember_layout(*a.m_map, info, kind_array);
         return a;
     }
 
@@ -294,6 +296,7 @@ public:
             std::memcpy(a.m_data, data, info.nbytes);
         }
         a.m_map->publish();
+        remember_layout(*a.m_map, info, kind_array);
         return a;
     }
 
