@@ -1,7 +1,8 @@
 // The `ndshm` command-line tool, run as a separate program (NDSHM_TEST_TOOL): ls, info, rm and gc as
 // text and JSON (checked with Python's json module), the directory backend through --dir and
 // $NDSHM_DIR, exit codes for wrong arguments, missing segments and refused ones, and other users'
-// segments left alone.
+// segments left alone; ls --all and its kinds, the summaries of queues, channels and objects, -h, the
+// totals line, the ATTACHED count, and names given as /NAME or /dev/shm/NAME.
 #include <ndshm/all.hpp>
 
 #include "test_util.hpp"
@@ -10,6 +11,8 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <pwd.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -41,6 +44,44 @@ std::string row_of(const std::string& text, const std::string& name)
     return {};
 }
 
+/// The value in column `column` (a header of `ndshm ls`) of the row of `name`, or "" if either is missing:
+/// columns are aligned under their headers, so the value is what lies under the header, trimmed.
+std::string column_of(const std::string& text, const std::string& name, const std::string& column)
+{
+    const std::string header = text.substr(0, text.find('\n'));
+    const std::size_t at = header.find(column);
+    const std::string row = row_of(text, name);
+    if (at == std::string::npos || row.size() <= at) {
+        return {};
+    }
+    const std::size_t next = header.find_first_not_of(' ', header.find(' ', at));
+    std::string value = row.substr(at, next == std::string::npos ? std::string::npos : next - at);
+    while (!value.empty() && value.back() == ' ') {
+        value.pop_back();
+    }
+    return value;
+}
+
+/// The last line of `text` (the totals line of `ndshm ls`).
+std::string last_line(const std::string& text)
+{
+    const std::size_t end = text.find_last_not_of('\n');
+    if (end == std::string::npos) {
+        return {};
+    }
+    const std::size_t start = text.rfind('\n', end);
+    return text.substr(start == std::string::npos ? 0 : start + 1,
+                       end - (start == std::string::npos ? 0 : start + 1) + 1);
+}
+
+/// Checks that a message of the tool speaks of its own commands: one "ndshm" prefix, nothing about the
+/// library's functions or options.
+void check_own_words(const std::string& err)
+{
+    INFO(err);
+    CHECK_THAT(err, !Catch::Contains("ndshm: ndshm:") && !Catch::Contains("options::") && !Catch::Contains("inspect"));
+}
+
 /// Runs a Python check on JSON text: `code` sees the parsed document as `d`; exit 0 if it passes.
 program_result check_json(const temp_dir& d, const std::string& json, const std::string& code)
 {
@@ -68,44 +109,57 @@ TEST_CASE("ndshm: help, wrong arguments and missing segments get clear messages 
 {
     const auto help = ndshm_tool({"--help"});
     CHECK(help.status.ok());
-    CHECK_THAT(help.out, Catch::Contains("usage: ndshm") && Catch::Contains("exit status"));
+    CHECK_THAT(help.out, Catch::Contains("Usage: ndshm") && Catch::Contains("Exit status") && Catch::Contains("ls") &&
+                             Catch::Contains("/dev/shm/NAME"));
     CHECK(ndshm_tool({"help"}).status.ok());
     CHECK(ndshm_tool({"--version"}).status.ok());
 
     const auto none = ndshm_tool({});
     CHECK(none.status.code == 2);
-    CHECK_THAT(none.err, Catch::Contains("usage"));
+    CHECK_THAT(none.err, Catch::Contains("Usage: ndshm [OPTIONS] [SUBCOMMAND]"));
     struct bad_call {
         std::vector<std::string> args;
         std::string message;
     };
-    for (const auto& c : std::vector<bad_call>{{{"frob"}, "unknown command 'frob'"},
-                                               {{"ls", "--bogus"}, "unknown option '--bogus'"},
-                                               {{"ls", "extra"}, "takes no names"},
-                                               {{"ls", "--dry-run"}, "--dry-run applies to gc only"},
-                                               {{"rm", "--json", "ndshm_x"}, "--json applies to"},
-                                               {{"info"}, "info needs a segment name"},
-                                               {{"info", "ndshm_a", "ndshm_b"}, "one segment name"},
-                                               {{"info", "bad/name"}, "invalid segment name"},
-                                               {{"rm"}, "at least one segment name"},
-                                               {{"--dir"}, "--dir needs a directory"},
-                                               {{"--dir", "/nonexistent/ndshm_dir", "ls"}, "not a directory"}}) {
+    for (const auto& c : std::vector<bad_call>{
+             {{"frob"}, "ndshm: unknown command 'frob'"},
+             {{"--bogus"}, "ndshm: unknown option '--bogus'"},
+             {{"-h"}, "-h means human-readable sizes (ndshm ls -h); --help prints the help"},
+             {{"ls", "--bogus"}, "ndshm ls: The following argument was not expected: --bogus"},
+             {{"ls", "extra"}, "ndshm ls: The following argument was not expected: extra"},
+             {{"ls", "--dry-run"}, "not expected: --dry-run"},
+             {{"rm", "--json", "ndshm_x"}, "ndshm rm: The following argument was not expected: --json"},
+             {{"info"}, "ndshm info: NAME is required"},
+             {{"info", "ndshm_a", "ndshm_b"}, "ndshm info: NAME: At Most 1"},
+             {{"info", "bad name"}, "ndshm info: invalid segment name 'bad name'"},
+             {{"info", "/tmp/ndshm_x"}, "'/tmp/ndshm_x' is not a segment name, nor a path in /dev/shm"},
+             {{"rm", "ndshm_ok", "/dev/shm/sub/ndshm_x"}, "ndshm rm: '/dev/shm/sub/ndshm_x' is not a segment name"},
+             {{"rm"}, "ndshm rm: NAME is required"},
+             {{"--dir"}, "--dir: 1 required"},
+             {{"--dir", "/nonexistent/ndshm_dir", "ls"}, "not a directory"}}) {
         const auto r = ndshm_tool(c.args);
         INFO(r.err);
         CHECK(r.status.code == 2);
-        CHECK_THAT(r.err, Catch::Contains(c.message));
+        CHECK_THAT(r.err, Catch::Contains(c.message) && Catch::Contains("Try 'ndshm"));
+        check_own_words(r.err);
         CHECK(r.out.empty());
     }
+    const auto ls_help = ndshm_tool({"ls", "--help"});
+    CHECK(ls_help.status.ok());
+    CHECK_THAT(ls_help.out, Catch::Contains("-a,--all") && Catch::Contains("-h,--human-readable") &&
+                                Catch::Contains("ATTACHED") && Catch::Contains("Exit status"));
     const auto env_dir = ndshm_tool({"ls"}, {"NDSHM_DIR=/nonexistent/ndshm_dir"});
     CHECK(env_dir.status.code == 2);
     CHECK_THAT(env_dir.err, Catch::Contains("$NDSHM_DIR"));
 
     const std::string missing = tools_util::test_name("missing");
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"info", missing}, std::vector<std::string>{"rm", missing}}) {
-        const auto r = ndshm_tool(args);
-        CHECK(r.status.code == 3);
-        CHECK_THAT(r.err, Catch::Contains(missing) && Catch::Contains("No such file"));
+    for (const std::string& arg : {missing, "/" + missing, "/dev/shm/" + missing}) {
+        const auto info = ndshm_tool({"info", arg});
+        CHECK(info.status.code == 3);
+        CHECK(info.err == "ndshm info: no such segment '" + missing + "' in /dev/shm ('ndshm ls --all' lists them)\n");
+        const auto rm = ndshm_tool({"rm", arg});
+        CHECK(rm.status.code == 3);
+        CHECK(rm.err == "ndshm rm: cannot remove '" + missing + "': no such segment in /dev/shm\n");
     }
 }
 
@@ -133,8 +187,8 @@ TEST_CASE("ndshm ls and info describe every kind of segment, as text and as JSON
     CHECK(ls.err.empty());
     CHECK(ls.out.rfind("NAME", 0) == 0);
     const std::string row = row_of(ls.out, "ndshm_live");
-    CHECK_THAT(row, Catch::Contains("array") && Catch::Contains("float64") && Catch::Contains("(3, 4)") &&
-                        Catch::Contains(me + " alive") && Catch::Contains("0600") && Catch::Contains(" no"));
+    CHECK_THAT(row, Catch::Contains("array") && Catch::Contains("float64 (3, 4)") && Catch::Contains(me + " alive") &&
+                        Catch::Contains("0600") && Catch::Contains(" no"));
     CHECK_THAT(row_of(ls.out, "ndshm_kept"),
                Catch::Contains("uint8") && Catch::Contains("(5,)") && Catch::Contains("yes"));
     CHECK_THAT(row_of(ls.out, "ndshm_orphan"), Catch::Contains("dead"));
@@ -250,7 +304,10 @@ TEST_CASE("ndshm gc and rm remove only what they should", "[tool]")
     for (const char* cmd : {"rm", "info"}) {
         const auto other = ndshm_tool({"--dir", d.path, cmd, "ndshm_of_nobody"});
         CHECK(other.status.code == 4);
-        CHECK_THAT(other.err, Catch::Contains("belongs to uid"));
+        CHECK_THAT(other.err,
+                   Catch::Contains("'ndshm_of_nobody' belongs to uid " + std::to_string(::getpwnam("nobody")->pw_uid) +
+                                   ", not to uid " + std::to_string(::geteuid())));
+        check_own_words(other.err);
     }
     CHECK(tools_util::file_exists(d / "ndshm_of_nobody"));
     CHECK(row_of(ndshm_tool({"--dir", d.path, "ls"}).out, "ndshm_of_nobody").empty());
@@ -428,4 +485,281 @@ TEST_CASE("ndshm info checks a queue's, a channel's, an object's and a lock's in
         CHECK_THAT(r.out, Catch::Contains("the lock is corrupt"));
         ndshm::detail::init_lock(const_cast<unsigned char*>(tr->lock));
     }
+}
+
+TEST_CASE("ndshm ls --all shows foreign .npy files, segments named by programs and other files, each of its kind",
+          "[tool][numpy]")
+{
+    temp_dir d;
+    ndshm::options o = d.opts();
+    o.name = "ndshm_auto";
+    auto generated = shared_ndarray<double>::create({2}, o);
+    o.name = "named_by_me";
+    auto named = shared_ndarray<std::int32_t>::create({3}, o);
+    const auto py = tools_util::run_python("import numpy as np, sys\n"
+                                           "np.lib.format.open_memmap(sys.argv[1], mode='w+', dtype='<i2', "
+                                           "shape=(4, 5)).flush()\n",
+                                           {d / "made_by_numpy.npy"});
+    REQUIRE(py.status.ok());
+    tools_util::write_file(d / "pulse-shm-42", std::vector<unsigned char>(100, 'x'));
+    tools_util::write_file(d / "empty_file", {});
+
+    const auto ls = ndshm_tool({"--dir", d.path, "ls"});
+    REQUIRE(ls.status.ok());
+    CHECK(column_of(ls.out, "ndshm_auto", "KIND") == "array");
+    for (const char* hidden : {"named_by_me", "made_by_numpy.npy", "pulse-shm-42", "empty_file"}) {
+        CHECK(row_of(ls.out, hidden).empty());
+    }
+    CHECK(last_line(ls.out).rfind("total 1 segments, ", 0) == 0);
+
+    for (const char* flag : {"--all", "-a"}) {
+        const auto all = ndshm_tool({"--dir", d.path, "ls", flag});
+        REQUIRE(all.status.ok());
+        INFO(all.out);
+        CHECK(column_of(all.out, "ndshm_auto", "KIND") == "array");
+        CHECK(column_of(all.out, "named_by_me", "KIND") == "array");
+        CHECK(column_of(all.out, "named_by_me", "CONTENTS") == "int32 (3,)");
+        CHECK(column_of(all.out, "made_by_numpy.npy", "KIND") == "foreign npy");
+        CHECK(column_of(all.out, "made_by_numpy.npy", "CONTENTS") == "int16 (4, 5)");
+        CHECK(column_of(all.out, "made_by_numpy.npy", "CREATOR") == "-");
+        CHECK(column_of(all.out, "pulse-shm-42", "KIND") == "other");
+        CHECK(column_of(all.out, "pulse-shm-42", "NOTE").empty()); // nothing is wrong with another program's file
+        CHECK(column_of(all.out, "empty_file", "KIND") == "other");
+        CHECK(last_line(all.out).rfind("total 5 files, ", 0) == 0);
+    }
+    const auto js = ndshm_tool({"--dir", d.path, "ls", "--all", "--json"});
+    REQUIRE(js.status.ok());
+    const auto checked = check_json(d, js.out,
+                                    "k = {x['name']: x['kind'] for x in d['segments']}\n"
+                                    "assert d['all'] is True\n"
+                                    "assert k == {'ndshm_auto': 'array', 'named_by_me': 'array', "
+                                    "'made_by_numpy.npy': 'foreign npy', 'pulse-shm-42': 'other', "
+                                    "'empty_file': 'other'}, k\n"
+                                    "assert d['totals']['count'] == 5\n");
+    INFO(js.out);
+    CHECK(checked.err.empty());
+    CHECK(checked.status.ok());
+
+    // info takes the files --all shows; rm refuses the ones that are not ndshm's.
+    const auto info = ndshm_tool({"--dir", d.path, "info", "pulse-shm-42"});
+    CHECK(info.status.ok());
+    CHECK_THAT(info.out, Catch::Contains("kind:           other"));
+    const auto rm = ndshm_tool({"--dir", d.path, "rm", "made_by_numpy.npy"});
+    CHECK(rm.status.code == 4);
+    CHECK_THAT(rm.err, Catch::Contains("'made_by_numpy.npy' is not an ndshm segment"));
+    CHECK(tools_util::file_exists(d / "made_by_numpy.npy"));
+}
+
+TEST_CASE("ndshm ls summarises what queues, channels and objects hold instead of their uint8 layout", "[tool]")
+{
+    temp_dir d;
+    ndshm::options o = d.opts();
+    o.name = "ndshm_q";
+    auto q = ndshm::array_queue::create(4, o);
+    q.push(shared_ndarray<double>::create({3}, d.opts()));
+    q.push(shared_ndarray<double>::create({3}, d.opts()));
+    o.name = "ndshm_ch";
+    auto ch = ndshm::channel<double>::create({4}, 3, o);
+    auto loaned = ch.loan();
+    ch.publish(ch.loan());
+    o.name = "ndshm_obj";
+    tagged t{"label", xt::xarray<double>{1.0, 2.0}};
+    auto obj = ndshm::share(t, o);
+
+    const auto ls = ndshm_tool({"--dir", d.path, "ls"});
+    REQUIRE(ls.status.ok());
+    INFO(ls.out);
+    CHECK(column_of(ls.out, "ndshm_q", "KIND") == "queue");
+    CHECK(column_of(ls.out, "ndshm_q", "CONTENTS") == "2 of 4 queued");
+    CHECK(column_of(ls.out, "ndshm_ch", "KIND") == "channel");
+    CHECK(column_of(ls.out, "ndshm_ch", "CONTENTS") == "2 of 3 slots in use (1 loaned, 1 published, 0 received)");
+    CHECK(column_of(ls.out, "ndshm_obj", "KIND") == "object");
+    CHECK_THAT(column_of(ls.out, "ndshm_obj", "CONTENTS"), Catch::StartsWith("1 array, a blob of "));
+    CHECK_THAT(ls.out, !Catch::Contains("uint8"));
+
+    const auto js = ndshm_tool({"--dir", d.path, "ls", "--json"});
+    REQUIRE(js.status.ok());
+    const auto checked = check_json(d, js.out,
+                                    "s = {x['name']: x for x in d['segments']}\n"
+                                    "q = s['ndshm_q']['contents']\n"
+                                    "assert (q['queued'], q['capacity'], q['closed']) == (2, 4, 0), q\n"
+                                    "c = s['ndshm_ch']['contents']\n"
+                                    "assert (c['in_use'], c['slots'], c['loaned'], c['published']) == (2, 3, 1, 1), c\n"
+                                    "o = s['ndshm_obj']['contents']\n"
+                                    "assert o['arrays'] == 1 and o['blob_bytes'] > 0, o\n"
+                                    "assert o['summary'].startswith('1 array'), o\n");
+    INFO(js.out);
+    CHECK(checked.err.empty());
+    CHECK(checked.status.ok());
+
+    CHECK_THAT(ndshm_tool({"--dir", d.path, "info", "ndshm_q"}).out, Catch::Contains("contents:       2 of 4 queued"));
+    ch.publish(std::move(loaned));
+    CHECK(column_of(ndshm_tool({"--dir", d.path, "ls"}).out, "ndshm_ch", "CONTENTS") ==
+          "2 of 3 slots in use (0 loaned, 2 published, 0 received)");
+}
+
+TEST_CASE("ndshm ls prints exact sizes, -h human-readable ones, and a totals line with the file system's space",
+          "[tool]")
+{
+    temp_dir d;
+    ndshm::options o = d.opts();
+    o.name = "ndshm_big";
+    auto big = shared_ndarray<double>::create({3 * 1024 * 1024 / 8}, o); // 3 MiB of data
+    o.name = "ndshm_small";
+    auto small = shared_ndarray<std::uint8_t>::create({10}, o);
+    const auto big_info = ndshm::inspect("ndshm_big", d.opts());
+    const auto small_info = ndshm::inspect("ndshm_small", d.opts());
+    tools_util::write_file(d / "ndshm_tiny", std::vector<unsigned char>(300, '?'));
+
+    const auto ls = ndshm_tool({"--dir", d.path, "ls"});
+    REQUIRE(ls.status.ok());
+    INFO(ls.out);
+    CHECK(column_of(ls.out, "ndshm_big", "SIZE") == std::to_string(big_info.bytes));
+    CHECK(column_of(ls.out, "ndshm_small", "SIZE") == std::to_string(small_info.bytes));
+    CHECK(column_of(ls.out, "ndshm_tiny", "SIZE") == "300");
+    const std::uint64_t sum = big_info.bytes + small_info.bytes + 300;
+    const std::string total = last_line(ls.out);
+    CHECK_THAT(total, Catch::StartsWith("total 3 segments, " + std::to_string(sum) + " bytes"));
+
+    // The file system's numbers, as df computes them: its size is fixed, used and free move with others.
+    struct statvfs v {};
+    REQUIRE(::statvfs(d.path.c_str(), &v) == 0);
+    const std::uint64_t fs_size = std::uint64_t(v.f_blocks) * v.f_frsize;
+    unsigned long long used = 0, free_bytes = 0, size = 0;
+    const std::size_t at = total.find("; " + d.path + ": ");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(std::sscanf(total.c_str() + at + d.path.size() + 4, "%llu used, %llu free of %llu", &used, &free_bytes,
+                        &size) == 3);
+    CHECK(size == fs_size);
+    CHECK(used + free_bytes <= size);
+    CHECK(used >= big_info.allocated);
+
+    const auto human = ndshm_tool({"--dir", d.path, "ls", "-h"});
+    REQUIRE(human.status.ok());
+    INFO(human.out);
+    CHECK(column_of(human.out, "ndshm_big", "SIZE") == "3.0M");
+    CHECK(small_info.bytes == 4416); // 4096 of header, 10 of data, then the trailer at offset 4160
+    CHECK(column_of(human.out, "ndshm_small", "SIZE") == "4.3K");
+    CHECK(column_of(human.out, "ndshm_tiny", "SIZE") == "300"); // under 1 KiB: as is
+    CHECK_THAT(last_line(human.out), Catch::StartsWith("total 3 segments, 3.0M") && Catch::Contains(" free of ") &&
+                                         !Catch::Contains("bytes"));
+    CHECK(ndshm_tool({"--dir", d.path, "ls", "--human-readable"}).out == human.out);
+    CHECK(ndshm_tool({"-h", "--dir", d.path, "ls"}).status.code == 2); // -h belongs to ls
+
+    const auto js = ndshm_tool({"--dir", d.path, "ls", "--json"});
+    const auto checked = check_json(d, js.out,
+                                    "t = d['totals']\n"
+                                    "assert t['count'] == 3 and t['bytes'] == " +
+                                        std::to_string(sum) +
+                                        ", t\n"
+                                        "assert t['filesystem']['size'] == " +
+                                        std::to_string(fs_size) + ", t\n");
+    INFO(js.out);
+    CHECK(checked.status.ok());
+}
+
+TEST_CASE("ndshm ls counts the processes attached to each segment, like ipcs's nattch", "[tool]")
+{
+    temp_dir d;
+    // In a PID namespace with a /proc of its own, every process is readable: the counts are exact.
+    const auto st = tools_util::run_with_own_proc([&] {
+        test_util::event created, attached, release;
+        ndshm::options o = d.opts();
+        o.name = "ndshm_shared";
+        const pid_t child = test_util::fork_child([&] {
+            if (created.wait() != 1) {
+                return 1;
+            }
+            auto a = shared_ndarray<double>::attach("ndshm_shared", d.opts()); // this process's own mapping
+            attached.set(a.size() == 8 ? 1 : 2);
+            release.wait();
+            return 0;
+        });
+        tools_util::child_guard guard(child);
+        auto a = shared_ndarray<double>::create({8}, o);
+        created.set();
+        if (attached.wait() != 1) {
+            return 10;
+        }
+        const auto both = ndshm_tool({"--dir", d.path, "ls"});
+        if (column_of(both.out, "ndshm_shared", "ATTACHED") != "2") {
+            std::fprintf(stderr, "with the child attached:\n%s%s", both.out.c_str(), both.err.c_str());
+            return 11;
+        }
+        release.set();
+        if (!guard.wait().ok()) {
+            return 12;
+        }
+        const auto one = ndshm_tool({"--dir", d.path, "ls"});
+        if (column_of(one.out, "ndshm_shared", "ATTACHED") != "1") {
+            std::fprintf(stderr, "after the child left:\n%s%s", one.out.c_str(), one.err.c_str());
+            return 13;
+        }
+        a.persist();
+        a = shared_ndarray<double>();
+        const auto none = ndshm_tool({"--dir", d.path, "ls"});
+        ndshm::unlink("ndshm_shared", d.opts());
+        if (column_of(none.out, "ndshm_shared", "ATTACHED") != "0") {
+            std::fprintf(stderr, "with no process:\n%s%s", none.out.c_str(), none.err.c_str());
+            return 14;
+        }
+        return 0;
+    });
+    if (st.exited && st.code == 77) {
+        WARN("no PID namespace here: the exact counts are not checked");
+    } else {
+        CHECK(st.ok());
+        CHECK(st.code == 0);
+    }
+
+    // Outside such a namespace some processes may be unreadable: then the count is a lower bound ("1+").
+    ndshm::options o = d.opts();
+    o.name = "ndshm_mine";
+    auto a = shared_ndarray<double>::create({8}, o);
+    const std::string count = column_of(ndshm_tool({"--dir", d.path, "ls"}).out, "ndshm_mine", "ATTACHED");
+    CHECK((count == "1" || count == "1+"));
+}
+
+TEST_CASE("ndshm info and rm take /NAME and /dev/shm/NAME (DIR/NAME with --dir)", "[tool]")
+{
+    ndshm::options o;
+    o.name = tools_util::test_name("path");
+    tools_util::shm_guard guard(o.name);
+    auto a = shared_ndarray<float>::create({5}, o);
+    a.persist();
+    for (const std::string& arg : {o.name, "/" + o.name, "/dev/shm/" + o.name}) {
+        const auto info = ndshm_tool({"info", arg});
+        INFO(arg << "\n" << info.err);
+        CHECK(info.status.ok());
+        CHECK_THAT(info.out, Catch::StartsWith("name:           " + o.name + "\n"));
+        const auto js = ndshm_tool({"info", "--json", arg});
+        CHECK(js.status.ok());
+        CHECK_THAT(js.out, Catch::Contains("\"name\": \"" + o.name + "\""));
+    }
+    const auto rm = ndshm_tool({"rm", "/dev/shm/" + o.name});
+    CHECK(rm.status.ok());
+    CHECK(rm.err.empty());
+    CHECK_FALSE(test_util::shm_exists(o.name));
+
+    o.name = tools_util::test_name("slash");
+    tools_util::shm_guard guard2(o.name);
+    auto b = shared_ndarray<float>::create({5}, o);
+    b.persist();
+    CHECK(ndshm_tool({"rm", "/" + o.name}).status.ok());
+    CHECK_FALSE(test_util::shm_exists(o.name));
+
+    // With a directory backend, its own paths; /dev/shm/NAME names another namespace and is refused.
+    temp_dir d;
+    ndshm::options od = d.opts();
+    od.name = "ndshm_in_dir";
+    auto c = shared_ndarray<float>::create({5}, od);
+    c.persist();
+    CHECK(ndshm_tool({"--dir", d.path, "info", d / "ndshm_in_dir"}).status.ok());
+    CHECK(ndshm_tool({"--dir", d.path + "/", "info", d / "ndshm_in_dir"}).status.ok());
+    const auto elsewhere = ndshm_tool({"--dir", d.path, "info", "/dev/shm/ndshm_in_dir"});
+    CHECK(elsewhere.status.code == 2);
+    CHECK_THAT(elsewhere.err, Catch::Contains("is not a segment name, nor a path in " + d.path + " (--dir)"));
+    check_own_words(elsewhere.err);
+    CHECK(ndshm_tool({"--dir", d.path, "rm", d / "ndshm_in_dir"}).status.ok());
+    CHECK_FALSE(tools_util::file_exists(d / "ndshm_in_dir"));
 }

@@ -1,37 +1,41 @@
-// ndshm: list, inspect and remove the calling user's ndshm shared-memory segments.
+// ndshm: list, inspect and remove the calling user's shared-memory segments, the way ls, df and ipcs do.
 //
-//   ndshm [--dir DIR] ls [--json]
+//   ndshm [--dir DIR] ls [-a] [-h] [--json]
 //   ndshm [--dir DIR] info [--json] NAME
 //   ndshm [--dir DIR] rm NAME...
 //   ndshm [--dir DIR] gc [--dry-run] [--json]
 //
-// Built on include/ndshm/inspect.hpp (the JSON records are in segment_json.hpp, shared with the Python
-// module); see `ndshm --help` for the exit codes.
+// NAME may be written NAME, /NAME (as shm_open takes it) or /dev/shm/NAME (DIR/NAME with --dir).
+// Built on include/ndshm/inspect.hpp; arguments and help by CLI11, JSON by nlohmann/json (the records
+// are in segment_json.hpp, shared with the Python module). `ndshm --help` lists the exit codes.
 #include <ndshm/inspect.hpp>
 #include <ndshm/segment.hpp>
 
 #include "segment_json.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <cinttypes>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace {
 
 using ndshm::tools::age_seconds;
-using ndshm::tools::info_json;
-using ndshm::tools::json_bool;
-using ndshm::tools::json_string;
+using ndshm::tools::json;
 using ndshm::tools::octal_mode;
-using ndshm::tools::segment_json;
 
-// Exit codes (documented in usage()).
+// Exit codes (listed in the help's footer).
 constexpr int exit_ok = 0;
 constexpr int exit_failed = 1;
 constexpr int exit_usage = 2;
@@ -39,38 +43,10 @@ constexpr int exit_not_found = 3;
 constexpr int exit_refused = 4;
 constexpr int exit_problem = 5;
 
-const char* const usage_text =
-    R"(usage: ndshm [--dir DIR] COMMAND [ARGS]
+const char* const exit_text = R"(NAME may be given as NAME, /NAME or /dev/shm/NAME (DIR/NAME with --dir).
+'ndshm COMMAND --help' describes a command's options.
 
-Lists, inspects and removes the calling user's ndshm shared-memory segments (names starting
-with ndshm_) in /dev/shm, or in the directory backend given by --dir or $NDSHM_DIR. It never
-maps a segment, never touches another user's, and reports unreadable or corrupt ones as such.
-
-commands:
-  ls [--json]              list segments: name, kind (array, object, channel, queue, foreign
-                           npy, unfinished, corrupt, unreadable), dtype, shape, bytes, creator pid
-                           and whether it is alive, age, mode, persisted
-  info [--json] NAME       everything about one segment, its trailer included, and the
-                           processes that have it open or mapped; checks its internals (the
-                           lock, a queue's ring and queued arrays, a channel's slots and ring,
-                           an object's table of contents) and exits 5 if anything is wrong
-  rm NAME...               remove segments (ndshm segments of the calling user only: a name
-                           starting with ndshm_ or a segment carrying ndshm's trailer)
-  gc [--dry-run] [--json]  remove segments whose creator is dead (pid and start time compared,
-                           so a reused pid does not count) and that were not persisted, and
-                           unfinished segments whose creator died while writing them;
-                           --dry-run only lists what it would remove
-  help                     this text
-
-options:
-  --dir DIR     the directory backend DIR instead of /dev/shm (default: $NDSHM_DIR if set)
-  --json        machine-readable output (ls, info, gc)
-  --dry-run     gc: remove nothing, list what would be removed
-  -h, --help    this text
-  --version     print the version
-  --            the arguments that follow are names, even if they start with '-'
-
-exit status:
+Exit status:
   0  success
   1  an operation failed (a directory could not be listed, a segment could not be removed)
   2  wrong arguments (unknown command or option, missing or invalid segment name)
@@ -79,12 +55,6 @@ exit status:
   5  info found a problem in the segment (like fsck: corrupt, unfinished, inconsistent
      internals, a dead holder); gc kept segments it could not judge (it says why)
 )";
-
-int usage_error(const std::string& what)
-{
-    std::fprintf(stderr, "ndshm: %s\nTry 'ndshm --help'.\n", what.c_str());
-    return exit_usage;
-}
 
 /// Text safe to print on a terminal: printable ASCII as is, anything else as \xNN.
 std::string printable(const std::string& s)
@@ -103,6 +73,23 @@ std::string printable(const std::string& s)
     return out;
 }
 
+/// `msg` without a leading "ndshm: " (the tool adds its own prefix, once).
+std::string without_prefix(const std::string& msg) { return msg.rfind("ndshm: ", 0) == 0 ? msg.substr(7) : msg; }
+
+/// The cause in a library error's message `ndshm: <op> '<name>': <cause>; <fix>`: the library speaks of
+/// its functions and options, the tool of its own commands.
+std::string cause_of(const ndshm::error& e)
+{
+    std::string m = without_prefix(e.what());
+    const std::size_t at = m.find("': ");
+    if (at != std::string::npos) {
+        m = m.substr(at + 3);
+    }
+    const std::size_t fix = m.find("; ");
+    return fix == std::string::npos ? m : m.substr(0, fix);
+}
+
+/// "1234 B" ... "1.5 GiB" (info).
 std::string human_bytes(std::uint64_t n)
 {
     if (n < 1024) {
@@ -117,6 +104,24 @@ std::string human_bytes(std::uint64_t n)
     }
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+/// A size as `ls -h` and `df -h` print it: 300, 4.0K, 12M, 1.5G (powers of 1024).
+std::string short_bytes(std::uint64_t n)
+{
+    if (n < 1024) {
+        return std::to_string(n);
+    }
+    static const char units[] = {'K', 'M', 'G', 'T', 'P', 'E'};
+    double v = static_cast<double>(n) / 1024.0;
+    std::size_t u = 0;
+    while (v >= 1023.95 && u + 1 < sizeof units) {
+        v /= 1024.0;
+        ++u;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, v < 9.95 ? "%.1f%c" : "%.0f%c", v, units[u]);
     return buf;
 }
 
@@ -166,40 +171,134 @@ std::string creator_text(const ndshm::segment_info& s)
     return std::to_string(s.trailer->creator_pid) + " " + st;
 }
 
+/// What the CONTENTS column shows: dtype and shape for arrays and .npy files; for queues, channels and
+/// objects their summary (contents_summary; a kind added to inspect.hpp gets one there) rather than
+/// their uint8 layout.
+std::string contents_text(const ndshm::segment_info& s)
+{
+    if (s.contents.known) {
+        return s.contents.text;
+    }
+    switch (s.kind) {
+    case ndshm::segment_kind::array:
+    case ndshm::segment_kind::foreign_npy:
+        return s.has_header ? std::string(ndshm::dtype_name(s.dtype)) + " " + shape_text(s.shape) : "-";
+    default:
+        return "-";
+    }
+}
+
+/// The ATTACHED column, like ipcs's nattch: how many processes have it open or mapped (from /proc/*/fd
+/// and /proc/*/maps); "N+" if some processes could not be examined, "?" if none was seen then.
+std::string attached_text(const ndshm::segment_info& s)
+{
+    if (s.users_known) {
+        return std::to_string(s.users.size());
+    }
+    return s.users.empty() ? "?" : std::to_string(s.users.size()) + "+";
+}
+
+/// The command line, as CLI11 parsed it.
 struct cli {
-    std::string command;
-    std::vector<std::string> args;
     std::string dir;
     bool have_dir = false;
     bool json = false;
+    bool all = false;
+    bool human = false;
     bool dry_run = false;
-    bool help = false;
-    bool version = false;
+    std::vector<std::string> names;
 };
 
-int cmd_ls(const cli& c, const ndshm::options& opt)
+/// The namespace the tool works in: /dev/shm, or the directory backend.
+struct place {
+    ndshm::options opt;
+    std::string path;   ///< /dev/shm or DIR, without a trailing '/'
+    std::string source; ///< where a directory backend came from: "--dir" or "$NDSHM_DIR"
+};
+
+void say(const std::string& command, const std::string& msg)
 {
-    const auto segments = ndshm::list_segments(opt);
-    const std::string where = ndshm::detail::namespace_path(opt);
-    if (c.json) {
-        std::string j = "{\n  \"namespace\": " + json_string(where) + ",\n  \"uid\": " + std::to_string(::geteuid()) +
-                        ",\n  \"segments\": [";
-        for (std::size_t i = 0; i < segments.size(); ++i) {
-            j += (i != 0 ? ",\n    " : "\n    ") + segment_json(segments[i], "    ");
+    std::fprintf(stderr, "ndshm %s: %s\n", command.c_str(), printable(msg).c_str());
+}
+
+int usage_error(const std::string& command, const std::string& what)
+{
+    std::fprintf(stderr, "ndshm%s%s: %s\nTry 'ndshm%s%s --help'.\n", command.empty() ? "" : " ", command.c_str(),
+                 printable(what).c_str(), command.empty() ? "" : " ", command.c_str());
+    return exit_usage;
+}
+
+/// The segment name in `arg`: NAME, /NAME (as shm_open takes it) or PLACE/NAME (/dev/shm/NAME, or
+/// DIR/NAME with a directory backend). Returns an empty string and sets `why` if it is none of those.
+std::string segment_arg(const std::string& arg, const place& where, std::string& why)
+{
+    std::string name = arg;
+    if (name.size() > where.path.size() + 1 && name.compare(0, where.path.size(), where.path) == 0 &&
+        name[where.path.size()] == '/') {
+        name = name.substr(where.path.size() + 1);
+    } else if (name.size() > 1 && name[0] == '/' && name.find('/', 1) == std::string::npos) {
+        name = name.substr(1);
+    }
+    if (name.find('/') != std::string::npos) {
+        why = "'" + arg + "' is not a segment name, nor a path in " + where.path +
+              (where.source.empty() ? " (--dir DIR looks in a directory backend)" : " (" + where.source + ")");
+        return {};
+    }
+    if (name.empty() || name.size() > 255 || name[0] == '.') {
+        why = "invalid segment name '" + arg + "': " +
+              (name.empty()     ? "it is empty"
+               : name[0] == '.' ? "it starts with '.'"
+                                : "it is longer than 255 characters");
+        return {};
+    }
+    for (const char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                        c == '_' || c == '-';
+        if (!ok) {
+            why = "invalid segment name '" + arg + "': segment names use the characters [A-Za-z0-9._-]";
+            return {};
         }
-        j += segments.empty() ? "]\n}\n" : "\n  ]\n}\n";
-        std::fputs(j.c_str(), stdout);
-        return exit_ok;
     }
-    std::vector<std::vector<std::string>> rows;
-    rows.push_back({"NAME", "KIND", "DTYPE", "SHAPE", "BYTES", "CREATOR", "AGE", "MODE", "PERSISTED", "NOTE"});
-    for (const auto& s : segments) {
-        rows.push_back({printable(s.name), ndshm::kind_name(s.kind), s.has_header ? ndshm::dtype_name(s.dtype) : "-",
-                        s.has_header ? shape_text(s.shape) : "-", human_bytes(s.bytes), creator_text(s),
-                        human_age(age_seconds(s)), octal_mode(s.mode), s.trailer ? (s.persisted() ? "yes" : "no") : "-",
-                        printable(s.problem)});
+    return name;
+}
+
+/// Why the calling user may not look at `name`: its owner, as a sentence.
+std::string not_yours(const std::string& name, const place& where)
+{
+    struct stat st {};
+    const std::string owner = ::lstat((where.path + "/" + name).c_str(), &st) == 0 ? "uid " + std::to_string(st.st_uid)
+                                                                                   : std::string("another user");
+    return "'" + name + "' belongs to " + owner + ", not to uid " + std::to_string(::geteuid()) +
+           ": ndshm only touches the calling user's segments (run it as that user)";
+}
+
+/// The file system's size, space used and space free to unprivileged users, as df shows them.
+struct fs_space {
+    bool known = false;
+    std::uint64_t size = 0, used = 0, free = 0;
+    std::string why; ///< why not known
+};
+
+fs_space space_of(const std::string& path)
+{
+    fs_space f;
+    struct statvfs v {};
+    if (::statvfs(path.c_str(), &v) != 0) {
+        f.why = std::string("statvfs failed: ") + std::strerror(errno);
+        return f;
     }
-    std::vector<std::size_t> width(rows[0].size(), 0);
+    const std::uint64_t unit = v.f_frsize != 0 ? v.f_frsize : v.f_bsize;
+    f.known = true;
+    f.size = std::uint64_t(v.f_blocks) * unit;
+    f.used = (std::uint64_t(v.f_blocks) - std::uint64_t(v.f_bfree)) * unit;
+    f.free = std::uint64_t(v.f_bavail) * unit;
+    return f;
+}
+
+/// Prints rows as columns two spaces apart, the last one unpadded.
+void print_columns(const std::vector<std::vector<std::string>>& rows)
+{
+    std::vector<std::size_t> width(rows.empty() ? 0 : rows[0].size(), 0);
     for (const auto& r : rows) {
         for (std::size_t i = 0; i < r.size(); ++i) {
             width[i] = std::max(width[i], r[i].size());
@@ -218,16 +317,85 @@ int cmd_ls(const cli& c, const ndshm::options& opt)
         }
         std::printf("%s\n", line.c_str());
     }
+}
+
+int cmd_ls(const cli& c, const place& where)
+{
+    ndshm::list_options what;
+    what.all = c.all;
+    // The text's ATTACHED column needs the processes; the JSON records stay those of Python's ndshm.list()
+    // (`info --json` has them), and skip the walk over /proc.
+    what.users = !c.json;
+    const auto segments = ndshm::list_segments(where.opt, what);
+    std::uint64_t bytes = 0, allocated = 0;
+    for (const auto& s : segments) {
+        bytes += s.bytes;
+        allocated += s.allocated;
+    }
+    const fs_space fs = space_of(where.path);
+    if (c.json) {
+        json doc;
+        doc["namespace"] = where.path;
+        doc["uid"] = ::geteuid();
+        doc["all"] = c.all;
+        doc["segments"] = json::array();
+        for (const auto& s : segments) {
+            doc["segments"].push_back(ndshm::tools::segment_record(s));
+        }
+        json fs_doc = nullptr;
+        if (fs.known) {
+            fs_doc = {{"size", fs.size}, {"used", fs.used}, {"free", fs.free}};
+        }
+        doc["totals"] = {
+            {"count", segments.size()}, {"bytes", bytes}, {"allocated_bytes", allocated}, {"filesystem", fs_doc}};
+        std::printf("%s\n", ndshm::tools::dump(doc).c_str());
+        return exit_ok;
+    }
+    const auto size = [&](std::uint64_t n) { return c.human ? short_bytes(n) : std::to_string(n); };
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"NAME", "KIND", "CONTENTS", "SIZE", "ATTACHED", "CREATOR", "AGE", "MODE", "PERSISTED", "NOTE"});
+    for (const auto& s : segments) {
+        rows.push_back({printable(s.name), ndshm::kind_name(s.kind), contents_text(s), size(s.bytes), attached_text(s),
+                        creator_text(s), human_age(age_seconds(s)), octal_mode(s.mode),
+                        s.trailer ? (s.persisted() ? "yes" : "no") : "-", printable(s.problem)});
+    }
+    print_columns(rows);
+    std::string total = "total " + std::to_string(segments.size()) + (c.all ? " files, " : " segments, ") +
+                        size(bytes) + (c.human ? "" : " bytes");
+    if (allocated != bytes) {
+        total += " (" + size(allocated) + " allocated)";
+    }
+    total += "; " + where.path + ": ";
+    total += fs.known ? size(fs.used) + " used, " + size(fs.free) + " free of " + size(fs.size)
+                      : "space unknown (" + fs.why + ")";
+    std::printf("%s\n", printable(total).c_str());
     return exit_ok;
 }
 
-int cmd_info(const cli& c, const ndshm::options& opt)
+int cmd_info(const cli& c, const place& where)
 {
-    const auto s = ndshm::inspect(c.args[0], opt);
+    std::string why;
+    const std::string name = segment_arg(c.names.at(0), where, why);
+    if (name.empty()) {
+        return usage_error("info", why);
+    }
+    ndshm::segment_info s;
+    try {
+        s = ndshm::inspect(name, where.opt);
+    } catch (const ndshm::not_found&) {
+        say("info", "no such segment '" + name + "' in " + where.path + " ('ndshm ls --all' lists them)");
+        return exit_not_found;
+    } catch (const ndshm::permission_denied&) {
+        say("info", not_yours(name, where));
+        return exit_refused;
+    } catch (const ndshm::error& e) {
+        say("info", "cannot read '" + name + "': " + cause_of(e));
+        return exit_failed;
+    }
     const auto problems = ndshm::segment_problems(s);
     const int status = problems.empty() ? exit_ok : exit_problem; // like fsck: non-zero when something is wrong
     if (c.json) {
-        std::printf("%s\n", info_json(s).c_str());
+        std::printf("%s\n", ndshm::tools::info_json(s).c_str());
         return status;
     }
     const auto line = [](const char* key, const std::string& value) { std::printf("%-15s %s\n", key, value.c_str()); };
@@ -237,7 +405,8 @@ int cmd_info(const cli& c, const ndshm::options& opt)
     if (!s.problem.empty()) {
         line("problem:", printable(s.problem));
     }
-    line("bytes:", std::to_string(s.bytes) + " (" + human_bytes(s.bytes) + ")");
+    line("bytes:",
+         std::to_string(s.bytes) + " (" + human_bytes(s.bytes) + "), " + std::to_string(s.allocated) + " allocated");
     line("mode:", octal_mode(s.mode));
     line("owner uid:", std::to_string(s.uid));
     line("modified:", time_text(s.modified_ns));
@@ -246,6 +415,9 @@ int cmd_info(const cli& c, const ndshm::options& opt)
         line("shape:", shape_text(s.shape));
         line("order:", s.fortran_order ? "Fortran (column-major)" : "C (row-major)");
         line("data:", std::to_string(s.data_bytes) + " bytes at offset " + std::to_string(s.data_offset));
+    }
+    if (s.contents.known) {
+        line("contents:", printable(s.contents.text));
     }
     if (s.trailer) {
         const auto& t = *s.trailer;
@@ -277,8 +449,8 @@ int cmd_info(const cli& c, const ndshm::options& opt)
     for (const auto& note : s.internals.notes) {
         line("internals:", printable(note));
     }
-    const std::string why = ndshm::gc_reason(s);
-    line("gc:", why.empty() ? "keeps it" : "removes it: " + why);
+    const std::string gc_why = ndshm::gc_reason(s);
+    line("gc:", gc_why.empty() ? "keeps it" : "removes it: " + gc_why);
     for (const auto& p : problems) {
         line("PROBLEM:", printable(p));
     }
@@ -287,40 +459,48 @@ int cmd_info(const cli& c, const ndshm::options& opt)
     return status;
 }
 
-int cmd_rm(const cli& c, const ndshm::options& opt)
+int cmd_rm(const cli& c, const place& where)
 {
     int status = exit_ok;
     const auto fail = [&](int code, const std::string& msg) {
-        std::fprintf(stderr, "ndshm rm: %s\n", printable(msg).c_str());
+        say("rm", msg);
         if (status == exit_ok) {
             status = code;
         }
     };
-    for (const auto& name : c.args) {
+    std::vector<std::string> names;
+    for (const auto& arg : c.names) {
+        std::string why;
+        names.push_back(segment_arg(arg, where, why));
+        if (names.back().empty()) {
+            return usage_error("rm", why); // nothing removed: the command line is wrong
+        }
+    }
+    for (const auto& name : names) {
         try {
-            const auto s = ndshm::inspect(name, opt);
+            const auto s = ndshm::inspect(name, where.opt);
             if (name.rfind(ndshm::detail::name_prefix, 0) != 0 && !s.trailer) {
                 fail(exit_refused, "'" + name +
                                        "' is not an ndshm segment (its name does not start with ndshm_ and it has "
                                        "no ndshm trailer); not removed");
                 continue;
             }
-            ndshm::unlink(name, opt);
-        } catch (const ndshm::not_found& e) {
-            fail(exit_not_found, e.what());
-        } catch (const ndshm::permission_denied& e) {
-            fail(exit_refused, e.what());
+            ndshm::unlink(name, where.opt);
+        } catch (const ndshm::not_found&) {
+            fail(exit_not_found, "cannot remove '" + name + "': no such segment in " + where.path);
+        } catch (const ndshm::permission_denied&) {
+            fail(exit_refused, "cannot remove " + not_yours(name, where));
         } catch (const ndshm::error& e) {
-            fail(e.code() == std::errc::invalid_argument ? exit_usage : exit_failed, e.what());
+            fail(exit_failed, "cannot remove '" + name + "': " + cause_of(e));
         }
     }
     return status;
 }
 
-int cmd_gc(const cli& c, const ndshm::options& opt)
+int cmd_gc(const cli& c, const place& where)
 {
     std::vector<ndshm::gc_entry> undecided;
-    const auto entries = ndshm::gc(opt, c.dry_run, &undecided);
+    const auto entries = ndshm::gc(where.opt, c.dry_run, &undecided);
     int status = undecided.empty() ? exit_ok : exit_problem;
     for (const auto& e : entries) {
         if (!e.error.empty()) {
@@ -328,24 +508,22 @@ int cmd_gc(const cli& c, const ndshm::options& opt)
         }
     }
     if (c.json) {
-        std::string j = "{\n  \"namespace\": " + json_string(ndshm::detail::namespace_path(opt)) +
-                        ",\n  \"dry_run\": " + json_bool(c.dry_run) + ",\n  \"entries\": [";
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            const auto& e = entries[i];
-            j += std::string(i != 0 ? "," : "") + "\n    {\n      \"name\": " + json_string(e.segment.name) +
-                 ",\n      \"reason\": " + json_string(e.reason) + ",\n      \"removed\": " + json_bool(e.removed) +
-                 ",\n      \"error\": " + (e.error.empty() ? "null" : json_string(e.error)) +
-                 ",\n      \"segment\": " + segment_json(e.segment, "      ") + "\n    }";
+        json doc;
+        doc["namespace"] = where.path;
+        doc["dry_run"] = c.dry_run;
+        doc["entries"] = json::array();
+        for (const auto& e : entries) {
+            doc["entries"].push_back({{"name", e.segment.name},
+                                      {"reason", e.reason},
+                                      {"removed", e.removed},
+                                      {"error", ndshm::tools::string_or_null(e.error)},
+                                      {"segment", ndshm::tools::segment_record(e.segment)}});
         }
-        j += entries.empty() ? "]" : "\n  ]";
-        j += ",\n  \"undecided\": [";
-        for (std::size_t i = 0; i < undecided.size(); ++i) {
-            const auto& e = undecided[i];
-            j += std::string(i != 0 ? "," : "") + "\n    {\n      \"name\": " + json_string(e.segment.name) +
-                 ",\n      \"reason\": " + json_string(e.reason) + "\n    }";
+        doc["undecided"] = json::array();
+        for (const auto& e : undecided) {
+            doc["undecided"].push_back({{"name", e.segment.name}, {"reason", e.reason}});
         }
-        j += undecided.empty() ? "]\n}\n" : "\n  ]\n}\n";
-        std::fputs(j.c_str(), stdout);
+        std::printf("%s\n", ndshm::tools::dump(doc).c_str());
         return status;
     }
     for (const auto& e : undecided) {
@@ -366,108 +544,124 @@ int cmd_gc(const cli& c, const ndshm::options& opt)
 int run(int argc, char** argv)
 {
     cli c;
-    bool names_only = false;
-    std::vector<std::string> positional;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (names_only || a.empty() || a[0] != '-' || a == "-") {
-            positional.push_back(a);
-        } else if (a == "--") {
-            names_only = true;
-        } else if (a == "--dir" || a.rfind("--dir=", 0) == 0) {
-            if (a == "--dir") {
-                if (i + 1 >= argc) {
-                    return usage_error("--dir needs a directory");
-                }
-                c.dir = argv[++i];
-            } else {
-                c.dir = a.substr(6);
-            }
-            if (c.dir.empty()) {
-                return usage_error("--dir needs a directory");
-            }
-            c.have_dir = true;
-        } else if (a == "--json") {
-            c.json = true;
-        } else if (a == "--dry-run" || a == "-n") {
-            c.dry_run = true;
-        } else if (a == "-h" || a == "--help") {
-            c.help = true;
-        } else if (a == "--version") {
-            c.version = true;
-        } else {
-            return usage_error("unknown option '" + printable(a) + "'");
+    CLI::App app{"Lists, inspects and removes the calling user's ndshm shared-memory segments in /dev/shm, or in\n"
+                 "the directory backend given by --dir or $NDSHM_DIR. It never maps a segment, never touches\n"
+                 "another user's, and reports unreadable or corrupt ones as such.\n",
+                 "ndshm"};
+    app.set_help_flag("--help", "Print this help and exit"); // -h is ls's human-readable sizes, as in ls and df
+    app.set_version_flag("--version", std::string("ndshm ") + NDSHM_TOOL_VERSION, "Print the version and exit");
+    app.footer(exit_text);
+    app.fallthrough(); // --dir is accepted after the command too
+    app.add_option("--dir", c.dir, "The directory backend DIR instead of /dev/shm (default: $NDSHM_DIR if set)")
+        ->option_text("DIR");
+
+    const auto details = [](const std::string& text) { return text + "\n\n" + exit_text; };
+    CLI::App* ls = app.add_subcommand("ls", "List segments, with a totals line (like ls -l, df and ipcs)");
+    ls->footer(details("Columns: NAME, KIND (array, object, queue, channel, foreign npy, other, unfinished,\n"
+                       "corrupt, unreadable), CONTENTS (dtype and shape of an array; what a queue, channel or\n"
+                       "object holds), SIZE in bytes, ATTACHED (processes that have it open or mapped, from\n"
+                       "/proc; N+ or ? where some could not be read), CREATOR (pid, and whether it runs), AGE,\n"
+                       "MODE, PERSISTED, NOTE (what is wrong). The totals line gives the space the listed\n"
+                       "segments take and the space used and free on the file system."));
+    ls->add_flag("-a,--all", c.all,
+                 "List every file of the calling user, not only names starting with ndshm_ (.npy files NumPy "
+                 "made, segments named by the program, other programs' files)");
+    ls->add_flag("-h,--human-readable", c.human, "Print sizes like 4.0K, 12M, 1.5G (powers of 1024)");
+    ls->add_flag("--json", c.json, "Machine-readable output");
+
+    CLI::App* info = app.add_subcommand("info", "Describe one segment and check it (exit 5 if anything is wrong)");
+    info->footer(details("Everything about one segment, its trailer included, and the processes that have it\n"
+                         "open or mapped; checks its internals (the lock, a queue's ring and queued arrays, a\n"
+                         "channel's slots and ring, an object's table of contents), like fsck."));
+    info->add_flag("--json", c.json, "Machine-readable output");
+    info->add_option("NAME", c.names, "The segment")->required()->expected(1);
+
+    CLI::App* rm = app.add_subcommand("rm", "Remove segments");
+    rm->footer(details("Removes the calling user's ndshm segments only: a name starting with ndshm_ or a\n"
+                       "segment carrying ndshm's trailer. Processes that have one mapped keep their mapping."));
+    rm->add_option("NAME", c.names, "The segments")->required();
+
+    CLI::App* gc = app.add_subcommand("gc", "Remove segments left behind by processes that died");
+    gc->footer(details("Removes segments whose creator is dead (pid and start time compared, so a reused pid\n"
+                       "does not count) and that were not persisted, and unfinished segments whose creator\n"
+                       "died while writing them."));
+    gc->add_flag("-n,--dry-run", c.dry_run, "Remove nothing; list what would be removed");
+    gc->add_flag("--json", c.json, "Machine-readable output");
+
+    CLI::App* help = app.add_subcommand("help", "Print this help and exit");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) { // --help or --version
+            return app.exit(e);
         }
+        std::string command;
+        for (const auto* sub : app.get_subcommands()) {
+            command = sub->get_name();
+        }
+        std::string what = e.what();
+        const auto extras = app.remaining();
+        if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr && command.empty() && !extras.empty()) {
+            what = extras[0] == "-h" ? "-h means human-readable sizes (ndshm ls -h); --help prints the help"
+                   : extras[0].rfind('-', 0) == 0 ? "unknown option '" + extras[0] + "'"
+                                                  : "unknown command '" + extras[0] +
+                                                        "' (commands: ls, info, rm, "
+                                                        "gc, help)";
+        }
+        return usage_error(command, what);
     }
-    if (c.help || (!positional.empty() && positional[0] == "help")) {
-        std::fputs(usage_text, stdout);
+    if (help->parsed()) {
+        std::fputs(app.help().c_str(), stdout);
         return exit_ok;
     }
-    if (c.version) {
-        std::printf("ndshm %s\n", NDSHM_TOOL_VERSION);
-        return exit_ok;
-    }
-    if (positional.empty()) {
-        std::fputs(usage_text, stderr);
+    const auto chosen = app.get_subcommands();
+    if (chosen.empty()) {
+        std::fputs(app.help().c_str(), stderr);
         return exit_usage;
     }
-    c.command = positional[0];
-    c.args.assign(positional.begin() + 1, positional.end());
+    const std::string command = chosen[0]->get_name();
 
-    const bool known = c.command == "ls" || c.command == "info" || c.command == "rm" || c.command == "gc";
-    if (!known) {
-        return usage_error("unknown command '" + printable(c.command) + "'");
-    }
-    if (c.json && c.command == "rm") {
-        return usage_error("--json applies to ls, info and gc");
-    }
-    if (c.dry_run && c.command != "gc") {
-        return usage_error("--dry-run applies to gc only");
-    }
-    if ((c.command == "ls" || c.command == "gc") && !c.args.empty()) {
-        return usage_error(c.command + " takes no names (got '" + printable(c.args[0]) + "')");
-    }
-    if (c.command == "info" && c.args.size() != 1) {
-        return usage_error(c.args.empty() ? "info needs a segment name" : "info takes one segment name");
-    }
-    if (c.command == "rm" && c.args.empty()) {
-        return usage_error("rm needs at least one segment name");
-    }
-    for (const auto& name : c.args) {
-        try {
-            ndshm::detail::check_name(c.command, name);
-        } catch (const ndshm::error& e) {
-            return usage_error(printable(e.what()));
-        }
-    }
-
-    ndshm::options opt;
+    place where;
+    c.have_dir = app.count("--dir") != 0;
     if (c.have_dir) {
-        opt.directory = c.dir;
+        if (c.dir.empty()) {
+            return usage_error(command, "--dir needs a directory");
+        }
+        where.opt.directory = c.dir;
     }
-    const std::string where = ndshm::detail::namespace_path(opt);
-    struct stat st {};
-    if (where != ndshm::detail::posix_shm_dir && (::stat(where.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
-        return usage_error("the directory backend '" + printable(where) + "' (" +
-                           (c.have_dir ? "--dir" : "$NDSHM_DIR") + ") is not a directory");
+    where.path = ndshm::detail::namespace_path(where.opt);
+    while (where.path.size() > 1 && where.path.back() == '/') {
+        where.path.pop_back();
+    }
+    if (where.path != ndshm::detail::posix_shm_dir) {
+        where.source = c.have_dir ? "--dir" : "$NDSHM_DIR";
+        struct stat st {};
+        if (::stat(where.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return usage_error(command,
+                               "the directory backend '" + where.path + "' (" + where.source + ") is not a directory");
+        }
     }
     try {
-        if (c.command == "ls") {
-            return cmd_ls(c, opt);
+        if (ls->parsed()) {
+            return cmd_ls(c, where);
         }
-        if (c.command == "info") {
-            return cmd_info(c, opt);
+        if (info->parsed()) {
+            return cmd_info(c, where);
         }
-        if (c.command == "rm") {
-            return cmd_rm(c, opt);
+        if (rm->parsed()) {
+            return cmd_rm(c, where);
         }
-        return cmd_gc(c, opt);
+        return cmd_gc(c, where);
     } catch (const ndshm::not_found& e) {
-        std::fprintf(stderr, "%s\n", printable(e.what()).c_str());
+        say(command, cause_of(e));
         return exit_not_found;
     } catch (const ndshm::permission_denied& e) {
-        std::fprintf(stderr, "%s\n", printable(e.what()).c_str());
+        say(command, without_prefix(e.what()));
         return exit_refused;
+    } catch (const ndshm::error& e) {
+        say(command, without_prefix(e.what()));
+        return exit_failed;
     }
 }
 
@@ -478,7 +672,7 @@ int main(int argc, char** argv)
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s\n", printable(e.what()).c_str());
+        std::fprintf(stderr, "ndshm: %s\n", printable(without_prefix(e.what())).c_str());
         return exit_failed;
     }
 }

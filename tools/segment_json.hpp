@@ -1,11 +1,17 @@
 /// @file segment_json.hpp
 /// The JSON records of segments, shared by the `ndshm` tool (`ls`, `info` and `gc` with `--json`) and the
 /// Python module (`ndshm.list()`, `ndshm.info()`, `ndshm.gc()`), so that both always give the same fields.
+/// Built with nlohmann/json, so quoting and escaping are right by construction: strings are UTF-8 with
+/// everything outside ASCII escaped as \uXXXX; bytes that are not valid UTF-8 (a file name from
+/// `ls --all`, say) come out as U+FFFD.
 #ifndef NDSHM_TOOLS_SEGMENT_JSON_HPP
 #define NDSHM_TOOLS_SEGMENT_JSON_HPP
 
 #include <ndshm/inspect.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -13,26 +19,17 @@
 
 namespace ndshm::tools {
 
-/// A JSON string literal. Bytes outside printable ASCII are escaped as \u00XX (names and messages
-/// that are not ASCII come out as Latin-1, but always as valid JSON).
-inline std::string json_string(const std::string& s)
+/// A JSON document whose keys keep the order they were added in (records read top to bottom).
+using json = nlohmann::ordered_json;
+
+/// `j` as text: indented by 2 (or on one line for a negative `indent`), ASCII only.
+inline std::string dump(const json& j, int indent = 2)
 {
-    std::string out = "\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-            out += buf;
-        }
-    }
-    return out + "\"";
+    return j.dump(indent, ' ', true, nlohmann::json::error_handler_t::replace);
 }
+
+/// A JSON string literal.
+inline std::string json_string(const std::string& s) { return dump(json(s), -1); }
 
 /// `true` or `false`.
 inline std::string json_bool(bool b) { return b ? "true" : "false"; }
@@ -52,109 +49,113 @@ inline double age_seconds(const ndshm::segment_info& s)
     return age > 0 ? static_cast<double>(age) / 1e9 : 0.0;
 }
 
-/// One segment as a JSON object: the record of `ndshm ls --json`, `ndshm info --json` and each entry of
-/// `ndshm gc --json`, and of Python's ndshm.list(), ndshm.info() and ndshm.gc(). `indent` prefixes every
-/// line after the first.
-inline std::string segment_json(const ndshm::segment_info& s, const std::string& indent)
+/// `text`, or null if it is empty.
+inline json string_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+/// What a queue, channel or object holds (segment_info::contents): {"summary": text, count: n, ...},
+/// or null for the kinds without a summary.
+inline json contents_record(const ndshm::contents_summary& c)
 {
-    const std::string in = indent + "  ";
-    std::string j = "{\n";
-    const auto field = [&](const std::string& key, const std::string& value, bool last = false) {
-        j += in + json_string(key) + ": " + value + (last ? "\n" : ",\n");
-    };
-    field("name", json_string(s.name));
-    field("path", json_string(s.path));
-    field("directory", s.directory.empty() ? "null" : json_string(s.directory));
-    field("kind", json_string(ndshm::kind_name(s.kind)));
-    field("problem", s.problem.empty() ? "null" : json_string(s.problem));
-    field("bytes", std::to_string(s.bytes));
-    field("mode", json_string(octal_mode(s.mode)));
-    field("uid", std::to_string(s.uid));
-    field("modified_ns", std::to_string(s.modified_ns));
-    char age[32];
-    std::snprintf(age, sizeof age, "%.3f", age_seconds(s));
-    field("age_seconds", age);
+    if (!c.known) {
+        return nullptr;
+    }
+    json j;
+    j["summary"] = c.text;
+    for (const auto& count : c.counts) {
+        j[count.first] = count.second;
+    }
+    return j;
+}
+
+/// One segment as a JSON object: the record of `ndshm ls --json`, `ndshm info --json` and each entry of
+/// `ndshm gc --json`, and of Python's ndshm.list(), ndshm.info() and ndshm.gc().
+inline json segment_record(const ndshm::segment_info& s)
+{
+    json j;
+    j["name"] = s.name;
+    j["path"] = s.path;
+    j["directory"] = string_or_null(s.directory);
+    j["kind"] = ndshm::kind_name(s.kind);
+    j["problem"] = string_or_null(s.problem);
+    j["bytes"] = s.bytes;
+    j["allocated_bytes"] = s.allocated;
+    j["mode"] = octal_mode(s.mode);
+    j["uid"] = s.uid;
+    j["modified_ns"] = s.modified_ns;
+    j["age_seconds"] = std::round(age_seconds(s) * 1000.0) / 1000.0;
     if (s.has_header) {
-        field("dtype", json_string(ndshm::dtype_name(s.dtype)));
-        field("descr", json_string(ndshm::dtype_descr(s.dtype)));
-        std::string shape = "[";
-        for (std::size_t i = 0; i < s.shape.size(); ++i) {
-            shape += (i != 0 ? ", " : "") + std::to_string(s.shape[i]);
-        }
-        field("shape", shape + "]");
-        field("fortran_order", json_bool(s.fortran_order));
-        field("data_offset", std::to_string(s.data_offset));
-        field("data_bytes", std::to_string(s.data_bytes));
+        j["dtype"] = ndshm::dtype_name(s.dtype);
+        j["descr"] = ndshm::dtype_descr(s.dtype);
+        j["shape"] = s.shape;
+        j["fortran_order"] = s.fortran_order;
+        j["data_offset"] = s.data_offset;
+        j["data_bytes"] = s.data_bytes;
     } else {
         for (const char* k : {"dtype", "descr", "shape", "fortran_order", "data_offset", "data_bytes"}) {
-            field(k, "null");
+            j[k] = nullptr;
         }
     }
-    field("persisted", s.trailer ? json_bool(s.persisted()) : "null");
+    j["contents"] = contents_record(s.contents);
+    j["persisted"] = s.trailer ? json(s.persisted()) : json(nullptr);
     if (s.trailer) {
         const auto& t = *s.trailer;
-        field("creator", "{" + json_string("pid") + ": " + std::to_string(t.creator_pid) + ", " +
-                             json_string("status") + ": " + json_string(ndshm::status_name(s.creator)) + ", " +
-                             json_string("detail") + ": " + json_string(s.creator_detail) + "}");
-        const std::string tin = in + "  ";
-        std::string tj = "{\n";
-        const auto tfield = [&](const char* key, const std::string& value, bool last = false) {
-            tj += tin + json_string(key) + ": " + value + (last ? "\n" : ",\n");
-        };
-        tfield("offset", std::to_string(t.offset));
-        tfield("version", std::to_string(t.version));
-        tfield("kind", std::to_string(t.kind));
-        tfield("state", json_string(t.ready ? "ready" : "writing"));
-        tfield("flags", std::to_string(t.flags));
-        tfield("persisted", json_bool(t.persisted));
-        tfield("has_lock", json_bool(t.has_lock));
-        tfield("creator_uid", std::to_string(t.creator_uid));
-        tfield("creator_pid", std::to_string(t.creator_pid));
-        tfield("creator_start", std::to_string(t.creator_start));
-        tfield("data_offset", std::to_string(t.data_offset));
-        tfield("data_bytes", std::to_string(t.data_bytes));
-        tfield("created_ns", std::to_string(t.created_ns), true);
-        field("trailer", tj + in + "}");
+        j["creator"] = {
+            {"pid", t.creator_pid}, {"status", ndshm::status_name(s.creator)}, {"detail", s.creator_detail}};
+        j["trailer"] = {{"offset", t.offset},
+                        {"version", t.version},
+                        {"kind", t.kind},
+                        {"state", t.ready ? "ready" : "writing"},
+                        {"flags", t.flags},
+                        {"persisted", t.persisted},
+                        {"has_lock", t.has_lock},
+                        {"creator_uid", t.creator_uid},
+                        {"creator_pid", t.creator_pid},
+                        {"creator_start", t.creator_start},
+                        {"data_offset", t.data_offset},
+                        {"data_bytes", t.data_bytes},
+                        {"created_ns", t.created_ns}};
     } else {
-        field("creator", "null");
-        field("trailer", "null");
+        j["creator"] = nullptr;
+        j["trailer"] = nullptr;
     }
     if (s.users_known || !s.users_detail.empty()) {
-        std::string users = "[";
-        for (std::size_t i = 0; i < s.users.size(); ++i) {
-            users += (i != 0 ? ", " : "") + std::to_string(s.users[i]);
-        }
-        field("users", users + "]");
-        field("users_complete", json_bool(s.users_known));
-        field("users_detail", s.users_known ? "null" : json_string(s.users_detail), true);
+        j["users"] = s.users;
+        j["users_complete"] = s.users_known;
+        j["users_detail"] = s.users_known ? json(nullptr) : json(s.users_detail);
     } else {
-        field("users", "null", true);
+        j["users"] = nullptr;
     }
-    return j + indent + "}";
+    return j;
 }
 
 /// One segment as `ndshm info --json` prints it and Python's ndshm.info() returns it: its record, then
 /// "internals" (whether its internals were checked, and the notes and problems found there) and
 /// "problems" (ndshm::segment_problems: everything found wrong with it).
-inline std::string info_json(const ndshm::segment_info& s)
+inline json info_record(const ndshm::segment_info& s)
 {
-    std::string j = segment_json(s, "");
-    j.pop_back(); // the closing brace: internals and problems follow
-    while (!j.empty() && (j.back() == '\n' || j.back() == ' ')) {
-        j.pop_back();
-    }
-    const auto list = [](const std::vector<std::string>& v) {
-        std::string out = "[";
-        for (std::size_t i = 0; i < v.size(); ++i) {
-            out += (i != 0 ? ", " : "") + json_string(v[i]);
-        }
-        return out + "]";
-    };
-    j += ",\n  \"internals\": {\"checked\": " + json_bool(s.internals.checked) +
-         ", \"notes\": " + list(s.internals.notes) + ", \"problems\": " + list(s.internals.problems) +
-         "},\n  \"problems\": " + list(ndshm::segment_problems(s)) + "\n}";
+    json j = segment_record(s);
+    j["internals"] = {
+        {"checked", s.internals.checked}, {"notes", s.internals.notes}, {"problems", s.internals.problems}};
+    j["problems"] = ndshm::segment_problems(s);
     return j;
 }
+
+/// segment_record() as text; `indent` prefixes every line after the first.
+inline std::string segment_json(const ndshm::segment_info& s, const std::string& indent)
+{
+    const std::string text = dump(segment_record(s));
+    std::string out;
+    for (const char c : text) {
+        out += c;
+        if (c == '\n') {
+            out += indent;
+        }
+    }
+    return out;
+}
+
+/// info_record() as text.
+inline std::string info_json(const ndshm::segment_info& s) { return dump(info_record(s)); }
 
 } // namespace ndshm::tools
 

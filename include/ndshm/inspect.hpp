@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -52,9 +53,11 @@ enum class segment_kind : std::uint8_t {
     unfinished,  ///< its creator has not published it: still being written, or the creator died meanwhile
     corrupt,     ///< neither a valid ndshm segment nor a valid `.npy`; `problem` says why
     unreadable,  ///< it could not be opened or read; `problem` says why
+    other,       ///< a file under a name not starting with `ndshm_` that is neither a `.npy` nor an ndshm
+                 ///< segment (another program's shared memory; list_segments shows it with list_options::all)
 };
 
-/// "array", "object", "channel", "queue", "foreign npy", "unfinished", "corrupt" or "unreadable".
+/// "array", "object", "channel", "queue", "foreign npy", "unfinished", "corrupt", "unreadable" or "other".
 constexpr const char* kind_name(segment_kind k) noexcept
 {
     switch (k) {
@@ -72,6 +75,8 @@ constexpr const char* kind_name(segment_kind k) noexcept
         return "unfinished";
     case segment_kind::corrupt:
         return "corrupt";
+    case segment_kind::other:
+        return "other";
     case segment_kind::unreadable:
         break;
     }
@@ -118,6 +123,16 @@ struct internals_report {
     std::vector<std::string> notes;    ///< what was found: counts, states, the lock's holder
 };
 
+/// What a queue, channel or composite object holds, in brief: what `ndshm ls` shows instead of their
+/// `uint8` layout. list_segments and inspect fill it from the segment's control block or object header
+/// (a few hundred bytes read, nothing checked beyond what the numbers need: see internals_report).
+struct contents_summary {
+    bool known = false; ///< the kind has a summary and its numbers could be read
+    std::string text;   ///< e.g. "3 of 16 queued", "2 of 8 slots in use", "4 arrays, a blob of 120 bytes"
+    /// The same as numbers, in a fixed order per kind, e.g. {"queued", 3}, {"capacity", 16}.
+    std::vector<std::pair<std::string, std::uint64_t>> counts;
+};
+
 /// Everything ndshm can tell about one segment without mapping it.
 struct segment_info {
     std::string name;
@@ -147,6 +162,9 @@ struct segment_info {
     std::string users_detail;        ///< why `users` may be incomplete, if it was looked up (see processes_using)
 
     internals_report internals; ///< a check of its internals (inspect() only; list_segments leaves it empty)
+
+    std::uint64_t allocated = 0; ///< bytes of storage it takes (st_blocks x 512; less than `bytes` if sparse)
+    contents_summary contents;   ///< what a queue, channel or object holds (see contents_summary)
 
     /// True if persist() was called on it (only ndshm segments can be persisted).
     bool persisted() const noexcept { return trailer && trailer->persisted; }
@@ -187,6 +205,10 @@ void analyze_segment(segment_info& s, std::size_t size, Read&& read)
 {
     s.bytes = size;
     s.kind = segment_kind::corrupt;
+    if (size == 0 && s.name.rfind(name_prefix, 0) != 0) {
+        s.kind = segment_kind::other; // an empty file under another program's name
+        return;
+    }
     if (size == 0) {
         s.kind = segment_kind::unfinished;
         s.problem = "empty: its creator has not sized it yet (still creating it, or it died meanwhile)";
@@ -301,7 +323,10 @@ void analyze_segment(segment_info& s, std::size_t size, Read&& read)
             return;
         }
     }
-    if (pending) {
+    // Zeros under a name that is not ndshm's are more likely another program's file than a segment of
+    // ndshm's in the instant between its sizing and its header.
+    const bool ndshm_name = s.name.rfind(name_prefix, 0) == 0;
+    if (pending && (ndshm_name || pending_npy)) {
         s.kind = segment_kind::unfinished;
         s.problem = "unfinished: its creator has not published it and has not written ndshm's trailer yet (still "
                     "creating it, or it died meanwhile)";
@@ -309,6 +334,10 @@ void analyze_segment(segment_info& s, std::size_t size, Read&& read)
     }
     if (s.has_header) {
         s.kind = segment_kind::foreign_npy;
+        return;
+    }
+    if (!published && !pending_npy && !ndshm_name) {
+        s.kind = segment_kind::other; // not ndshm's name, format or trailer: nothing is wrong with it
         return;
     }
     s.problem = !header_problem.empty() ? header_problem
@@ -684,6 +713,105 @@ void check_object(internals_report& r, const segment_info& s, Read&& read)
     }
 }
 
+/// A queue's summary: arrays queued and capacity, from its control block.
+template <class Read>
+void summarize_queue(segment_info& s, Read&& read)
+{
+    queue_control c{};
+    if (s.data_bytes < sizeof c || read(s.data_offset, &c, sizeof c) != sizeof c ||
+        std::memcmp(c.magic, queue_magic, sizeof c.magic) != 0 || c.capacity == 0 || c.capacity > queue_max_capacity ||
+        queue_count(c.state) > c.capacity) {
+        return; // inspect's check of the internals says what is wrong
+    }
+    const std::uint64_t count = queue_count(c.state);
+    s.contents.known = true;
+    s.contents.text = std::to_string(count) + " of " + std::to_string(c.capacity) + " queued" +
+                      (c.closed != 0 ? ", closed" : "");
+    s.contents.counts = {{"queued", count}, {"capacity", c.capacity}, {"closed", c.closed != 0 ? 1u : 0u}};
+}
+
+/// A channel's summary: slots in use (loaned, published or being read) of all slots.
+template <class Read>
+void summarize_channel(segment_info& s, Read&& read)
+{
+    const std::uint64_t ctl = s.trailer->offset + sizeof(trailer);
+    channel_control c{};
+    if (s.shape.empty() || read(ctl, &c, sizeof c) != sizeof c ||
+        std::memcmp(c.magic, channel_magic, sizeof c.magic) != 0 || c.slots != s.shape[0] || c.slots == 0 ||
+        c.slots > 65536) {
+        return;
+    }
+    std::vector<slot_record> recs(c.slots);
+    const std::size_t rec_bytes = recs.size() * sizeof(slot_record);
+    if (read(ctl + sizeof c, recs.data(), rec_bytes) != rec_bytes) {
+        return;
+    }
+    std::uint64_t counts[4] = {0, 0, 0, 0};
+    for (const slot_record& r : recs) {
+        counts[r.state <= slot_received ? r.state : slot_loaned] += 1; // an unknown state is not free
+    }
+    const std::uint64_t in_use = c.slots - counts[slot_free];
+    s.contents.known = true;
+    s.contents.text = std::to_string(in_use) + " of " + std::to_string(c.slots) + " slots in use" +
+                      (in_use != 0 ? " (" + std::to_string(counts[slot_loaned]) + " loaned, " +
+                                         std::to_string(counts[slot_ready]) + " published, " +
+                                         std::to_string(counts[slot_received]) + " received)"
+                                   : std::string()) +
+                      (c.closed != 0 ? ", closed" : "");
+    s.contents.counts = {{"in_use", in_use},
+                         {"slots", c.slots},
+                         {"loaned", counts[slot_loaned]},
+                         {"published", counts[slot_ready]},
+                         {"received", counts[slot_received]},
+                         {"closed", c.closed != 0 ? 1u : 0u}};
+}
+
+/// An object's summary: its arrays (its table of contents) and the size of its blob (its other members).
+template <class Read>
+void summarize_object(segment_info& s, Read&& read)
+{
+    unsigned char head[object_header_bytes] = {};
+    if (s.data_bytes < sizeof head || read(s.data_offset, head, sizeof head) != sizeof head ||
+        std::memcmp(head, object_magic, sizeof object_magic) != 0) {
+        return;
+    }
+    const std::uint64_t arrays = get_u64(head + 24), blob = get_u64(head + 64);
+    if (arrays > s.data_bytes / object_entry_bytes || blob > s.data_bytes) {
+        return;
+    }
+    s.contents.known = true;
+    s.contents.text = std::to_string(arrays) + (arrays == 1 ? " array" : " arrays") + ", a blob of " +
+                      std::to_string(blob) + (blob == 1 ? " byte" : " bytes");
+    s.contents.counts = {{"arrays", arrays}, {"blob_bytes", blob}};
+}
+
+/// Fills `s.contents` for the kinds that have a summary (one function per kind). Errors of `read`
+/// leave it empty.
+template <class Read>
+void summarize_contents(segment_info& s, Read&& read)
+{
+    if (!s.trailer || s.trailer->version != trailer_version || !s.problem.empty()) {
+        return;
+    }
+    try {
+        switch (s.kind) {
+        case segment_kind::queue:
+            summarize_queue(s, read);
+            break;
+        case segment_kind::channel:
+            summarize_channel(s, read);
+            break;
+        case segment_kind::object:
+            summarize_object(s, read);
+            break;
+        default:
+            break;
+        }
+    } catch (const error&) {
+        s.contents = contents_summary{};
+    }
+}
+
 /// Checks the internals of an ndshm segment (see internals_report).
 template <class Read>
 void check_internals(segment_info& s, Read&& read)
@@ -772,6 +900,7 @@ inline segment_info inspect_location(const location& loc, const options& opt,
     }
     dev_ino = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
     take_stat(st);
+    s.allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
     if (!S_ISREG(st.st_mode)) {
         s.kind = segment_kind::unreadable;
         s.problem = "not a regular file";
@@ -785,11 +914,12 @@ inline segment_info inspect_location(const location& loc, const options& opt,
         s.kind = segment_kind::unreadable;
         s.problem = e.what();
     }
+    const auto read_inside = [&](std::uint64_t off, void* out, std::size_t n) {
+        return off > s.bytes ? std::size_t(0) : read_at(fd.get(), out, n, static_cast<std::size_t>(off), op, loc.name);
+    };
+    summarize_contents(s, read_inside);
     if (deep && s.problem.empty()) {
-        check_internals(s, [&](std::uint64_t off, void* out, std::size_t n) {
-            return off > s.bytes ? std::size_t(0)
-                                 : read_at(fd.get(), out, n, static_cast<std::size_t>(off), op, loc.name);
-        });
+        check_internals(s, read_inside);
     }
     if (s.trailer && s.trailer->version == trailer_version) {
         s.creator = creator_of(*s.trailer, s.creator_detail, cache);
@@ -848,6 +978,7 @@ inline std::string gc_reason(const segment_info& s)
     case segment_kind::foreign_npy:
     case segment_kind::corrupt:
     case segment_kind::unreadable:
+    case segment_kind::other:
         break;
     }
     return {};
@@ -886,6 +1017,7 @@ inline std::string gc_doubt(const segment_info& s)
         return "could not read it (" + s.problem + ")";
     case segment_kind::foreign_npy:
     case segment_kind::corrupt:
+    case segment_kind::other:
         break;
     }
     return {};
@@ -941,16 +1073,81 @@ inline segment_info inspect(const std::string& name, const options& opt = {})
     return detail::inspect_with_users(name, opt, id, nullptr, true);
 }
 
-/// Lists the calling user's ndshm segments (names starting with `ndshm_`) in POSIX shared memory, or
-/// in the directory backend of `opt` (options::directory, else $NDSHM_DIR), sorted by name. Segments
-/// that cannot be read or parsed are listed with kind unreadable or corrupt. For unfinished segments
-/// without a trailer, `users` is looked up as well (gc needs it); for the others it is not.
+/// What list_segments lists and looks up, beyond its default.
+struct list_options {
+    /// Every regular file of the calling user in the namespace, not only names starting with `ndshm_`
+    /// (like `ls -a`): segments named through options::name, `.npy` files NumPy made, and other
+    /// programs' files (kind other).
+    bool all = false;
+    /// Look up `users` (the processes that have it open or mapped) for every segment, in one walk over
+    /// /proc, rather than only for unfinished segments without a trailer.
+    bool users = false;
+};
+
+namespace detail {
+
+/// The names of the calling user's regular files in `dir`, whatever their names ("." and ".." aside).
+/// Returns false if `dir` is /dev/shm and does not exist.
+inline bool list_user_files(const std::string& op, const std::string& dir, std::vector<std::string>& names)
+{
+    DIR* d = nullptr;
+    do {
+        d = sys().opendir(dir.c_str());
+    } while (d == nullptr && errno == EINTR);
+    if (d == nullptr) {
+        const int err = errno;
+        if (err == ENOENT && dir == posix_shm_dir) {
+            return false;
+        }
+        raise_errno(op, dir, err, "opendir");
+    }
+    struct dir_guard {
+        DIR* d;
+        ~dir_guard() { (void)sys().closedir(d); }
+    } guard{d};
+    const uid_t me = ::geteuid();
+    for (;;) {
+        errno = 0;
+        const dirent* e = sys().readdir(d);
+        if (e == nullptr) {
+            if (errno == 0) {
+                return true;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            raise_errno(op, dir, errno, "readdir");
+        }
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        struct stat st {};
+        if (retry_eintr([&] { return sys().fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+            if (errno == ENOENT) {
+                continue; // removed since readdir
+            }
+            raise_errno(op, dir + "/" + e->d_name, errno, "fstatat");
+        }
+        if (S_ISREG(st.st_mode) && st.st_uid == me) {
+            names.emplace_back(e->d_name);
+        }
+    }
+}
+
+} // namespace detail
+
+/// Lists the calling user's ndshm segments (names starting with `ndshm_`; with `what.all`, every file
+/// of the user) in POSIX shared memory, or in the directory backend of `opt` (options::directory, else
+/// $NDSHM_DIR), sorted by name. Segments that cannot be read or parsed are listed with kind unreadable
+/// or corrupt. For unfinished segments without a trailer, `users` is looked up as well (gc needs it);
+/// for the others only with `what.users`.
 /// @throws error (or the subclass that fits) if the directory cannot be listed
-inline std::vector<segment_info> list_segments(const options& opt = {})
+inline std::vector<segment_info> list_segments(const options& opt, const list_options& what)
 {
     const std::string dir = detail::backend_dir(opt);
     std::vector<std::string> names;
-    if (!detail::list_user_segments("list segments in", detail::namespace_path(opt), names)) {
+    if (!(what.all ? detail::list_user_files("list segments in", detail::namespace_path(opt), names)
+                   : detail::list_user_segments("list segments in", detail::namespace_path(opt), names))) {
         return {};
     }
     std::sort(names.begin(), names.end());
@@ -974,7 +1171,7 @@ inline std::vector<segment_info> list_segments(const options& opt = {})
             out.push_back(std::move(s));
             continue;
         }
-        if (out.back().kind == segment_kind::unfinished && !out.back().trailer && id.second != 0) {
+        if ((what.users || (out.back().kind == segment_kind::unfinished && !out.back().trailer)) && id.second != 0) {
             orphans.push_back(id);
             orphan_index.push_back(out.size() - 1);
         }
@@ -990,6 +1187,9 @@ inline std::vector<segment_info> list_segments(const options& opt = {})
     }
     return out;
 }
+
+/// Lists the calling user's ndshm segments: list_segments(opt, list_options{}).
+inline std::vector<segment_info> list_segments(const options& opt = {}) { return list_segments(opt, list_options{}); }
 
 /// Removes the calling user's segments that nobody can use any more (see gc_reason) from POSIX shared
 /// memory, or from the directory backend of `opt`. Each one is inspected again right before it is
