@@ -38,7 +38,7 @@ run() {
 
 # What the library itself needs (the demo installs only these).
 demo_packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev)
-packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev pybind11-dev python3-dev python3-pytest)
+packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev pybind11-dev python3-dev python3-pytest libcli11-dev nlohmann-json3-dev)
 
 # install_packages [package...]: installs those of the given packages (default: all of the above) that are missing.
 install_packages() {
