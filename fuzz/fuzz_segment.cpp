@@ -50,9 +50,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case ndshm::segment_kind::corrupt:
         check(!s.problem.empty());
         break;
+    case ndshm::segment_kind::other:
+        check(!s.trailer); // a file of no kind ndshm knows
+        break;
     case ndshm::segment_kind::unreadable:
         std::abort(); // only for files that cannot be opened or read
     }
+    // The tool's summary of a queue, channel or object reads more of the untrusted bytes.
+    ndshm::detail::summarize_contents(s, [&](std::uint64_t off, void* out, std::size_t n) -> std::size_t {
+        if (off > bytes.size()) {
+            return 0;
+        }
+        const std::size_t got = std::min<std::size_t>(n, bytes.size() - static_cast<std::size_t>(off));
+        std::memcpy(out, bytes.data() + off, got);
+        return got;
+    });
     if (s.trailer) {
         check(s.trailer->offset <= size && size - s.trailer->offset >= 256);
     }
