@@ -84,10 +84,14 @@ TEST_CASE("slots come back to the pool, loan applies back-pressure", "[channel]"
     CHECK(a.index() != b.index());
     CHECK(ch.try_loan().empty()); // every slot is loaned
     CHECK(ch.loan(5ms).empty());  // a bounded wait ends empty
-    a.release();                  // an unpublished loan goes back
+    const std::size_t first = a.index();
+    a.release(); // an unpublished loan goes back
+    CHECK(a.empty());
+    CHECK_THROWS_AS(a.index(), ndshm::error); // no stale index
+    // Slots are loaned in turn: the next free one after the last loan, which is the one released.
     auto c = ch.try_loan();
     REQUIRE_FALSE(c.empty());
-    CHECK(c.index() == a.index());
+    CHECK(c.index() == first);
     ch.publish(std::move(b));
     ch.publish(std::move(c));
     CHECK(ch.try_loan().empty()); // both published, none received yet
@@ -236,11 +240,15 @@ TEST_CASE("try_ and timed calls return on time while a stopped process holds the
     const pid_t pid = test_util::fork_child([&] {
         raw_channel raw(ch.name(), 3 * 32 * sizeof(double));
         const std::string op = "test";
-        ndshm::detail::lock_until(raw.control().lock, std::chrono::steady_clock::time_point::max(),
+        // Both sides' locks: the producers' (loans) and the consumers' (receipt).
+        ndshm::detail::lock_until(raw.control().producer_lock, std::chrono::steady_clock::time_point::max(),
+                                  {op, ch.name(), "lock"});
+        ndshm::detail::lock_until(raw.control().consumer_lock, std::chrono::steady_clock::time_point::max(),
                                   {op, ch.name(), "lock"});
         holding.set();
-        release.wait(); // stopped here, holding the lock
-        return ndshm::detail::unlock(raw.control().lock) ? 0 : 1;
+        release.wait(); // stopped here, holding the locks
+        const bool ok = ndshm::detail::unlock(raw.control().consumer_lock);
+        return ndshm::detail::unlock(raw.control().producer_lock) && ok ? 0 : 1;
     });
     REQUIRE(holding.wait() == 1);
     REQUIRE(test_util::stop_child(pid));
