@@ -2,6 +2,7 @@
 #include <ndshm/any_ndarray.hpp>
 #include <ndshm/channel.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <numeric>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -317,4 +319,119 @@ TEST_CASE("attach checks that the segment is a channel of the right type", "[cha
     CHECK_THROWS_AS(channel<float>::create({2}, 0), ndshm::error);
     // The segment is a valid .npy (NumPy sees every slot), but ndshm refuses it as a plain array.
     CHECK_THROWS_WITH(ndshm::attach_any(ch.name()), Catch::Contains("channel<T>::attach"));
+}
+
+TEST_CASE("a steady stream makes no system call: publish and release wake only a sleeper", "[channel]")
+{
+    auto ch = channel<std::uint64_t>::create({512}, 4);
+    const auto round = [&](std::uint64_t v) {
+        auto s = ch.loan();
+        s.array()(511) = v;
+        ch.publish(std::move(s));
+        auto r = ch.receive();
+        return r.array()(511) == v;
+    };
+    CHECK(round(1));
+    test_util::count_syscalls counting;
+    bool ok = true;
+    for (std::uint64_t i = 0; i < 1000; ++i) {
+        ok = round(i) && ok;
+    }
+    CHECK(ok);
+    CHECK(counting.counts().total() == 0);
+    CHECK(ch.published() == 1001);
+}
+
+TEST_CASE("a sleeping receiver is woken by a publish, a sleeping producer by a release", "[channel][multiprocess]")
+{
+    auto ch = channel<std::uint32_t>::create({4}, 1);
+    ch.set_spin_limit(std::chrono::nanoseconds::zero());
+    CHECK(ch.spin_limit() == std::chrono::nanoseconds::zero());
+    test_util::event attached;
+    const pid_t pid = test_util::fork_child([&] {
+        auto in = channel<std::uint32_t>::attach(ch.name());
+        in.set_spin_limit(std::chrono::nanoseconds::zero()); // sleep at once: the wake-ups are what is tested
+        attached.set();
+        for (std::uint32_t f = 0; f < 50; ++f) {
+            auto r = in.receive();
+            if (r.empty() || r.array()(0) != f) {
+                return 1;
+            }
+        }
+        return in.receive().empty() ? 0 : 2; // closed and drained
+    });
+    REQUIRE(attached.wait() == 1);
+    for (std::uint32_t f = 0; f < 50; ++f) {
+        auto s = ch.loan(); // one slot: waits for the consumer's release
+        s.array()(0) = f;
+        ch.publish(std::move(s));
+    }
+    ch.close();
+    CHECK(test_util::wait_child(pid).ok());
+}
+
+TEST_CASE("a moved-from or reset channel, and a moved-from or released slot, are empty", "[channel][errors]")
+{
+    auto ch = channel<float>::create({3, 2}, 2);
+    const std::string name = ch.name();
+    auto s = ch.loan();
+    REQUIRE_FALSE(s.empty());
+    auto t = std::move(s);
+    auto moved = std::move(ch);
+    CHECK(moved.name() == name);
+    CHECK(moved.slots() == 2);
+
+    for (ndshm::slot<float>* p : {&s, &t}) {
+        if (p == &t) {
+            t.release();
+        }
+        ndshm::slot<float>& e = *p;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.size() == 0);
+        CHECK(e.shape().empty());
+        CHECK(e.data() == nullptr);
+        CHECK(std::as_const(e).data() == nullptr);
+        CHECK(e.array().empty());
+        CHECK(e.array().size() == 0);
+        CHECK(e.view().size() == 0);
+        CHECK(std::as_const(e).view().size() == 0);
+        CHECK_THROWS_AS(e.index(), ndshm::error);
+        e.release(); // again: nothing happens
+        CHECK_THROWS_WITH(moved.publish(std::move(e)), Catch::Contains("empty"));
+    }
+    // Both slots are free again: the released one and the one never published.
+    auto a = moved.try_loan();
+    auto b = moved.try_loan();
+    CHECK_FALSE(a.empty());
+    CHECK_FALSE(b.empty());
+    a.release();
+    b.release();
+
+    for (channel<float>* p : {&ch, &moved}) {
+        if (p == &moved) {
+            moved.reset();
+        }
+        channel<float>& e = *p;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.name().empty());
+        CHECK(e.slots() == 0);
+        CHECK(e.slot_shape().empty());
+        CHECK_FALSE(e.closed());
+        CHECK(e.reclaimed() == 0);
+        CHECK(e.published() == 0);
+        e.persist(); // nothing to persist
+        const auto empty_error = Catch::Contains("channel handle is empty");
+        CHECK_THROWS_WITH(e.loan(), empty_error);
+        CHECK_THROWS_WITH(e.loan(std::chrono::milliseconds(1)), empty_error);
+        CHECK_THROWS_WITH(e.try_loan(), empty_error);
+        CHECK_THROWS_WITH(e.receive(), empty_error);
+        CHECK_THROWS_WITH(e.try_receive(), empty_error);
+        CHECK_THROWS_WITH(e.publish(ndshm::slot<float>()), empty_error);
+        CHECK_THROWS_WITH(e.close(), empty_error);
+        e.set_spin_limit(std::chrono::microseconds(1));
+        CHECK(e.spin_limit() == std::chrono::microseconds(1));
+    }
+    CHECK_FALSE(test_util::shm_exists(name)); // the creator's last handle unlinked it
 }

@@ -461,7 +461,7 @@ public:
         return m_ctl != nullptr ? __atomic_load_n(&m_ctl->published, __ATOMIC_ACQUIRE) : 0;
     }
 
-    /// The longest a call of this handle spins for a slot or a message before it sleeps (20 µs by
+    /// The longest a call of this handle spins for a slot or a message before it sleeps (10 µs by
     /// default; the spin adapts below it to how long waits turn out to be). Zero never spins: every
     /// wait sleeps at once, and each wake-up costs a system call on both sides.
     std::chrono::nanoseconds spin_limit() const noexcept { return m_receive_spin.limit(); }

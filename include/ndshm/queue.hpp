@@ -127,12 +127,19 @@ public:
                 return false;
             }
             const std::uint32_t seen = __atomic_load_n(&word, __ATOMIC_ACQUIRE);
-            __atomic_fetch_add(&waiters, 1u, __ATOMIC_RELAXED);
             unlock();
-            futex_wait(&word, seen, deadline);
-            std::uint32_t n = __atomic_load_n(&waiters, __ATOMIC_RELAXED);
-            while (n != 0 &&
-                   !__atomic_compare_exchange_n(&waiters, &n, n - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            // A short spin first (adaptive, see spin_policy): a push or pop that comes within it costs
+            // neither side a futex call. Only a process that sleeps counts as a waiter, so that the
+            // other side wakes nobody for nothing.
+            const auto started = std::chrono::steady_clock::now();
+            if (!m_q.m_spin.spin([&] { return __atomic_load_n(&word, __ATOMIC_ACQUIRE) != seen; }, deadline)) {
+                __atomic_fetch_add(&waiters, 1u, __ATOMIC_SEQ_CST);
+                futex_wait(&word, seen, deadline);
+                std::uint32_t n = __atomic_load_n(&waiters, __ATOMIC_RELAXED);
+                while (n != 0 &&
+                       !__atomic_compare_exchange_n(&waiters, &n, n - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+                }
+                m_q.m_spin.slept(std::chrono::steady_clock::now() - started);
             }
             if (!m_lock.relock(lock_deadline(deadline), m_q.lock_ctx(m_op))) {
                 return false;
@@ -159,8 +166,10 @@ public:
     /// Bumps a futex word under the lock; returns whether someone may be waiting on it.
     static bool bump(std::uint32_t& word, const std::uint32_t& waiters) noexcept
     {
-        __atomic_fetch_add(&word, 1u, __ATOMIC_RELEASE);
-        return __atomic_load_n(&waiters, __ATOMIC_RELAXED) != 0;
+        // Sequentially consistent with a waiter's count and sleep (see guard::wait): either the waiter
+        // sees the new word and does not sleep, or this sees its count and wakes it.
+        __atomic_fetch_add(&word, 1u, __ATOMIC_SEQ_CST);
+        return __atomic_load_n(&waiters, __ATOMIC_SEQ_CST) != 0;
     }
 
     template <class T>
@@ -1056,6 +1065,7 @@ private:
     bool m_populate = false;
     std::shared_ptr<queue_pool> m_pool;
     std::chrono::steady_clock::time_point m_last_reclaim{};
+    spin_policy m_spin; // before a pop or push sleeps
 };
 
 } // namespace detail

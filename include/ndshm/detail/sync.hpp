@@ -142,7 +142,7 @@ inline void spin_pause() noexcept
 /// while a slow one costs little CPU.
 class spin_policy {
 public:
-    explicit spin_policy(std::chrono::nanoseconds limit = std::chrono::microseconds(20)) noexcept
+    explicit spin_policy(std::chrono::nanoseconds limit = std::chrono::microseconds(10)) noexcept
         : m_limit(limit.count()), m_budget(limit.count())
     {
     }
@@ -179,7 +179,9 @@ public:
             }
             spin_pause();
             if ((i & 31u) == 0 && std::chrono::steady_clock::now() >= end) {
-                m_budget.store(budget / 2, relaxed); // it did not come in time: spin less next time
+                // It did not come in time (the other side is slow, or not running at all): spin much less
+                // next time, so that a machine short of CPUs does not spend them spinning.
+                m_budget.store(budget / 4, relaxed);
                 return false;
             }
         }
@@ -191,8 +193,7 @@ public:
     {
         const std::int64_t limit = m_limit.load(relaxed), w = waited.count();
         if (w <= limit) {
-            const std::int64_t budget = m_budget.load(relaxed);
-            m_budget.store(std::min(limit, std::max({budget * 2, w + w / 2, std::int64_t(1000)})), relaxed);
+            m_budget.store(std::min(limit, std::max(2 * w, std::int64_t(500))), relaxed);
         }
     }
 
@@ -408,6 +409,9 @@ struct lock_context {
                         make_error_code(errc::corrupt_control));
 }
 
+/// How long a locker spins on a held lock before it sleeps on the futex.
+inline constexpr std::chrono::microseconds lock_spin{5};
+
 /// Takes the lock at `a` for the calling thread, waiting at most until `deadline`
 /// (time_point::max(): no limit, see the file comment for the bounds of an untimed wait).
 /// @throws format_error if the lock is corrupt; error (EDEADLK) if this thread holds it already;
@@ -429,6 +433,7 @@ inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_poin
     auto next_check = clock::now(); // a try judges the holder at once; a wait after 1 ms, then less often
     auto interval = std::chrono::milliseconds(1);
     bool first = true;
+    bool spun = false;
     std::uint32_t watched = 0; // the word the two timers below refer to
     clock::time_point stopped_since{}, unrecorded_since{};
     bool stopped = false, unrecorded = false;
@@ -514,6 +519,19 @@ inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_poin
         }
         if (expired) {
             return lock_status::timed_out;
+        }
+        if (!spun) {
+            // A holder keeps the lock for a microsecond or so: wait that long before sleeping, so that an
+            // ordinary handover costs neither side a futex call.
+            spun = true;
+            const auto until = std::min(deadline, clock::now() + lock_spin);
+            for (unsigned i = 1; __atomic_load_n(&a.word, __ATOMIC_RELAXED) != 0; ++i) {
+                spin_pause();
+                if ((i & 15u) == 0 && clock::now() >= until) {
+                    break;
+                }
+            }
+            continue;
         }
         if ((v & lock_waiters) == 0) {
             if (!__atomic_compare_exchange_n(&a.word, &v, v | lock_waiters, false, __ATOMIC_RELAXED,
