@@ -374,6 +374,8 @@ TEST_CASE("a moved-from or reset channel, and a moved-from or released slot, are
 {
     auto ch = channel<float>::create({3, 2}, 2);
     const std::string name = ch.name();
+    const auto default_spin = channel<float>().spin_limit();
+    ch.set_spin_limit(default_spin * 3); // an empty handle forgets it: it is a default-constructed one
     auto s = ch.loan();
     REQUIRE_FALSE(s.empty());
     auto t = std::move(s);
@@ -430,8 +432,58 @@ TEST_CASE("a moved-from or reset channel, and a moved-from or released slot, are
         CHECK_THROWS_WITH(e.try_receive(), empty_error);
         CHECK_THROWS_WITH(e.publish(ndshm::slot<float>()), empty_error);
         CHECK_THROWS_WITH(e.close(), empty_error);
-        e.set_spin_limit(std::chrono::microseconds(1));
-        CHECK(e.spin_limit() == std::chrono::microseconds(1));
+        CHECK(e.spin_limit() == default_spin);
+        const channel<float> copy = e; // a copy of an empty handle is empty too
+        CHECK(copy.empty());
+        CHECK(copy.name().empty());
+        CHECK(copy.slots() == 0);
     }
     CHECK_FALSE(test_util::shm_exists(name)); // the creator's last handle unlinked it
+}
+
+TEST_CASE("a moved-from or released received slot is empty, and the channel gets it back", "[channel][errors]")
+{
+    auto ch = channel<float>::create({4}, 1);
+    auto out = ch.loan();
+    out.array()(0) = 7.0f;
+    ch.publish(std::move(out));
+    CHECK(out.empty()); // published: the channel holds it now
+    CHECK(out.data() == nullptr);
+    auto r = ch.receive();
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.array()(0) == 7.0f);
+    auto moved = std::move(r);
+    CHECK(moved.index() == 0);
+    CHECK(ch.try_loan().empty()); // the received slot is still held, by `moved`
+
+    for (ndshm::slot<const float>* p : {&r, &moved}) {
+        if (p == &moved) {
+            moved.release();
+        }
+        ndshm::slot<const float>& e = *p;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.size() == 0);
+        CHECK(e.shape().empty());
+        CHECK(e.data() == nullptr);
+        CHECK(std::as_const(e).data() == nullptr);
+        CHECK(e.array().empty());
+        CHECK(e.array().name().empty());
+        CHECK(e.view().size() == 0);
+        CHECK_THROWS_AS(e.index(), ndshm::error);
+        e.release(); // again: nothing happens
+        ndshm::slot<const float> other = std::move(e);
+        CHECK(other.empty());
+    }
+    auto again = ch.try_loan(); // the one slot is free again
+    CHECK_FALSE(again.empty());
+    // Moving a loan onto a held slot returns the held one first.
+    auto none = ch.try_loan();
+    CHECK(none.empty());
+    none = std::move(again);
+    CHECK_FALSE(none.empty());
+    CHECK(again.empty());
+    none = ndshm::slot<float>();
+    CHECK(none.empty());
+    CHECK_FALSE(ch.try_loan().empty());
 }

@@ -904,7 +904,9 @@ TEST_CASE("a moved-from or reset array_queue is empty, and every call on it is a
         CHECK_THROWS_WITH(e.push(filled(1, 1), std::chrono::milliseconds(1)), empty_error);
         CHECK_THROWS_WITH(e.try_push(filled(1, 1)), empty_error);
         CHECK_THROWS_WITH(e.push(ndshm::shared_object()), empty_error);
+        CHECK_THROWS_WITH(e.push(ndshm::shared_object(), std::chrono::milliseconds(1)), empty_error);
         CHECK_THROWS_WITH(e.try_push(ndshm::shared_object()), empty_error);
+        CHECK_THROWS_WITH(e.make<float>({2, 2}, ndshm::order::fortran), empty_error);
         CHECK_THROWS_WITH(e.pop<double>(), empty_error);
         CHECK_THROWS_WITH(e.pop<double>(std::chrono::milliseconds(1)), empty_error);
         CHECK_THROWS_WITH(e.try_pop<double>(), empty_error);
@@ -916,6 +918,9 @@ TEST_CASE("a moved-from or reset array_queue is empty, and every call on it is a
         CHECK_THROWS_WITH(e.close(), empty_error);
         CHECK_THROWS_WITH(e.remove(), empty_error);
         CHECK_THROWS_WITH(e.trim(), empty_error);
+        const array_queue copy = e; // a copy of an empty handle is empty too
+        CHECK(copy.empty());
+        CHECK(copy.name().empty());
         e = array_queue();
         CHECK(e.empty());
     }

@@ -172,8 +172,9 @@ private:
 /// both sides keep up, the stream makes no system call. A process killed at any point leaves nothing
 /// that blocks the others: slots it held are reclaimed when a loan finds no free slot.
 ///
-/// A moved-from or reset channel is empty: name() "", slots() 0, an empty slot_shape(), closed() false,
-/// and every call that needs a channel throws ndshm::error.
+/// A moved-from or reset channel is empty, exactly like a default-constructed one: name() "", slots()
+/// 0, an empty slot_shape(), closed() false, reclaimed() and published() 0, the default spin_limit(),
+/// persist() does nothing, and every call that needs a channel throws ndshm::error.
 template <class T>
 class channel {
     static_assert(!std::is_const_v<T>, "a channel's element type is not const; receive gives read-only slots");
@@ -517,6 +518,9 @@ private:
         m_ring = nullptr;
         m_slot_shape = shape_type{};
         m_slots = m_slot_elems = m_slot_bytes = m_data_offset = m_next = 0;
+        // An empty handle is a default-constructed one in every respect, spin limit included.
+        m_receive_spin = detail::spin_policy();
+        m_loan_spin = detail::spin_policy();
     }
 
     void live(const char* op) const
