@@ -16,7 +16,9 @@ bench_processes built). In one run, this script:
 4. runs bench_objects (an object of 10,000 arrays of 1 KiB, receiver reads everything), bench_core's
    memory benchmarks (Pss of 4 readers of 1 GiB and of the creator) and bench_processes' pool rows.
 
-and writes a Markdown report (the README's figures come from it).
+and writes a Markdown report (the README's figures come from it), the results as JSON beside it
+(docs/handoff.json) and a plot (docs/handoff.png, with matplotlib). --from-json renders both again from
+an earlier run's JSON without running anything.
 """
 import argparse
 import json
@@ -81,14 +83,8 @@ def count_syscalls(bench_perf, method, nbytes, items):
     return (counts[1] - counts[0]) / items
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("build")
-    parser.add_argument("--out", default="docs/handoff.md")
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--skip-others", action="store_true", help="only the streams and the system calls")
-    args = parser.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def collect(args, root):
+    """Runs everything; returns the results as plain data (also written next to the report as JSON)."""
     bench = os.path.join(args.build, "benchmarks")
     tmp = tempfile.mkdtemp(prefix="ndshm_handoff_")
     try:
@@ -101,13 +97,13 @@ def main():
         print("+", " ".join(cmd), file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True)
         with open(py_json) as f:
-            python = {(r["method"], r["bytes"]): r for r in json.load(f)}
+            python = json.load(f)
         syscalls = {}
         for nbytes, items in ((4 * KiB, 20000), (256 * KiB, 400), (36000000, 10)):
             for m in METHODS[1:]:
-                syscalls[(m, nbytes)] = count_syscalls(os.path.join(bench, "bench_perf"), m, nbytes, items)
-                print(f"syscalls per item: {m} {size_label(nbytes)}: {syscalls[(m, nbytes)]:.2f}", file=sys.stderr,
-                      flush=True)
+                c = count_syscalls(os.path.join(bench, "bench_perf"), m, nbytes, items)
+                syscalls.setdefault(m, {})[str(nbytes)] = c
+                print(f"syscalls per item: {m} {size_label(nbytes)}: {c:.2f}", file=sys.stderr, flush=True)
         others = {}
         if not args.skip_others:
             for prog, extra in (("bench_objects", ["--benchmark_repetitions=3"]),
@@ -117,42 +113,63 @@ def main():
                 others.update(google_benchmark(os.path.join(bench, prog), extra, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    per_item = {}
+    for nbytes in SIZES:
+        for i, m in enumerate(METHODS):
+            b = streams.get(f"BM_stream/method:{i}/bytes:{nbytes}")
+            if b:
+                per_item.setdefault(m, {})[str(nbytes)] = to_seconds(b) / b["items"]
+    for r in python:
+        per_item.setdefault(r["method"], {})[str(r["bytes"])] = r["per_item"]
+    return {
+        "repetitions": args.repetitions,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
+        "load_average": os.getloadavg()[0],
+        "per_item": per_item,
+        "syscalls_per_item": syscalls,
+        "seconds": {k: to_seconds(b) for k, b in others.items()},
+        "pss_sum_MiB": {k: b["pss_sum_MiB"] for k, b in others.items() if "pss_sum_MiB" in b},
+    }
 
-    def per_item(m, nbytes):
-        b = streams.get(f"BM_stream/method:{METHODS.index(m)}/bytes:{nbytes}")
-        return to_seconds(b) / b["items"] if b else None
 
+LABELS = {"floor": "floor", "pipe": "pipe", "socket": "Unix socket", "channel": "channel",
+          "queue_recycled": "queue, recycled", "queue_fresh": "queue, fresh", "mp_queue": "multiprocessing.Queue",
+          "shared_memory": "multiprocessing.shared_memory"}
+
+
+def markdown(d, build):
+    pi = d["per_item"]
     lines = [
         "# Handoff benchmarks",
         "",
-        f"Command: `/usr/bin/python3 scripts/handoff_report.py {args.build} --repetitions {args.repetitions}` "
+        f"Command: `/usr/bin/python3 scripts/handoff_report.py {build} --repetitions {d['repetitions']}` "
         "(a Release build with `-DNDSHM_BUILD_BENCHMARKS=ON`), run inside a private /dev/shm "
         "(`unshare --mount --propagation private`, a tmpfs mounted on /dev/shm).  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}; load average "
-        f"{os.getloadavg()[0]:.2f} at the end of the run. Best of {args.repetitions} runs each, interleaved.",
+        f"Machine: {d['machine']}; load average {d['load_average']:.2f} at the end of the run. Best of "
+        f"{d['repetitions']} runs each, interleaved.",
         "",
         "## Streams: the producer fills every element, the consumer sums every element",
         "",
         "Time per item. Ratios: to the floor (one process, a pre-faulted buffer, no IPC) and to the pipe "
         "(below 1 is faster than the pipe).",
         "",
-        "| item | floor | pipe | Unix socket | channel | queue, recycled | queue, fresh | multiprocessing.Queue | "
-        "multiprocessing.shared_memory |",
+        "| item | " + " | ".join(LABELS[m] for m in ("floor", "pipe", "socket", "channel", "queue_recycled",
+                                                      "queue_fresh", "mp_queue", "shared_memory")) + " |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for nbytes in SIZES:
-        f, p = per_item("floor", nbytes), per_item("pipe", nbytes)
+    for nbytes in map(str, SIZES):
+        f, p = pi.get("floor", {}).get(nbytes), pi.get("pipe", {}).get(nbytes)
         if f is None or p is None:
             continue
-        cells = [human_time(f), human_time(p), human_time(per_item("socket", nbytes))]
+        cells = [human_time(f), human_time(p), human_time(pi["socket"][nbytes])]
         for m in ("channel", "queue_recycled", "queue_fresh"):
-            t = per_item(m, nbytes)
+            t = pi[m][nbytes]
             cells.append(f"{human_time(t)} ({t / f:.2f}x floor, {t / p:.2f}x pipe)")
         for m in ("mp_queue", "shared_memory"):
-            r = python.get((m, nbytes))
-            cells.append(f"{human_time(r['per_item'])} ({r['per_item'] / p:.1f}x pipe)" if r else "")
-        items = streams[f"BM_stream/method:0/bytes:{nbytes}"]["items"]
-        lines.append(f"| {size_label(nbytes)} ({items:.0f} per run) | " + " | ".join(cells) + " |")
+            t = pi.get(m, {}).get(nbytes)
+            cells.append(f"{human_time(t)} ({t / p:.1f}x pipe)" if t else "")
+        lines.append(f"| {size_label(int(nbytes))} | " + " | ".join(cells) + " |")
+    sc = d["syscalls_per_item"]
     lines += [
         "",
         "## System calls per item (producer and consumer together)",
@@ -163,33 +180,82 @@ def main():
         "| item | pipe | Unix socket | channel | queue, recycled | queue, fresh |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for nbytes in (4 * KiB, 256 * KiB, 36000000):
-        lines.append(f"| {size_label(nbytes)} | " + " | ".join(
-            f"{syscalls[(m, nbytes)]:.1f}" for m in ("pipe", "socket", "channel", "queue_recycled", "queue_fresh")) + " |")
-    if others:
-        def t(name):
-            b = others.get(name)
-            return to_seconds(b) if b else None
-
-        sep, rec, views = t("separate_segments"), t("ndshm_queue_recycled"), t("ndshm_share_load/views:1")
+    for nbytes in map(str, (4 * KiB, 256 * KiB, 36000000)):
+        lines.append(f"| {size_label(int(nbytes))} | " + " | ".join(
+            f"{sc[m][nbytes]:.1f}" for m in ("pipe", "socket", "channel", "queue_recycled", "queue_fresh")) + " |")
+    t = d["seconds"]
+    if t:
+        sep, rec, views = t["separate_segments"], t["ndshm_queue_recycled"], t["ndshm_share_load/views:1"]
         lines += ["", "## An object of 10,000 arrays of 1 KiB, share + load, the receiver reads everything", "",
                   "| method | time | vs 10,000 separate segments |", "| --- | --- | --- |",
                   f"| 10,000 separate segments (from_array + attach each) | {human_time(sep)} | 1x |",
                   f"| `share` into a new segment + `load`, views | {human_time(views)} | {sep / views:.1f}x faster |",
                   f"| `share(obj, queue)` into a recycled segment, `pop_object` + `load`, views | {human_time(rec)} | "
                   f"{sep / rec:.1f}x faster |"]
-        mem = {k: others[k]["pss_sum_MiB"] for k in others if k.startswith("BM_memory") and "pss_sum_MiB" in others[k]}
         lines += ["", "## Memory: 4 processes reading one 1 GiB array (sum of Pss of the readers and the creator, "
                   "measured once all have loaded)", "", "| what | sum of Pss |", "| --- | --- |"]
-        for k, v in sorted(mem.items()):
+        for k, v in sorted(d["pss_sum_MiB"].items()):
             lines.append(f"| {k.split('/')[0].replace('BM_memory_4_readers_', '')} | {v:.0f} MiB |")
-        lines += ["", "## Pool: a memory-bound map over a shared array", "", "| what | time |", "| --- | --- |"]
-        for k in sorted(others):
+        lines += ["", "## Pool: a map over a shared array (0: in-process, 1 and 2: workers), and the same "
+                  "memory-bound loop serially", "", "| what | time |", "| --- | --- |"]
+        for k in sorted(t):
             if k.startswith(("BM_pool_map_memory", "BM_serial_memory", "BM_pool_map_compute")):
-                lines.append(f"| {k} | {human_time(t(k))} |")
-    text = "\n".join(lines) + "\n"
+                lines.append(f"| {k} | {human_time(t[k])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(d, path):
+    """Time per item relative to the floor, one group of bars per item size (log scale)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no matplotlib (Debian: python3-matplotlib): no plot", file=sys.stderr)
+        return False
+    pi = d["per_item"]
+    methods = [m for m in ("pipe", "socket", "channel", "queue_recycled", "queue_fresh", "mp_queue", "shared_memory")
+               if m in pi]
+    sizes = [str(s) for s in SIZES if str(s) in pi.get("floor", {})]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        ys = [pi[m].get(s, float("nan")) / pi["floor"][s] for s in sizes]
+        ax.bar([i + j * width for i in range(len(sizes))], ys, width, label=LABELS[m])
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(sizes))])
+    ax.set_xticklabels([size_label(int(s)) for s in sizes])
+    ax.set_ylabel("time per item / the floor's (log)")
+    ax.set_title("Producer fills, consumer reads every byte: time per item against the one-process floor")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("build")
+    parser.add_argument("--out", default="docs/handoff.md")
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--skip-others", action="store_true", help="only the streams and the system calls")
+    parser.add_argument("--from-json", help="render the report and plot from an earlier run's JSON, run nothing")
+    args = parser.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    base = os.path.splitext(args.out)[0]
+    if args.from_json:
+        with open(args.from_json) as f:
+            d = json.load(f)
+    else:
+        d = collect(args, root)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(base + ".json", "w") as f:
+            json.dump(d, f, indent=1, sort_keys=True)
+    text = markdown(d, args.build)
+    if plot(d, base + ".png"):
+        text += f"\n![time per item against the floor]({os.path.basename(base)}.png)\n"
     print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)
 
