@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ndshm quickstart for a fresh Debian 12 machine. Installs what is missing, then:
 #
-#   bash scripts/quickstart.sh demo        build and run examples/producer_consumer.cpp (Release, build/)
+#   bash scripts/quickstart.sh demo        build and run examples/producer_consumer.cpp (Release, build-demo/;
+#                                          installs only the compiler, CMake and the library's dependencies)
 #   bash scripts/quickstart.sh test [CXX] [STD]
 #                                          build everything and run the test suite: g++ and C++17 in build/ by
 #                                          default, or another compiler and standard (test clang++ 20) in
@@ -36,6 +37,8 @@ run() {
     "$@"
 }
 
+# What the library itself needs (the demo installs only these).
+demo_packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev)
 packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev pybind11-dev python3-dev python3-pytest)
 
 # install_packages [package...]: installs those of the given packages (default: all of the above) that are missing.
@@ -77,14 +80,17 @@ configure() {
 mode=${1:-}
 case "$mode" in
 demo)
-    install_packages
-    configure build Release
+    # Only what the demo needs: a compiler, CMake and the library's own dependencies (no test framework,
+    # benchmark library, clang or Python), in a build directory of its own with nothing else configured.
+    install_packages "${demo_packages[@]}"
+    configure build-demo Release -DNDSHM_BUILD_TESTS=OFF -DNDSHM_BUILD_TOOLS=OFF -DNDSHM_BUILD_PYTHON=OFF \
+        -DNDSHM_INSTALL=OFF
     # examples/producer_consumer.cpp, built as target ndshm_example_producer_consumer (examples/CMakeLists.txt).
     demo=ndshm_example_producer_consumer
     echo "== building $demo" >&2
-    run cmake --build build --target "$demo" -j"$(nproc)"
+    run cmake --build build-demo --target "$demo" -j"$(nproc)"
     echo "== running it" >&2
-    run "build/examples/$demo"
+    run "build-demo/examples/$demo"
     ;;
 test)
     install_packages

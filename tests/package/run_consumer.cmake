@@ -7,7 +7,7 @@
 #         -P run_consumer.cmake
 #
 # find_package: installs the ndshm build tree into WORK_DIR/prefix, then builds the consumer against it (and,
-# with -DPYTHON=<python3> -DPYTHON_MODULE_DIR=<dir below the prefix> [-DPYTHON_ENV=<NAME=VALUE list>], imports the
+# with -DPYTHON=<python3> -DPYTHON_MODULE_DIR=<dir below the prefix> [-DPYTHON_ENV=<NAME=VALUE|NAME=VALUE...>], imports the
 # installed Python module).
 # subdirectory: the consumer does add_subdirectory(NDSHM_SOURCE_DIR) and builds as C++20.
 #
@@ -73,6 +73,7 @@ if(MODE STREQUAL "find_package")
     if(IS_ABSOLUTE "${PYTHON_MODULE_DIR}")
       set(site ${PYTHON_MODULE_DIR})
     endif()
+    string(REPLACE "|" ";" PYTHON_ENV "${PYTHON_ENV}")
     file(GLOB module ${site}/ndshm*.so)
     if(NOT module)
       message(FATAL_ERROR "the install did not put the Python module ndshm into ${site}")
