@@ -2,7 +2,8 @@
 // - attach by name vs raw shm_open + fstat + mmap, 1 KiB to 1 GiB;
 // - create / from_array vs raw shm create + memcpy, cold (fresh pages) and warm (pages already
 //   faulted in), and plain memcpy into warm memory;
-// - memory: 4 processes reading one 1 GiB array, sum of their Pss, vs a private copy per process.
+// - memory: 4 processes reading one 1 GiB array, the sum of their Pss and the creator's once all four
+//   have loaded it, vs a private copy per process.
 #include <ndshm/all.hpp>
 
 #include <cereal/types/string.hpp>
@@ -143,10 +144,11 @@ void BM_copy_warm_memcpy(benchmark::State& state)
 
 // ---- memory: Pss of 4 readers -------------------------------------------------------------------
 
-/// Pss of this process in KiB (from /proc/self/smaps_rollup), or -1.
-long pss_kib()
+/// Pss of process `pid` (0: this one) in KiB, from /proc/PID/smaps_rollup, or -1.
+long pss_kib(pid_t pid = 0)
 {
-    std::ifstream f("/proc/self/smaps_rollup");
+    std::ifstream f(pid == 0 ? std::string("/proc/self/smaps_rollup")
+                             : "/proc/" + std::to_string(pid) + "/smaps_rollup");
     std::string key;
     long value = 0;
     std::string unit;
@@ -160,9 +162,10 @@ long pss_kib()
     return -1;
 }
 
-/// Forks 4 readers. Each runs `body(measure)`: body maps or copies the data, reads all of it and calls
-/// measure(checksum) while it still holds the data; measure reports the reader's Pss and returns once
-/// every reader has reported, so all four hold the data at the same time. Returns the sum in MiB.
+/// Forks 4 readers. Each runs `body(loaded)`: body maps or copies the data, reads all of it and calls
+/// loaded(checksum) while it still holds the data. Once every reader has loaded, this process reads
+/// the Pss of the four readers and its own (the creator's: it holds the data too), so that every page
+/// is shared by all who hold it when it is counted. Returns the sum in MiB.
 template <class Body>
 double sum_pss_of_four(Body body)
 {
@@ -177,8 +180,8 @@ double sum_pss_of_four(Body body)
         const pid_t pid = ::fork();
         if (pid == 0) {
             body([&](double checksum) {
-                const long msg[2] = {pss_kib(), static_cast<long>(checksum)};
-                (void)!::write(report[1], msg, sizeof msg);
+                const long msg = static_cast<long>(checksum);
+                (void)!::write(report[1], &msg, sizeof msg);
                 char c = 0;
                 (void)!::read(go[0], &c, 1); // hold the data until every Pss is measured
             });
@@ -188,12 +191,17 @@ double sum_pss_of_four(Body body)
     }
     long total = 0;
     for (int i = 0; i < n; ++i) {
-        long msg[2] = {0, 0};
-        if (::read(report[0], msg, sizeof msg) != static_cast<ssize_t>(sizeof msg)) {
-            total = -1024;
+        long msg = 0;
+        if (::read(report[0], &msg, sizeof msg) != static_cast<ssize_t>(sizeof msg)) {
+            total = -1024 * 1024;
             break;
         }
-        total += msg[0];
+    }
+    if (total == 0) { // every reader holds the data now
+        for (pid_t pid : pids) {
+            total += pss_kib(pid);
+        }
+        total += pss_kib();
     }
     const char bytes[n] = {};
     (void)!::write(go[1], bytes, n);

@@ -5,7 +5,11 @@
 //   ndshm_share_load/views     the same, loaded as shared_ndarray members (zero-copy views)
 //   separate_segments          10,000 shared_ndarray segments -> 10,000 names -> 10,000 attaches
 //   cereal_pipe                cereal's binary archive streamed through a pipe, decoded there
+//   ndshm_queue_recycled       share(obj, queue) into a segment of the queue's pool -> push ->
+//                              pop_object + load<T> there, views; the segment comes back when the
+//                              worker drops the object, and the next share reuses it (warm pages)
 //
+// The worker reads every element of every array it receives (their sum is checked).
 // and, within one process, share alone and load alone (warm: the segment exists). The other process
 // is one long-lived worker forked at start-up; every handoff ends when it acknowledges. Each share
 // and each separate segment is fresh memory, so those rows include first-touch page faults (cold);
@@ -167,6 +171,27 @@ private:
     std::vector<char> m_buf;
 };
 
+/// The sum of every element of the 10,000 arrays, as source() makes them.
+double expected_sum()
+{
+    const double per = static_cast<double>(n_elems) * static_cast<double>(n_elems - 1) / 2.0;
+    return static_cast<double>(n_arrays) * per +
+           static_cast<double>(n_elems) * static_cast<double>(n_arrays) * static_cast<double>(n_arrays - 1) / 2.0;
+}
+
+/// Reads every element of every array.
+template <class Arrays>
+bool read_everything(const Arrays& arrays)
+{
+    double s = 0;
+    for (const auto& a : arrays) {
+        for (const double x : a) {
+            s += x;
+        }
+    }
+    return arrays.size() == n_arrays && s == expected_sum();
+}
+
 struct worker {
     pid_t pid = -1;
     int to = -1;   // commands to the worker
@@ -192,7 +217,7 @@ worker g_worker;
                 std::vector<std::vector<double>> arrays;
                 cereal::BinaryInputArchive ar(is);
                 ar(arrays);
-                ok = arrays.size() == n_arrays && arrays[7][1] == 8.0 ? 1 : 0;
+                ok = read_everything(arrays) ? 1 : 0;
             } else {
                 std::string payload(len, '\0');
                 if (!read_all(in, payload.data(), len)) {
@@ -200,10 +225,17 @@ worker g_worker;
                 }
                 if (cmd == 'x') {
                     const bag b = ndshm::load<bag>(payload);
-                    ok = b.arrays.size() == n_arrays && b.arrays[7](1) == 8.0 ? 1 : 0;
+                    ok = read_everything(b.arrays) ? 1 : 0;
                 } else if (cmd == 'v') {
                     const bag_views b = ndshm::load<bag_views>(payload);
-                    ok = b.arrays.size() == n_arrays && b.arrays[7](1) == 8.0 ? 1 : 0;
+                    ok = read_everything(b.arrays) ? 1 : 0;
+                } else if (cmd == 'q') { // the queue's name: pop the object from it
+                    static ndshm::array_queue q;
+                    if (q.name() != payload) {
+                        q = ndshm::array_queue::open(payload);
+                    }
+                    const bag_views b = ndshm::load<bag_views>(q.pop_object());
+                    ok = read_everything(b.arrays) ? 1 : 0;
                 } else if (cmd == 's') { // newline-separated names of separate segments
                     std::vector<ndshm::shared_ndarray<const double>> arrays;
                     arrays.reserve(n_arrays);
@@ -215,7 +247,7 @@ worker g_worker;
                             start = i + 1;
                         }
                     }
-                    ok = arrays.size() == n_arrays && arrays[7](1) == 8.0 ? 1 : 0;
+                    ok = read_everything(arrays) ? 1 : 0;
                 }
             }
         } catch (const std::exception& e) {
@@ -307,6 +339,24 @@ void separate_segments(benchmark::State& state)
     state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(n_arrays * n_elems * sizeof(double)));
 }
 BENCHMARK(separate_segments)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void ndshm_queue_recycled(benchmark::State& state)
+{
+    const bag& b = source();
+    auto q = ndshm::array_queue::create(2);
+    send('q', q.name()); // warm: the pool's segment is made, mapped and faulted in on both sides
+    q.push(ndshm::share(b, q));
+    wait_ack(state);
+    for (auto _ : state) {
+        q.push(ndshm::share(b, q));
+        send('q', q.name());
+        wait_ack(state);
+    }
+    state.SetLabel("share(obj, queue) + pop_object + load, views, recycled segment");
+    state.counters["reused"] = static_cast<double>(q.reused());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(n_arrays * n_elems * sizeof(double)));
+}
+BENCHMARK(ndshm_queue_recycled)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void cereal_pipe(benchmark::State& state)
 {

@@ -2,6 +2,8 @@
 // - fork_pool dispatch overhead per task (persistent workers): one task's round trip, and the cost per
 //   task of a map over many trivial items; baseline: one fork per task;
 // - fork_pool map over a compute-bound kernel with 0 (in-process), 1 and 2 workers;
+// - fork_pool map over a memory-bound pass (out = in + 1, 64 MiB) with 0, 1 and 2 workers, beside the
+//   same pass in this process without a pool;
 // - array_queue handoff of a 64 MiB array that the receiving process reads completely; baseline: the
 //   same bytes sent through a pipe to a process that reads them into a warm buffer; reference: reading
 //   64 MiB that the process already has mapped (the floor of any handoff whose receiver reads it all).
@@ -109,6 +111,56 @@ void BM_pool_map_compute(benchmark::State& state)
         state.SkipWithError("wrong result");
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+}
+
+// ---- memory-bound map: a pass over 64 MiB ---------------------------------------------------------
+
+// out = in + 1 over 8 Mi doubles: as much memory traffic as arithmetic, so the cost of reaching the
+// arrays (attaching them and faulting their pages in, in a worker) shows.
+void add_one(ndshm::chunk<const double> in, ndshm::chunk<double> out)
+{
+    const double* a = in.array().data() + in.first() * (in.array().size() / in.array().shape()[0]);
+    double* b = const_cast<double*>(out.array().data()) + out.first() * (out.array().size() / out.array().shape()[0]);
+    const std::size_t n = in.size() * (in.array().size() / in.array().shape()[0]);
+    for (std::size_t i = 0; i < n; ++i) {
+        b[i] = a[i] + 1.0;
+    }
+}
+
+void BM_pool_map_memory(benchmark::State& state)
+{
+    const std::size_t n = 8u << 20;
+    ndshm::fork_pool pool(static_cast<std::size_t>(state.range(0)));
+    auto in = ndshm::shared_ndarray<double>::create({n});
+    auto out = ndshm::shared_ndarray<double>::create({n});
+    for (std::size_t i = 0; i < n; ++i) {
+        in(i) = static_cast<double>(i);
+    }
+    pool.map(add_one, in, out); // warm
+    for (auto _ : state) {
+        pool.map(add_one, in, out);
+    }
+    if (out(n - 1) != static_cast<double>(n)) {
+        state.SkipWithError("wrong result");
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(2 * n * 8));
+}
+
+// The same pass in this process, without a pool: the serial baseline.
+void BM_serial_memory(benchmark::State& state)
+{
+    const std::size_t n = 8u << 20;
+    auto in = ndshm::shared_ndarray<double>::create({n});
+    auto out = ndshm::shared_ndarray<double>::create({n});
+    for (std::size_t i = 0; i < n; ++i) {
+        in(i) = static_cast<double>(i);
+    }
+    add_one(ndshm::chunk<const double>(in, 0, n), ndshm::chunk<double>(out, 0, n));
+    for (auto _ : state) {
+        add_one(ndshm::chunk<const double>(in, 0, n), ndshm::chunk<double>(out, 0, n));
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(2 * n * 8));
 }
 
 // ---- 64 MiB handoff -------------------------------------------------------------------------------
@@ -257,6 +309,8 @@ BENCHMARK(BM_pool_run_round_trip)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark
 BENCHMARK(BM_pool_map_trivial_items)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_fork_per_task)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_pool_map_compute)->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_pool_map_memory)->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_serial_memory)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_queue_handoff_64MiB)
     ->ArgNames({"populate", "read"})
     ->Args({0, 1})

@@ -120,14 +120,25 @@ void fuzz_queue(std::uint8_t ops, const std::uint8_t* data, std::size_t size)
     auto q = ndshm::array_queue::create(2, opts());
     auto a = ndshm::shared_ndarray<double>::create({4}, opts());
     q.push(std::move(a));
-    // The control block and the ring.
-    patch_file(q.name(), 4096, 4096 + ndshm::detail::queue_data_bytes(2), data, size);
+    q.push(q.make<double>({4})); // a segment of the recycling pool, queued
+    {
+        auto b = q.make<double>({4}); // and one that goes back to the pool: free
+    }
+    // The control block, the ring and the pool records.
+    patch_file(q.name(), 4096, 4096 + ndshm::detail::queue_data_bytes(2, 4), data, size);
     guarded([&] { check_internals(q.name()); });
     guarded([&] {
         auto other = ndshm::array_queue::open(q.name(), opts());
         (void)other.size();
         guarded([&] { (void)other.front_dtype(); });
         guarded([&] { (void)other.try_pop<double>(); });
+        guarded([&] { (void)other.try_pop_object(); });
+        guarded([&] {
+            auto m = other.make<double>({4});
+            if ((ops & 4) != 0) {
+                other.push(std::move(m));
+            }
+        });
         guarded([&] { (void)other.pop<double>(std::chrono::milliseconds(1)); });
         guarded([&] { (void)other.try_push(ndshm::shared_ndarray<double>::create({2}, opts())); });
         guarded([&] {

@@ -15,7 +15,8 @@
 #                                          seconds (default 60) on its seed corpus (build-fuzz/)
 #   bash scripts/quickstart.sh mpi         with Open MPI installed, build ndshm/mpi.hpp's tests, example and benchmark
 #                                          (NDSHM_WITH_MPI=ON, build-mpi/) and run them: ctest -L mpi
-#   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png (build-bench/)
+#   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png, then the handoff
+#                                          report docs/handoff.md (build-bench/)
 #   bash scripts/quickstart.sh format      check that the sources are clang-formatted
 #   bash scripts/quickstart.sh format fix  reformat them in place
 #
@@ -215,6 +216,10 @@ bench)
     run cmake --build build-bench -j"$(nproc)"
     echo "== running them: docs/benchmarks.md and docs/benchmarks.png" >&2
     run /usr/bin/python3 scripts/bench_report.py build-bench --out docs
+    # The handoff benchmarks of one run (streams, system calls per item, the Python libraries, objects,
+    # memory, the pool): docs/handoff.md, whose figures the README quotes.
+    install_packages linux-perf
+    run /usr/bin/python3 scripts/handoff_report.py build-bench --out docs/handoff.md
     # The Python module's benchmark (benchmarks/bench_python.py), when the module was built.
     if [ -d build-bench/python ] && ls build-bench/python/ndshm.*.so >/dev/null 2>&1; then
         echo "== the Python module's benchmark: docs/python_benchmarks.md" >&2

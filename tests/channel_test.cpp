@@ -2,6 +2,7 @@
 #include <ndshm/any_ndarray.hpp>
 #include <ndshm/channel.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <numeric>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -84,10 +86,14 @@ TEST_CASE("slots come back to the pool, loan applies back-pressure", "[channel]"
     CHECK(a.index() != b.index());
     CHECK(ch.try_loan().empty()); // every slot is loaned
     CHECK(ch.loan(5ms).empty());  // a bounded wait ends empty
-    a.release();                  // an unpublished loan goes back
+    const std::size_t first = a.index();
+    a.release(); // an unpublished loan goes back
+    CHECK(a.empty());
+    CHECK_THROWS_AS(a.index(), ndshm::error); // no stale index
+    // Slots are loaned in turn: the next free one after the last loan, which is the one released.
     auto c = ch.try_loan();
     REQUIRE_FALSE(c.empty());
-    CHECK(c.index() == a.index());
+    CHECK(c.index() == first);
     ch.publish(std::move(b));
     ch.publish(std::move(c));
     CHECK(ch.try_loan().empty()); // both published, none received yet
@@ -236,11 +242,15 @@ TEST_CASE("try_ and timed calls return on time while a stopped process holds the
     const pid_t pid = test_util::fork_child([&] {
         raw_channel raw(ch.name(), 3 * 32 * sizeof(double));
         const std::string op = "test";
-        ndshm::detail::lock_until(raw.control().lock, std::chrono::steady_clock::time_point::max(),
+        // Both sides' locks: the producers' (loans) and the consumers' (receipt).
+        ndshm::detail::lock_until(raw.control().producer_lock, std::chrono::steady_clock::time_point::max(),
+                                  {op, ch.name(), "lock"});
+        ndshm::detail::lock_until(raw.control().consumer_lock, std::chrono::steady_clock::time_point::max(),
                                   {op, ch.name(), "lock"});
         holding.set();
-        release.wait(); // stopped here, holding the lock
-        return ndshm::detail::unlock(raw.control().lock) ? 0 : 1;
+        release.wait(); // stopped here, holding the locks
+        const bool ok = ndshm::detail::unlock(raw.control().consumer_lock);
+        return ndshm::detail::unlock(raw.control().producer_lock) && ok ? 0 : 1;
     });
     REQUIRE(holding.wait() == 1);
     REQUIRE(test_util::stop_child(pid));
@@ -309,4 +319,171 @@ TEST_CASE("attach checks that the segment is a channel of the right type", "[cha
     CHECK_THROWS_AS(channel<float>::create({2}, 0), ndshm::error);
     // The segment is a valid .npy (NumPy sees every slot), but ndshm refuses it as a plain array.
     CHECK_THROWS_WITH(ndshm::attach_any(ch.name()), Catch::Contains("channel<T>::attach"));
+}
+
+TEST_CASE("a steady stream makes no system call: publish and release wake only a sleeper", "[channel]")
+{
+    auto ch = channel<std::uint64_t>::create({512}, 4);
+    const auto round = [&](std::uint64_t v) {
+        auto s = ch.loan();
+        s.array()(511) = v;
+        ch.publish(std::move(s));
+        auto r = ch.receive();
+        return r.array()(511) == v;
+    };
+    CHECK(round(1));
+    test_util::count_syscalls counting;
+    bool ok = true;
+    for (std::uint64_t i = 0; i < 1000; ++i) {
+        ok = round(i) && ok;
+    }
+    CHECK(ok);
+    CHECK(counting.counts().total() == 0);
+    CHECK(ch.published() == 1001);
+}
+
+TEST_CASE("a sleeping receiver is woken by a publish, a sleeping producer by a release", "[channel][multiprocess]")
+{
+    auto ch = channel<std::uint32_t>::create({4}, 1);
+    ch.set_spin_limit(std::chrono::nanoseconds::zero());
+    CHECK(ch.spin_limit() == std::chrono::nanoseconds::zero());
+    test_util::event attached;
+    const pid_t pid = test_util::fork_child([&] {
+        auto in = channel<std::uint32_t>::attach(ch.name());
+        in.set_spin_limit(std::chrono::nanoseconds::zero()); // sleep at once: the wake-ups are what is tested
+        attached.set();
+        for (std::uint32_t f = 0; f < 50; ++f) {
+            auto r = in.receive();
+            if (r.empty() || r.array()(0) != f) {
+                return 1;
+            }
+        }
+        return in.receive().empty() ? 0 : 2; // closed and drained
+    });
+    REQUIRE(attached.wait() == 1);
+    for (std::uint32_t f = 0; f < 50; ++f) {
+        auto s = ch.loan(); // one slot: waits for the consumer's release
+        s.array()(0) = f;
+        ch.publish(std::move(s));
+    }
+    ch.close();
+    CHECK(test_util::wait_child(pid).ok());
+}
+
+TEST_CASE("a moved-from or reset channel, and a moved-from or released slot, are empty", "[channel][errors]")
+{
+    auto ch = channel<float>::create({3, 2}, 2);
+    const std::string name = ch.name();
+    const auto default_spin = channel<float>().spin_limit();
+    ch.set_spin_limit(default_spin * 3); // an empty handle forgets it: it is a default-constructed one
+    auto s = ch.loan();
+    REQUIRE_FALSE(s.empty());
+    auto t = std::move(s);
+    auto moved = std::move(ch);
+    CHECK(moved.name() == name);
+    CHECK(moved.slots() == 2);
+
+    for (ndshm::slot<float>* p : {&s, &t}) {
+        if (p == &t) {
+            t.release();
+        }
+        ndshm::slot<float>& e = *p;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.size() == 0);
+        CHECK(e.shape().empty());
+        CHECK(e.data() == nullptr);
+        CHECK(std::as_const(e).data() == nullptr);
+        CHECK(e.array().empty());
+        CHECK(e.array().size() == 0);
+        CHECK(e.view().size() == 0);
+        CHECK(std::as_const(e).view().size() == 0);
+        CHECK_THROWS_AS(e.index(), ndshm::error);
+        e.release(); // again: nothing happens
+        CHECK_THROWS_WITH(moved.publish(std::move(e)), Catch::Contains("empty"));
+    }
+    // Both slots are free again: the released one and the one never published.
+    auto a = moved.try_loan();
+    auto b = moved.try_loan();
+    CHECK_FALSE(a.empty());
+    CHECK_FALSE(b.empty());
+    a.release();
+    b.release();
+
+    for (channel<float>* p : {&ch, &moved}) {
+        if (p == &moved) {
+            moved.reset();
+        }
+        channel<float>& e = *p;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.name().empty());
+        CHECK(e.slots() == 0);
+        CHECK(e.slot_shape().empty());
+        CHECK_FALSE(e.closed());
+        CHECK(e.reclaimed() == 0);
+        CHECK(e.published() == 0);
+        e.persist(); // nothing to persist
+        const auto empty_error = Catch::Contains("channel handle is empty");
+        CHECK_THROWS_WITH(e.loan(), empty_error);
+        CHECK_THROWS_WITH(e.loan(std::chrono::milliseconds(1)), empty_error);
+        CHECK_THROWS_WITH(e.try_loan(), empty_error);
+        CHECK_THROWS_WITH(e.receive(), empty_error);
+        CHECK_THROWS_WITH(e.try_receive(), empty_error);
+        CHECK_THROWS_WITH(e.publish(ndshm::slot<float>()), empty_error);
+        CHECK_THROWS_WITH(e.close(), empty_error);
+        CHECK(e.spin_limit() == default_spin);
+        const channel<float> copy = e; // a copy of an empty handle is empty too
+        CHECK(copy.empty());
+        CHECK(copy.name().empty());
+        CHECK(copy.slots() == 0);
+    }
+    CHECK_FALSE(test_util::shm_exists(name)); // the creator's last handle unlinked it
+}
+
+TEST_CASE("a moved-from or released received slot is empty, and the channel gets it back", "[channel][errors]")
+{
+    auto ch = channel<float>::create({4}, 1);
+    auto out = ch.loan();
+    out.array()(0) = 7.0f;
+    ch.publish(std::move(out));
+    CHECK(out.empty()); // published: the channel holds it now
+    CHECK(out.data() == nullptr);
+    auto r = ch.receive();
+    REQUIRE_FALSE(r.empty());
+    CHECK(r.array()(0) == 7.0f);
+    auto moved = std::move(r);
+    CHECK(moved.index() == 0);
+    CHECK(ch.try_loan().empty()); // the received slot is still held, by `moved`
+
+    for (ndshm::slot<const float>* p : {&r, &moved}) {
+        if (p == &moved) {
+            moved.release();
+        }
+        ndshm::slot<const float>& e = *p;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.size() == 0);
+        CHECK(e.shape().empty());
+        CHECK(e.data() == nullptr);
+        CHECK(std::as_const(e).data() == nullptr);
+        CHECK(e.array().empty());
+        CHECK(e.array().name().empty());
+        CHECK(e.view().size() == 0);
+        CHECK_THROWS_AS(e.index(), ndshm::error);
+        e.release(); // again: nothing happens
+        ndshm::slot<const float> other = std::move(e);
+        CHECK(other.empty());
+    }
+    auto again = ch.try_loan(); // the one slot is free again
+    CHECK_FALSE(again.empty());
+    // Moving a loan onto a held slot returns the held one first.
+    auto none = ch.try_loan();
+    CHECK(none.empty());
+    none = std::move(again);
+    CHECK_FALSE(none.empty());
+    CHECK(again.empty());
+    none = ndshm::slot<float>();
+    CHECK(none.empty());
+    CHECK_FALSE(ch.try_loan().empty());
 }

@@ -278,3 +278,79 @@ TEST_CASE("a process killed while holding attached arrays leaks nothing", "[cras
     CHECK(tools_util::mappings_of(o.name) == 0);
     CHECK(test_util::open_fds() == fds);
 }
+
+TEST_CASE("a producer killed while it holds a recycled array: gc removes the array, the pool forgets it",
+          "[crash][multiprocess][queue]")
+{
+    temp_dir d;
+    // One pooled segment: the pool must take it back from the dead producer to make another.
+    auto q = ndshm::array_queue::create(2, 1, d.opts());
+    std::string made;
+    {
+        auto a = q.make<double>({64});
+        made = a.name();
+        q.push(std::move(a));
+        auto b = q.pop<double>();
+    } // back to the queue: free
+    test_util::event holding;
+    tools_util::child_guard child(test_util::fork_child([&]() -> int {
+        auto out = ndshm::array_queue::open(q.name(), d.opts());
+        auto a = out.make<double>({64}); // the free segment, now the child's
+        a(0) = 1;
+        holding.set(a.name() == made ? 1 : 2);
+        tools_util::block_forever(); // killed between make and push
+    }));
+    REQUIRE(holding.wait() == 1);
+    const auto victim = static_cast<std::uint64_t>(child.pid());
+    CHECK(child.kill9().signal == SIGKILL);
+    // The array's gc record names the dead producer; the queue's names this process, alive.
+    const auto s = ndshm::inspect(made, d.opts());
+    REQUIRE(s.trailer);
+    CHECK(s.trailer->creator_pid == victim);
+    CHECK_FALSE(ndshm::gc_reason(s).empty());
+    CHECK(ndshm::gc_reason(ndshm::inspect(q.name(), d.opts())).empty());
+    const auto removed = ndshm::gc(d.opts());
+    REQUIRE(removed.size() == 1);
+    CHECK(removed[0].segment.name == made);
+    CHECK_FALSE(tools_util::file_exists(d / made));
+    // The next make finds the record held by a dead process, forgets it and makes a new segment.
+    auto c = q.make<double>({64});
+    CHECK(c.name() != made);
+    q.push(std::move(c));
+    auto e = q.pop<double>();
+    CHECK(e.size() == 64);
+}
+
+TEST_CASE("a consumer killed while it holds a recycled array: gc removes it, the queue goes on",
+          "[crash][multiprocess][queue]")
+{
+    temp_dir d;
+    auto q = ndshm::array_queue::create(2, 2, d.opts());
+    auto a = q.make<std::int64_t>({32});
+    const std::string made = a.name();
+    a(31) = 7;
+    q.push(std::move(a));
+    test_util::event holding;
+    tools_util::child_guard child(test_util::fork_child([&]() -> int {
+        auto in = ndshm::array_queue::open(q.name(), d.opts());
+        auto b = in.pop<std::int64_t>();
+        holding.set(b(31) == 7 ? 1 : 2);
+        tools_util::block_forever(); // killed while it owns the popped array
+    }));
+    REQUIRE(holding.wait() == 1);
+    const auto victim = static_cast<std::uint64_t>(child.pid());
+    CHECK(child.kill9().signal == SIGKILL);
+    CHECK(ndshm::inspect(made, d.opts()).trailer->creator_pid == victim);
+    const auto removed = ndshm::gc(d.opts());
+    REQUIRE(removed.size() == 1);
+    CHECK(removed[0].segment.name == made);
+    // Producer and consumer carry on; nothing is left once the queue goes.
+    for (int i = 0; i < 10; ++i) {
+        auto x = q.make<std::int64_t>({32});
+        x(0) = i;
+        q.push(std::move(x));
+        CHECK(q.pop<std::int64_t>()(0) == i);
+    }
+    q.reset();
+    CHECK(ndshm::list_segments(d.opts()).empty());
+}

@@ -839,3 +839,78 @@ TEST_CASE("a moved-from or reset shared_object is empty", "[object][lifetime]")
     }
     CHECK_FALSE(test_util::shm_exists(name)); // the owner's last handle unlinked it
 }
+
+TEST_CASE("objects shared into a queue's recycled segments: no new segment once the pool is warm", "[object][queue]")
+{
+    auto q = ndshm::array_queue::create(2);
+    std::set<std::string> names;
+    for (int round = 0; round < 5; ++round) {
+        q.push(ndshm::share(make_rich(), q));
+        CHECK(q.front_is_object());
+        CHECK_THROWS_WITH(q.pop<double>(), Catch::Contains("pop_object"));
+        ndshm::shared_object h = q.pop_object();
+        REQUIRE_FALSE(h.empty());
+        CHECK(h.array_count() == 11);
+        names.insert(h.name());
+        check_rich(ndshm::load<rich>(h));
+        const rich views = ndshm::load<rich>(h);
+        h.reset(); // the loaded views keep it: it goes back to the queue when they go
+        CHECK(test_util::shm_exists(*names.begin()));
+        CHECK(views.pixels(5, 7) == make_rich().pixels(5, 7));
+    }
+    CHECK(names.size() == 1); // one segment carried every round
+    CHECK(q.reused() == 4);
+
+    SECTION("a larger object takes a new segment, a smaller one reuses one that has the room")
+    {
+        many big;
+        for (int i = 0; i < 200; ++i) {
+            big.arrays.push_back(xt::arange<double>(128) + i);
+        }
+        q.push(ndshm::share(big, q));
+        auto h = q.pop_object();
+        CHECK(names.count(h.name()) == 0);
+        const many back = ndshm::load<many>(h);
+        REQUIRE(back.arrays.size() == 200);
+        CHECK(back.arrays[199](127) == 127 + 199);
+        h.reset();
+        many smaller = big;
+        smaller.arrays.resize(150);
+        q.push(ndshm::share(smaller, q));
+        auto h2 = q.pop_object();
+        CHECK(ndshm::load<many>(h2).arrays.size() == 150);
+        CHECK(q.reused() == 5);
+    }
+    SECTION("the object's segment stays a valid object for every tool")
+    {
+        q.push(ndshm::share(make_rich(), q));
+        auto h = q.pop_object();
+        const auto s = ndshm::inspect(h.name());
+        CHECK(s.kind == ndshm::segment_kind::object);
+        check_rich(ndshm::load<rich>(h.name()));
+    }
+}
+
+TEST_CASE("objects and arrays from the same pool trade segments of the right size", "[object][queue]")
+{
+    auto q = ndshm::array_queue::create(2);
+    pair_of_views p{shared_ndarray<double>::create({100}), shared_ndarray<double>::create({100})};
+    p.x(99) = 1;
+    p.y(99) = 2;
+    q.push(ndshm::share(p, q));
+    std::string name;
+    {
+        auto h = q.pop_object();
+        name = h.name();
+        const auto back = ndshm::load<pair_of_views>(h);
+        CHECK(back.y(99) == 2);
+    } // back to the pool
+    const auto bytes = ndshm::inspect(name).bytes;
+    // An array of about the same size reuses the object's segment: a plain .npy again.
+    auto a = q.make<std::uint8_t>({static_cast<std::size_t>(bytes) - 4096 - 256 - 64});
+    CHECK(a.name() == name);
+    q.push(std::move(a));
+    auto b = q.pop<std::uint8_t>();
+    CHECK(ndshm::inspect(name).kind == ndshm::segment_kind::array);
+    CHECK(ndshm::attach_any(name).dtype() == ndshm::dtype::uint8);
+}

@@ -4,16 +4,20 @@
 #include <ndshm/pool.hpp>
 #include <ndshm/segment.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xview.hpp>
 
+#include <chrono>
 #include <csignal>
+#include <fstream>
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -449,5 +453,71 @@ TEST_CASE("a chunk's view writes only the chunk's rows, in C and Fortran order",
             }
         }
         CHECK(c(1, 3) == 7.0);
+    }
+}
+
+namespace {
+
+void add_one(chunk<const double> in, chunk<double> out)
+{
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        out(i) = in(i) + 1.0;
+    }
+}
+
+/// Mappings (mmap, munmap, madvise) and opens the calling worker has made since its counters were set.
+std::tuple<long, long> worker_syscalls() { return {test_util::counted().map, test_util::counted().open}; }
+
+/// Lines of /proc/PID/maps that name `text`.
+int mappings_in(pid_t pid, const std::string& text)
+{
+    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+    std::string line;
+    int n = 0;
+    while (std::getline(f, line)) {
+        n += line.find(text) != std::string::npos ? 1 : 0;
+    }
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("a worker attaches the arrays of its tasks once, not once per task", "[pool]")
+{
+    // The counting table goes into the workers with the fork.
+    test_util::count_syscalls counting;
+    fork_pool pool(1);
+    auto in = shared_ndarray<double>::from_array(xt::arange<double>(4096));
+    auto out = shared_ndarray<double>::create({4096});
+    pool.map(add_one, in, out); // four tasks: the first attaches both arrays
+    const auto before = pool.run(worker_syscalls);
+    for (int i = 0; i < 10; ++i) {
+        pool.map(add_one, in, out);
+    }
+    const auto after = pool.run(worker_syscalls);
+    CHECK(std::get<0>(after) == std::get<0>(before)); // no mmap, munmap or madvise
+    CHECK(std::get<1>(after) == std::get<1>(before)); // no shm_open
+    CHECK(out(4095) == 4096.0);
+    SECTION("an idle worker lets the arrays go")
+    {
+        const long worker = pool.run(worker_pid);
+        const std::string name = in.name();
+        CHECK(mappings_in(static_cast<pid_t>(worker), name) == 1);
+        in.reset(); // unlinked here; the worker's mapping would keep its memory
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (mappings_in(static_cast<pid_t>(worker), name) != 0 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield(); // waits for the worker's state, bounded
+        }
+        CHECK(mappings_in(static_cast<pid_t>(worker), name) == 0);
+    }
+    SECTION("a segment removed and created again under the same name is attached anew")
+    {
+        const std::string name = in.name();
+        in.reset();
+        ndshm::options o;
+        o.name = name;
+        auto again = shared_ndarray<double>::from_array(xt::arange<double>(4096) * 2.0, o);
+        pool.map(add_one, again, out);
+        CHECK(out(4095) == 2.0 * 4095 + 1);
     }
 }

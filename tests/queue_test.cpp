@@ -1,9 +1,12 @@
 // ndshm::array_queue: ordering and ownership across processes, bounded capacity, timeouts, close, many
 // producers and consumers, and processes killed while they hold or wait on the queue. Processes
 // synchronise on pipe events (or on the queue's own counters in shared memory), never on sleeps.
+#include <ndshm/any_ndarray.hpp>
+#include <ndshm/inspect.hpp>
 #include <ndshm/queue.hpp>
 #include <ndshm/segment.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 #include <thread>
@@ -572,4 +577,432 @@ TEST_CASE("bad input to a queue gets a clear ndshm error", "[queue][errors]")
         CHECK_THROWS_AS(q.pop<double>(), ndshm::not_found);
         CHECK(q.pop<double>()(0) == 2);
     }
+}
+
+// ---- recycling: make, and segments that come back to the queue ---------------------------------------
+
+namespace {
+
+const ndshm::detail::queue_pool_record& pool_record(raw_queue& raw, std::size_t i)
+{
+    auto* ring = reinterpret_cast<unsigned char*>(&raw.control()) + sizeof(ndshm::detail::queue_control);
+    const auto* records = reinterpret_cast<const ndshm::detail::queue_pool_record*>(
+        ring + raw.control().capacity * sizeof(ndshm::detail::queue_entry));
+    return records[i];
+}
+
+std::size_t pool_count(raw_queue& raw, std::uint32_t state)
+{
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < raw.control().pool_records; ++i) {
+        n += __atomic_load_n(&pool_record(raw, i).state, __ATOMIC_ACQUIRE) == state ? 1 : 0;
+    }
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("a segment the consumer lets go comes back, and the next make reuses it with its mapping", "[queue]")
+{
+    auto q = array_queue::create(2);
+    CHECK(q.recycled() == 4);
+    raw_queue raw(q.name());
+    auto a = q.make<double>({100});
+    const std::string name = a.name();
+    const double* where = a.data();
+    CHECK(owner_pid(a) == static_cast<std::uint64_t>(::getpid())); // the maker owns it
+    CHECK(pool_count(raw, ndshm::detail::pool_held) == 1);
+    a(99) = 7;
+    q.push(std::move(a));
+    CHECK(pool_count(raw, ndshm::detail::pool_queued) == 1);
+    auto b = q.pop<double>();
+    REQUIRE_FALSE(b.empty());
+    CHECK(b.name() == name);
+    CHECK(b.data() == where); // the same mapping: nothing was mapped for the pop
+    CHECK(b(99) == 7);
+    b.reset(); // the consumer lets go: back to the queue, not unlinked
+    CHECK(test_util::shm_exists(name));
+    CHECK(pool_count(raw, ndshm::detail::pool_free) == 1);
+    CHECK(q.reused() == 0);
+
+    auto c = q.make<double>({100});
+    CHECK(c.name() == name);
+    CHECK(c.data() == where);
+    CHECK(q.reused() == 1);
+    SECTION("another shape of the same size rewrites the header")
+    {
+        c.reset();
+        auto d = q.make<float>({10, 20});
+        CHECK(d.name() == name);
+        CHECK(q.reused() == 2);
+        q.push(std::move(d));
+        CHECK(q.front_dtype() == ndshm::dtype::float32);
+        auto e = q.pop<float>();
+        CHECK(e.shape() == ndshm::shape_type{10, 20});
+        const auto any = ndshm::attach_any(name);
+        CHECK(any.dtype() == ndshm::dtype::float32);
+        CHECK(any.shape() == ndshm::shape_type{10, 20});
+    }
+    SECTION("a smaller array reuses a segment that has the room; the trailer follows the data")
+    {
+        c.reset();
+        auto d = q.make<double>({80});
+        CHECK(d.name() == name);
+        d(79) = 3;
+        q.push(std::move(d));
+        auto e = q.pop<double>();
+        CHECK(e.size() == 80);
+        CHECK(e(79) == 3);
+        const auto s = ndshm::inspect(name);
+        CHECK(s.kind == ndshm::segment_kind::array);
+        CHECK(s.shape == ndshm::shape_type{80});
+    }
+    SECTION("a larger array gets a segment of its own")
+    {
+        c.reset();
+        auto big = q.make<double>({1000});
+        CHECK(big.name() != name);
+        CHECK(q.reused() == 1);
+    }
+    SECTION("close: segments let go afterwards are unlinked, not kept")
+    {
+        q.push(std::move(c));
+        auto d = q.pop<double>();
+        q.close();
+        d.reset();
+        CHECK_FALSE(test_util::shm_exists(name));
+        CHECK_THROWS_WITH(q.make<double>({100}), Catch::Contains("closed"));
+    }
+    SECTION("trim unlinks the free segments")
+    {
+        c.reset();
+        CHECK(q.trim() == 1);
+        CHECK_FALSE(test_util::shm_exists(name));
+        auto d = q.make<double>({100});
+        CHECK(d.name() != name);
+    }
+}
+
+TEST_CASE("the queue's owner removes the free segments of its pool with the queue", "[queue][lifetime]")
+{
+    std::vector<std::string> names;
+    std::string qname;
+    {
+        auto q = array_queue::create(4);
+        qname = q.name();
+        for (int i = 0; i < 3; ++i) {
+            auto a = q.make<std::int32_t>({16});
+            names.push_back(a.name());
+            q.push(std::move(a));
+        }
+        {
+            auto back = q.pop<std::int32_t>(); // let go at once: free in the pool
+        }
+        auto held = q.pop<std::int32_t>(); // outlives the queue: its holder unlinks it
+        const std::string held_name = held.name();
+        q.reset();
+        CHECK_FALSE(test_util::shm_exists(qname));
+        CHECK(test_util::shm_exists(held_name));
+        held.reset();
+        CHECK_FALSE(test_util::shm_exists(held_name));
+    }
+    for (const auto& n : names) {
+        CHECK_FALSE(test_util::shm_exists(n));
+    }
+}
+
+TEST_CASE("a pooled array that is persisted or pushed elsewhere leaves the pool", "[queue][lifetime]")
+{
+    auto q = array_queue::create(2);
+    raw_queue raw(q.name());
+    SECTION("persisted")
+    {
+        q.push(q.make<double>({8}));
+        auto a = q.pop<double>();
+        const std::string name = a.name();
+        a.persist();
+        a.reset();
+        CHECK(test_util::shm_exists(name)); // persisted: nobody unlinks it
+        CHECK(pool_count(raw, ndshm::detail::pool_free) == 0);
+        CHECK(pool_count(raw, ndshm::detail::pool_empty) == q.recycled());
+        ndshm::unlink(name);
+    }
+    SECTION("pushed into another queue")
+    {
+        auto other = array_queue::create(2);
+        auto a = q.make<double>({8});
+        const std::string name = a.name();
+        other.push(std::move(a));
+        CHECK(pool_count(raw, ndshm::detail::pool_empty) == q.recycled());
+        auto b = other.pop<double>();
+        CHECK(b.name() == name);
+        b.reset(); // an ordinary array of the other queue: unlinked
+        CHECK_FALSE(test_util::shm_exists(name));
+    }
+}
+
+TEST_CASE("recycled arrays cross processes: a producer makes, a consumer lets go, the producer reuses",
+          "[queue][multiprocess]")
+{
+    constexpr int frames = 200;
+    auto q = array_queue::create(3);
+    const pid_t producer = test_util::fork_child([&] {
+        auto out = array_queue::open(q.name());
+        for (int f = 0; f < frames; ++f) {
+            auto a = out.make<std::uint32_t>({64, 64});
+            std::fill(a.begin(), a.end(), static_cast<std::uint32_t>(f));
+            out.push(std::move(a));
+        }
+        out.close();
+        return 0;
+    });
+    std::set<std::string> names;
+    int received = 0;
+    bool intact = true;
+    while (auto a = q.pop<std::uint32_t>()) {
+        const auto f = static_cast<std::uint32_t>(received++);
+        intact = intact && a.shape() == ndshm::shape_type{64, 64} &&
+                 std::all_of(a.begin(), a.end(), [&](std::uint32_t v) { return v == f; });
+        CHECK(owner_pid(a) == static_cast<std::uint64_t>(::getpid()));
+        names.insert(a.name());
+    } // each one goes back to the queue here
+    CHECK(test_util::wait_child(producer).ok());
+    CHECK(received == frames);
+    CHECK(intact);
+    CHECK(names.size() <= q.recycled()); // a handful of segments carried every frame
+    CHECK(q.reused() == static_cast<std::uint64_t>(frames) - names.size());
+}
+
+TEST_CASE("letting a recycled array go never waits for a stopped process that holds the queue's lock",
+          "[queue][multiprocess][fault]")
+{
+    auto q = array_queue::create(2);
+    q.push(q.make<double>({4}));
+    auto a = q.pop<double>();
+    test_util::event holding, release;
+    const pid_t pid = test_util::fork_child([&] {
+        raw_queue raw(q.name());
+        const std::string op = "test";
+        ndshm::detail::lock_until(raw.lock(), std::chrono::steady_clock::time_point::max(), {op, q.name(), "lock"});
+        holding.set();
+        release.wait();
+        return ndshm::detail::unlock(raw.lock()) ? 0 : 1;
+    });
+    REQUIRE(holding.wait() == 1);
+    REQUIRE(test_util::stop_child(pid));
+    CHECK(test_util::elapsed_ms([&] { a.reset(); }) < 100);
+    REQUIRE(test_util::continue_child(pid));
+    release.set();
+    CHECK(test_util::wait_child(pid).ok());
+    auto b = q.make<double>({4});
+    CHECK(q.reused() == 1);
+}
+
+TEST_CASE("composite objects travel through a queue, in recycled segments", "[queue]")
+{
+    // Objects in a queue, without cereal: a segment that ndshm::share made (object_test.cpp covers
+    // share(obj, queue) and load). Here: kinds stay apart.
+    auto q = array_queue::create(2);
+    q.push(q.make<double>({3}));
+    CHECK_FALSE(q.front_is_object());
+    CHECK_THROWS_WITH(q.pop_object(), Catch::Contains("pop it with pop<T>()"));
+    CHECK(q.size() == 1); // it stays queued
+    CHECK(q.pop<double>().size() == 3);
+    ndshm::shared_object none;
+    CHECK_THROWS_WITH(q.push(std::move(none)), Catch::Contains("empty"));
+    CHECK(q.try_pop_object().empty());
+}
+
+TEST_CASE("corrupt pool records give a result or an ndshm error, never a crash or a foreign unlink", "[queue][errors]")
+{
+    auto q = array_queue::create(2);
+    raw_queue raw(q.name());
+    auto bystander = filled(100, 1);
+    std::vector<std::string> pooled;
+    {
+        auto a = q.make<double>({100});
+        pooled.push_back(a.name());
+        q.push(std::move(a));
+        auto back = q.make<double>({100});
+        pooled.push_back(back.name());
+    } // one queued, one free in the pool
+    auto* rec = const_cast<ndshm::detail::queue_pool_record*>(&pool_record(raw, 0));
+    // Segments whose records are overwritten are lost to the queue: this test removes them itself.
+    struct cleanup {
+        std::vector<std::string>& names;
+        ~cleanup()
+        {
+            for (const auto& n : names) {
+                if (test_util::shm_exists(n)) {
+                    ndshm::unlink(n);
+                }
+            }
+        }
+    } cleanup_at_end{pooled};
+    SECTION("a free record naming another segment")
+    {
+        for (std::size_t i = 0; i < q.recycled(); ++i) {
+            auto* r = const_cast<ndshm::detail::queue_pool_record*>(&pool_record(raw, i));
+            if (r->state == ndshm::detail::pool_free) {
+                std::memset(r->name, 0, sizeof r->name);
+                std::memcpy(r->name, bystander.name().data(), bystander.name().size());
+            }
+        }
+        auto a = q.make<double>({100}); // not the bystander: its identity differs
+        CHECK(a.name() != bystander.name());
+        pooled.push_back(a.name());
+        CHECK(bystander(99) == 1);
+        q.trim();
+        CHECK(test_util::shm_exists(bystander.name()));
+    }
+    SECTION("random bytes in every record")
+    {
+        std::uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (std::size_t i = 0; i < q.recycled(); ++i) {
+            auto* bytes = reinterpret_cast<unsigned char*>(rec + i);
+            for (std::size_t k = 0; k < sizeof *rec; ++k) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes[k] = static_cast<unsigned char>(x);
+            }
+        }
+        try {
+            auto a = q.pop<double>();
+            auto b = q.make<double>({100});
+            pooled.push_back(b.name());
+            q.push(std::move(b));
+            (void)q.trim();
+        } catch (const ndshm::error&) {
+        }
+        CHECK(test_util::shm_exists(bystander.name()));
+    }
+}
+
+TEST_CASE("a moved-from or reset array_queue is empty, and every call on it is a clear error", "[queue][errors]")
+{
+    auto q = array_queue::create(2);
+    const std::string name = q.name();
+    auto moved = std::move(q);
+    CHECK(moved.name() == name);
+    for (array_queue* h : {&q, &moved}) {
+        if (h == &moved) {
+            moved.reset();
+        }
+        array_queue& e = *h;
+        CHECK(e.empty());
+        CHECK_FALSE(static_cast<bool>(e));
+        CHECK(e.name().empty());
+        CHECK(e.capacity() == 0);
+        CHECK(e.recycled() == 0);
+        CHECK(e.size() == 0);
+        CHECK_FALSE(e.closed());
+        CHECK(e.reused() == 0);
+        const auto empty_error = Catch::Contains("array_queue handle is empty");
+        CHECK_THROWS_WITH(e.make<double>({2}), empty_error);
+        CHECK_THROWS_WITH(e.push(filled(1, 1)), empty_error);
+        CHECK_THROWS_WITH(e.push(filled(1, 1), std::chrono::milliseconds(1)), empty_error);
+        CHECK_THROWS_WITH(e.try_push(filled(1, 1)), empty_error);
+        CHECK_THROWS_WITH(e.push(ndshm::shared_object()), empty_error);
+        CHECK_THROWS_WITH(e.push(ndshm::shared_object(), std::chrono::milliseconds(1)), empty_error);
+        CHECK_THROWS_WITH(e.try_push(ndshm::shared_object()), empty_error);
+        CHECK_THROWS_WITH(e.make<float>({2, 2}, ndshm::order::fortran), empty_error);
+        CHECK_THROWS_WITH(e.pop<double>(), empty_error);
+        CHECK_THROWS_WITH(e.pop<double>(std::chrono::milliseconds(1)), empty_error);
+        CHECK_THROWS_WITH(e.try_pop<double>(), empty_error);
+        CHECK_THROWS_WITH(e.pop_object(), empty_error);
+        CHECK_THROWS_WITH(e.pop_object(std::chrono::milliseconds(1)), empty_error);
+        CHECK_THROWS_WITH(e.try_pop_object(), empty_error);
+        CHECK_THROWS_WITH(e.front_dtype(), empty_error);
+        CHECK_THROWS_WITH(e.front_is_object(), empty_error);
+        CHECK_THROWS_WITH(e.close(), empty_error);
+        CHECK_THROWS_WITH(e.remove(), empty_error);
+        CHECK_THROWS_WITH(e.trim(), empty_error);
+        const array_queue copy = e; // a copy of an empty handle is empty too
+        CHECK(copy.empty());
+        CHECK(copy.name().empty());
+        e = array_queue();
+        CHECK(e.empty());
+    }
+    CHECK_FALSE(test_util::shm_exists(name)); // the owner's last handle (reset) removed it
+}
+
+TEST_CASE("a recycled handoff maps nothing, opens nothing, reserves nothing and wakes nobody", "[queue]")
+{
+    auto q = array_queue::create(2);
+    const auto round = [&](double v) {
+        auto a = q.make<double>({256, 256});
+        a(255, 255) = v;
+        q.push(std::move(a));
+        auto b = q.pop<double>();
+        return b(255, 255) == v;
+    };
+    CHECK(round(1)); // the first round makes the segment and maps it
+    test_util::count_syscalls counting;
+    bool ok = true;
+    for (int i = 0; i < 100; ++i) {
+        ok = round(i) && ok;
+    }
+    CHECK(ok);
+    const auto& c = counting.counts();
+    CHECK(c.total() == 0);
+    CHECK(c.open == 0);
+    CHECK(c.map == 0);
+    CHECK(c.reserve == 0);
+    CHECK(c.wake == 0);
+    CHECK(q.reused() == 100);
+}
+
+TEST_CASE("between two processes, recycled handoffs make no system call but futex waits", "[queue][multiprocess]")
+{
+    // Lockstep: the consumer acknowledges each frame after letting it go, so one segment carries every
+    // frame after the first, and both sides have it mapped.
+    constexpr int frames = 100;
+    auto q = array_queue::create(2);
+    test_util::event done;
+    int counts_pipe[2];
+    REQUIRE(::pipe(counts_pipe) == 0);
+    const pid_t consumer = test_util::fork_child([&] {
+        auto in = array_queue::open(q.name());
+        std::unique_ptr<test_util::count_syscalls> counting;
+        bool ok = true;
+        for (int f = 0; f < frames; ++f) {
+            if (f == 1) {
+                counting = std::make_unique<test_util::count_syscalls>();
+            }
+            {
+                auto a = in.pop<float>();
+                ok = ok && a(1023) == static_cast<float>(f);
+            }
+            done.set();
+        }
+        const test_util::sys_counts c = counting->counts();
+        return ::write(counts_pipe[1], &c, sizeof c) == static_cast<ssize_t>(sizeof c) && ok ? 0 : 1;
+    });
+    std::unique_ptr<test_util::count_syscalls> counting;
+    for (int f = 0; f < frames; ++f) {
+        if (f == 1) {
+            counting = std::make_unique<test_util::count_syscalls>();
+        }
+        auto a = q.make<float>({1024});
+        a(1023) = static_cast<float>(f);
+        q.push(std::move(a));
+        REQUIRE(done.wait() == 1);
+    }
+    const test_util::sys_counts mine = counting->counts();
+    counting.reset();
+    CHECK(test_util::wait_child(consumer).ok());
+    test_util::sys_counts theirs;
+    REQUIRE(::read(counts_pipe[0], &theirs, sizeof theirs) == static_cast<ssize_t>(sizeof theirs));
+    ::close(counts_pipe[0]);
+    ::close(counts_pipe[1]);
+    for (const test_util::sys_counts* c : {&mine, static_cast<const test_util::sys_counts*>(&theirs)}) {
+        CHECK(c->open == 0);
+        CHECK(c->map == 0);
+        CHECK(c->reserve == 0);
+        CHECK(c->stat == 0);
+        CHECK(c->unlink == 0);
+        CHECK(c->liveness == 0);
+    }
+    CHECK(q.reused() == frames - 1);
 }

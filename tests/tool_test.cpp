@@ -441,9 +441,9 @@ TEST_CASE("ndshm info checks a queue's, a channel's, an object's and a lock's in
         auto r = info("ndshm_ch");
         CHECK(r.status.code == 5);
         CHECK_THAT(r.out, Catch::Contains("is held by a process that is gone") && Catch::Contains("1 received"));
-        // tail (control + 32) one past head: the ring now claims a published slot that is not there.
+        // tail one past head: the ring now claims a published slot that is not there.
         const std::size_t ctl = ndshm::detail::trailer_offset(4096 + 2 * 4 * sizeof(double)) + 256;
-        poke<std::uint64_t>(d / "ndshm_ch", ctl + 32, 2);
+        poke<std::uint64_t>(d / "ndshm_ch", ctl + offsetof(ndshm::detail::channel_control, tail), 2);
         r = info("ndshm_ch");
         CHECK(r.status.code == 5);
         CHECK_THAT(r.out, Catch::Contains("the ring holds 1 published slots, the records 0"));

@@ -564,10 +564,12 @@ void check_queue(internals_report& r, const segment_info& s, Read&& read)
         r.problems.push_back("the queue's control block has an unknown magic, version or entry size");
         return;
     }
-    if (c.capacity == 0 || c.capacity > queue_max_capacity ||
-        queue_data_bytes(static_cast<std::size_t>(c.capacity)) > s.data_bytes) {
-        r.problems.push_back("the queue's capacity (" + std::to_string(c.capacity) + ") does not fit its " +
-                             std::to_string(s.data_bytes) + " bytes");
+    if (c.capacity == 0 || c.capacity > queue_max_capacity || c.pool_records > queue_max_pool ||
+        c.record_size != sizeof(queue_pool_record) ||
+        queue_data_bytes(static_cast<std::size_t>(c.capacity), c.pool_records) > s.data_bytes) {
+        r.problems.push_back("the queue's capacity (" + std::to_string(c.capacity) + ") and pool (" +
+                             std::to_string(c.pool_records) + ") do not fit its " + std::to_string(s.data_bytes) +
+                             " bytes");
         return;
     }
     const std::uint64_t head = queue_head(c.state), count = queue_count(c.state);
@@ -603,6 +605,36 @@ void check_queue(internals_report& r, const segment_info& s, Read&& read)
     if (c.closed > 1) {
         r.problems.push_back("the queue's closed flag holds " + std::to_string(c.closed));
     }
+    // The recycling pool: how many segments are free, held and queued, and holders that are gone.
+    std::size_t counts[4] = {0, 0, 0, 0};
+    proc_cache cache;
+    const std::uint64_t pool_at = s.data_offset + queue_data_bytes(static_cast<std::size_t>(c.capacity));
+    for (std::uint32_t i = 0; i < c.pool_records; ++i) {
+        queue_pool_record rec{};
+        if (read(pool_at + std::uint64_t(i) * sizeof rec, &rec, sizeof rec) != sizeof rec) {
+            r.problems.push_back("the queue's pool records are cut short");
+            break;
+        }
+        if (rec.state > pool_queued) {
+            r.problems.push_back("pool record " + std::to_string(i) + " has an unknown state " +
+                                 std::to_string(rec.state));
+            continue;
+        }
+        ++counts[rec.state];
+        if (rec.state == pool_held) {
+            const process_check p = check_process(rec.pid, rec.start, &cache);
+            if (!valid_pid(rec.pid) || p.state == liveness::dead) {
+                r.problems.push_back("pooled segment " + std::to_string(i) + " is held by a process that is gone (" +
+                                     p.detail + "): `ndshm gc` removes it, and the next make() forgets it");
+            }
+        }
+    }
+    if (c.pool_records != 0) {
+        r.notes.push_back("pool: " + std::to_string(c.pool_records) + " records: " + std::to_string(counts[pool_free]) +
+                          " free, " + std::to_string(counts[pool_held]) + " held, " +
+                          std::to_string(counts[pool_queued]) + " queued; " + std::to_string(c.pool_created) +
+                          " segments made and " + std::to_string(c.reused) + " reused so far");
+    }
     check_lock_at(r, s.data_offset + offsetof(queue_control, lock), "the queue's lock", read);
 }
 
@@ -617,8 +649,9 @@ void check_channel(internals_report& r, const segment_info& s, Read&& read)
         return;
     }
     const std::uint64_t slots = s.shape[0];
-    if (std::memcmp(c.magic, channel_magic, sizeof c.magic) != 0 || c.slots != slots || slots == 0 || slots > 65536 ||
-        c.slot_bytes * slots != s.data_bytes || s.bytes < ctl + channel_extra_bytes(slots)) {
+    if (std::memcmp(c.magic, channel_magic, sizeof c.magic) != 0 || c.slots != slots || slots == 0 ||
+        slots > channel_max_slots || c.slot_bytes * slots != s.data_bytes ||
+        s.bytes < ctl + channel_extra_bytes(slots)) {
         r.problems.push_back("the channel's control block disagrees with its header (magic, slot count or size)");
         return;
     }
@@ -632,6 +665,7 @@ void check_channel(internals_report& r, const segment_info& s, Read&& read)
     }
     std::size_t counts[4] = {0, 0, 0, 0};
     proc_cache cache;
+    const bool ring_ok = c.head <= c.tail && c.tail - c.head <= slots;
     for (std::size_t i = 0; i < recs.size(); ++i) {
         const slot_record& rec = recs[i];
         if (rec.state > slot_received) {
@@ -645,29 +679,36 @@ void check_channel(internals_report& r, const segment_info& s, Read&& read)
                 r.problems.push_back("slot " + std::to_string(i) + " is held by a process that is gone (" + p.detail +
                                      "): the next loan that finds no free slot takes it back");
             }
+        } else if (rec.state == slot_ready && ring_ok && (rec.seq < c.head || rec.seq >= c.tail)) {
+            r.problems.push_back("slot " + std::to_string(i) + " is published as number " + std::to_string(rec.seq) +
+                                 ", outside the ring (" + std::to_string(c.head) + " to " + std::to_string(c.tail) +
+                                 "): a process died while publishing or receiving it; the next loan that finds no "
+                                 "free slot takes it back");
         }
     }
     r.notes.push_back("channel: " + std::to_string(slots) + " slots: " + std::to_string(counts[slot_free]) + " free, " +
                       std::to_string(counts[slot_loaned]) + " loaned, " + std::to_string(counts[slot_ready]) +
                       " published, " + std::to_string(counts[slot_received]) + " received; " +
-                      std::to_string(c.published) + " published and " + std::to_string(c.reclaimed) +
-                      " reclaimed so far" + (c.closed != 0 ? "; closed" : ""));
-    if (c.head > c.tail || c.tail - c.head > slots) {
+                      std::to_string(c.published) + " published, " + std::to_string(c.received) + " received and " +
+                      std::to_string(c.reclaimed) + " reclaimed so far" + (c.closed != 0 ? "; closed" : ""));
+    if (!ring_ok) {
         r.problems.push_back("the channel's ring is corrupt (head " + std::to_string(c.head) + ", tail " +
                              std::to_string(c.tail) + ")");
     } else {
+        for (std::uint64_t k = c.head; k < c.tail; ++k) {
+            const std::uint32_t i = ring[static_cast<std::size_t>(k % slots)];
+            if (i >= slots || recs[i].state != slot_ready || recs[i].seq != k) {
+                r.problems.push_back("the ring names slot " + std::to_string(i) + " for publication " +
+                                     std::to_string(k) + ", which is not that published slot");
+            }
+        }
         if (c.tail - c.head != counts[slot_ready]) {
             r.problems.push_back("the ring holds " + std::to_string(c.tail - c.head) +
                                  " published slots, the records " + std::to_string(counts[slot_ready]));
         }
-        for (std::uint64_t k = c.head; k < c.tail; ++k) {
-            const std::uint32_t i = ring[static_cast<std::size_t>(k % slots)];
-            if (i >= slots || recs[i].state != slot_ready) {
-                r.problems.push_back("the ring names slot " + std::to_string(i) + ", which is not published");
-            }
-        }
     }
-    check_lock_at(r, ctl + offsetof(channel_control, lock), "the channel's lock", read);
+    check_lock_at(r, ctl + offsetof(channel_control, producer_lock), "the channel's producer lock", read);
+    check_lock_at(r, ctl + offsetof(channel_control, consumer_lock), "the channel's consumer lock", read);
 }
 
 /// The object's header, table of contents and extents (the blob is checked by load<T>, which knows T).

@@ -59,85 +59,16 @@
 
 #include "detail/object_archive.hpp"
 #include "detail/object_format.hpp"
+#include "detail/object_handle.hpp"
 #include "detail/segment_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
+#include "queue.hpp"
 #include "shared_ndarray.hpp"
 
 namespace ndshm {
 
-class shared_object;
-
 namespace detail {
-struct object_access;
-}
-
-/// An owning handle to a composite object in shared memory, returned by `ndshm::share`.
-///
-/// Lifetime is that of shared_ndarray: the creating process owns the name and its last handle (copies
-/// share one mapping) unlinks it, unless `persist()` was called; handles copied into a forked child
-/// never unlink. Objects loaded from it stay valid after it is gone.
-class shared_object {
-public:
-    /// An empty handle.
-    shared_object() = default;
-
-    /// The segment name to pass to other processes (to `ndshm::load<T>`); empty for an empty handle.
-    const std::string& name() const noexcept
-    {
-        static const std::string none;
-        return m_map ? m_map->name() : none;
-    }
-    /// Number of arrays stored in the object's segment.
-    std::size_t array_count() const noexcept { return m_map ? m_arrays : 0; }
-    /// Size of the whole segment in bytes: header, table of contents, blob, arrays and trailer.
-    std::size_t segment_bytes() const noexcept { return m_map ? m_map->size() : 0; }
-    bool empty() const noexcept { return !m_map; }
-    explicit operator bool() const noexcept { return static_cast<bool>(m_map); }
-
-    /// Hands the name over: no handle of this process unlinks it any more; it stays until
-    /// ndshm::unlink(name).
-    void persist() noexcept
-    {
-        if (m_map) {
-            m_map->persist();
-        }
-    }
-    /// Drops this handle, which becomes empty (the last owning handle unlinks the name).
-    void reset() noexcept { *this = shared_object(); }
-
-    shared_object(const shared_object&) = default;
-    shared_object& operator=(const shared_object&) = default;
-    /// A moved-from handle is empty in every observable way.
-    shared_object(shared_object&& o) noexcept : m_map(std::move(o.m_map)), m_arrays(std::exchange(o.m_arrays, 0)) {}
-    shared_object& operator=(shared_object&& o) noexcept
-    {
-        if (this != &o) {
-            m_map = std::move(o.m_map);
-            m_arrays = std::exchange(o.m_arrays, 0);
-        }
-        return *this;
-    }
-    ~shared_object() = default;
-
-private:
-    friend struct detail::object_access;
-    shared_object(std::shared_ptr<detail::mapping> m, std::size_t arrays) : m_map(std::move(m)), m_arrays(arrays) {}
-
-    std::shared_ptr<detail::mapping> m_map;
-    std::size_t m_arrays = 0;
-};
-
-namespace detail {
-
-/// Lets the file functions build and read shared_object handles.
-struct object_access {
-    static shared_object make(std::shared_ptr<mapping> m, std::size_t arrays)
-    {
-        return shared_object(std::move(m), arrays);
-    }
-    static const std::shared_ptr<mapping>& mapping_of(const shared_object& o) noexcept { return o.m_map; }
-};
 
 template <class T>
 inline constexpr bool is_shareable_v = cereal::traits::is_output_serializable<T, object_output_archive>::value;
@@ -277,6 +208,55 @@ shared_object share(const T& obj, const options& opt = {})
                               l.payload_bytes);
         m->publish();
         return detail::object_access::make(std::move(m), descs.size());
+    }
+}
+
+/// Puts `obj` into a segment of `queue`'s recycling pool, as share(obj) does into a new one: a free
+/// segment that has the room (its mapping kept in this process from an earlier handoff: no page to map
+/// or fault in), else a new one that joins the pool. Push the handle into the queue; the process that
+/// pops it (pop_object) and loads it gives the segment back to the queue when the handle and every
+/// array loaded from it are gone.
+///
+///     auto q = ndshm::array_queue::create(4);
+///     q.push(ndshm::share(frame, q));                       // producer
+///     auto f = ndshm::load<frame_type>(q.pop_object());     // consumer: members are views
+///
+/// @throws as share(obj), and error if the queue is closed or the handle is empty
+template <class T>
+shared_object share(const T& obj, array_queue& queue)
+{
+    detail::check_shareable<T>();
+    if constexpr (detail::is_shareable_v<T>) {
+        const std::string op = "share";
+        detail::queue_impl& q = detail::queue_access::impl(queue, op.c_str());
+        detail::object_output_archive ar;
+        detail::serialize_object(ar, obj, op);
+        auto& descs = ar.descs();
+        const detail::object_layout l = detail::compute_layout(descs, ar.blob().size(), op, queue.name());
+        detail::queue_acquired a = q.acquire(l.total, op);
+        unsigned char* base = a.map->base();
+        if (a.fresh) {
+            detail::prefault(base, a.map->size(), true); // every page is written next
+        } else {
+            // The fixed part is written into zeros, as in a new segment; the arrays overwrite theirs.
+            std::memset(base + detail::object_payload_offset, 0, l.blob_offset);
+        }
+        detail::write_object_head(base, l, descs, ar.blob().data(), detail::codec_none);
+        detail::copy_arrays(base, l, ar, descs);
+        if (a.fresh) {
+            detail::write_trailer(*a.map, l.trailer_offset, detail::kind_object, detail::object_payload_offset,
+                                  l.payload_bytes);
+        } else {
+            detail::place_pooled_trailer(*a.map, detail::kind_object, detail::object_payload_offset, l.payload_bytes);
+        }
+        detail::npy_info info;
+        info.type = dtype::uint8;
+        info.shape = {l.payload_bytes};
+        info.data_offset = detail::object_payload_offset;
+        info.size = info.nbytes = l.payload_bytes;
+        q.finish(a, info, true);
+        a.map->publish();
+        return detail::object_access::make(std::move(a.handle), descs.size());
     }
 }
 

@@ -122,7 +122,8 @@ def test_dtype_mismatch_of_a_queue_and_a_channel():
     with pytest.raises(ndshm.DtypeMismatch) as e:
         q.pop(timeout=0, dtype="float64")
     same_as_cpp(e, "pop-float64", q.name)
-    assert e.value.category == "generic" and e.value.errno == errno.EINVAL
+    # ndshm's own category, like every other dtype_mismatch (attach, load, the channel)
+    assert e.value.category == "ndshm" and e.value.reason == "dtype mismatch"
 
     ch = ndshm.Channel.create(3, "complex64", slots=1)
     with pytest.raises(ndshm.DtypeMismatch) as e:
@@ -189,7 +190,7 @@ def test_messages_name_the_operation_and_the_segment():
     q.close()
     with pytest.raises(ndshm.Error) as e:
         q.push(ndshm.create(1))
-    assert str(e.value) == (f"ndshm: push '{q.name}': the queue is closed; push before close(); the array stays "
+    assert str(e.value) == (f"ndshm: push '{q.name}': the queue is closed; push before close(); the item stays "
                             "with the caller")
 
 

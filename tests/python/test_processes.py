@@ -63,7 +63,7 @@ def test_queue_timeouts_close_and_refusals():
         q.push(np.zeros(2))
     with pytest.raises(ndshm.Error, match="view of part of the segment"):
         q.push(b[1:])
-    with pytest.raises(ndshm.Error, match="does not own the array"):
+    with pytest.raises(ndshm.Error, match="this process does not own it"):
         q.push(ndshm.attach(ndshm.name_of(b)))
     q.close()
     with pytest.raises(ndshm.Error, match="the queue is closed"):

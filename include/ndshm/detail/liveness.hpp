@@ -22,12 +22,54 @@
 #include <string>
 #include <system_error>
 
+#include <atomic>
+
+#include <pthread.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "sys.hpp"
 
 namespace ndshm::detail {
+
+/// Counts the forks of this process image: a pthread_atfork handler bumps it in every child, so that
+/// values cached per process (the pid, start time, thread identity) are computed again after a fork.
+inline std::atomic<std::uint64_t>& fork_generation() noexcept
+{
+    static std::atomic<std::uint64_t> generation{0};
+    return generation;
+}
+
+inline void count_fork_in_child() noexcept { fork_generation().fetch_add(1, std::memory_order_relaxed); }
+
+/// True once the fork counter is installed (once per process; fails only if pthread_atfork is out of memory).
+inline bool fork_generation_tracked() noexcept
+{
+    static const bool tracked = ::pthread_atfork(nullptr, nullptr, &count_fork_in_child) == 0;
+    return tracked;
+}
+
+/// This process's pid without a system call on every use: getpid() is a real system call in glibc,
+/// and the queue's and the channel's hot paths ask on every operation. Computed again after a fork
+/// (see fork_generation). A process created without fork() running the atfork handlers (a raw
+/// clone(2)) must not use handles it inherited.
+inline pid_t current_pid() noexcept
+{
+    struct cached_pid {
+        std::uint64_t generation = ~std::uint64_t(0);
+        pid_t pid = 0;
+    };
+    thread_local cached_pid cached;
+    if (!fork_generation_tracked()) {
+        return ::getpid();
+    }
+    const std::uint64_t g = fork_generation().load(std::memory_order_relaxed);
+    if (cached.generation != g) {
+        cached.pid = ::getpid();
+        cached.generation = g;
+    }
+    return cached.pid;
+}
 
 /// The largest pid or tid Linux hands out (PID_MAX_LIMIT on 64-bit systems): larger values recorded
 /// in shared memory name no process.

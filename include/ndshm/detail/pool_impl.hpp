@@ -6,6 +6,8 @@
 #define NDSHM_DETAIL_POOL_IMPL_HPP
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
@@ -177,6 +179,38 @@ struct task_codec {
     }
 };
 
+/// The mappings a forked worker keeps between tasks, so that the arrays of a map, a scatter or a run
+/// are attached (mapped, and their pages faulted in) once per worker rather than once per task. An
+/// entry is used only for the very segment the parent sent (name, file identity and creation time);
+/// the cache holds a few recent segments and is dropped whenever the worker has had no task for
+/// worker_cache_idle, so that an idle worker keeps no memory of arrays its parent has let go.
+struct worker_mapping_cache {
+    struct entry {
+        std::string dir;
+        std::string name;
+        file_id id;
+        std::uint64_t created_ns = 0;
+        std::shared_ptr<mapping> map;
+        std::uint64_t used = 0;
+    };
+    bool enabled = false; ///< only in forked workers: in the parent (pool(0)) a cached mapping would
+                          ///< outlive the caller's handles and hold back their unlink
+    std::vector<entry> entries;
+    std::uint64_t clock = 0;
+    static constexpr std::size_t limit = 16;
+
+    void clear() noexcept { entries.clear(); }
+};
+
+inline worker_mapping_cache& worker_mappings() noexcept
+{
+    static worker_mapping_cache c;
+    return c;
+}
+
+/// How long a worker keeps its cached mappings without a task.
+inline constexpr int worker_cache_idle_ms = 100;
+
 template <class T>
 struct task_codec<shared_ndarray<T>> {
     using writable = std::remove_const_t<T>;
@@ -222,7 +256,7 @@ struct task_codec<shared_ndarray<T>> {
         options o;
         o.directory = dir;
         if (!moved) {
-            return shared_ndarray<T>::attach(name, o);
+            return attach_cached(dir, name, file_id{dev, ino}, created, o);
         }
         // A returned array: take ownership, which needs a writable mapping to update its trailer. Only
         // of the segment the worker handed over: a name unlinked and created again meanwhile is not it.
@@ -235,6 +269,46 @@ struct task_codec<shared_ndarray<T>> {
                                 "do not remove a task's result before the call returns", errno_code(ESTALE));
         }
         take_ownership(*array_access::mapping_of(a));
+        return a;
+    }
+
+    /// An argument array: from the worker's cache if it holds this very segment, else attached (and
+    /// cached, in a forked worker).
+    static shared_ndarray<T> attach_cached(const std::string& dir, const std::string& name, file_id id,
+                                           std::uint64_t created, const options& o)
+    {
+        worker_mapping_cache& c = worker_mappings();
+        if (!c.enabled || !id.known()) {
+            return shared_ndarray<T>::attach(name, o);
+        }
+        for (auto& e : c.entries) {
+            if (e.id == id && e.created_ns == created && e.name == name && e.dir == dir &&
+                (e.map->writable() || std::is_const_v<T>)) {
+                // The header is read again (a queue's recycled segment may hold another shape now).
+                const npy_info info = parse_npy(e.map->base(), e.map->size(), name, e.map->size());
+                const trailer* t = find_trailer(*e.map, info, "attach");
+                if (t != nullptr && t->kind == kind_array && t->created_ns == created) {
+                    check_dtype<writable>("attach", name, info.type);
+                    e.used = ++c.clock;
+                    return array_access::make<T>(e.map, info);
+                }
+            }
+        }
+        shared_ndarray<T> a = shared_ndarray<T>::attach(name, o);
+        const std::shared_ptr<mapping>& m = array_access::mapping_of(a);
+        const trailer* t = m->get_trailer();
+        if (m->id() == id && t != nullptr && t->created_ns == created) {
+            c.entries.erase(
+                std::remove_if(c.entries.begin(), c.entries.end(),
+                               [&](const worker_mapping_cache::entry& e) { return e.name == name && e.dir == dir; }),
+                c.entries.end());
+            if (c.entries.size() >= worker_mapping_cache::limit) {
+                c.entries.erase(std::min_element(c.entries.begin(), c.entries.end(),
+                                                 [](const worker_mapping_cache::entry& x,
+                                                    const worker_mapping_cache::entry& y) { return x.used < y.used; }));
+            }
+            c.entries.push_back({dir, name, id, created, m, ++c.clock});
+        }
         return a;
     }
 };
@@ -472,7 +546,17 @@ inline pool_fd_registry& pool_fds()
 [[noreturn]] inline void worker_main(int in, int out) noexcept
 {
     std::string payload, result;
+    worker_mappings().enabled = true;
     for (;;) {
+        if (!worker_mappings().entries.empty()) {
+            // Idle for a while: let go of the cached arrays (the parent may be done with them).
+            struct pollfd p {};
+            p.fd = in;
+            p.events = POLLIN;
+            if (sys().poll(&p, 1, worker_cache_idle_ms) == 0) {
+                worker_mappings().clear();
+            }
+        }
         frame_header h{};
         if (read_all(in, &h, sizeof h) != 0 || h.magic != frame_magic || h.kind != frame_task || h.size > frame_limit ||
             h.size < 16) {
@@ -514,6 +598,7 @@ inline pool_fd_registry& pool_fds()
         }
     }
     std::fflush(nullptr);
+    worker_mappings().clear();
     // Arrays this worker still owns (kept in globals, say) are unlinked: nobody else could reach them.
     (void)ndshm::free_session();
     ::_exit(0);

@@ -234,7 +234,7 @@ public:
 private:
     void refresh()
     {
-        const pid_t me = ::getpid();
+        const pid_t me = current_pid();
         if (m_pid != me) {
             m_owned.clear();
             m_pid = me;
@@ -746,7 +746,7 @@ struct process_identity {
 inline process_identity this_process()
 {
     thread_local process_identity cached;
-    const auto me = static_cast<std::uint64_t>(::getpid());
+    const auto me = static_cast<std::uint64_t>(current_pid());
     if (cached.pid != me || cached.start == 0) {
         cached = process_identity{me, process_start_time(me)};
     }

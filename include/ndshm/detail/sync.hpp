@@ -29,6 +29,7 @@
 #define NDSHM_DETAIL_SYNC_HPP
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -87,6 +88,121 @@ inline void futex_wait(std::uint32_t* word, std::uint32_t expected,
     // FUTEX_WAIT's timeout is relative and measured on the monotonic clock.
     (void)sys().futex(word, FUTEX_WAIT, expected, timeout);
 }
+
+/// An event word: a 32-bit futex word in shared memory that counts events and says whether anyone
+/// sleeps on it, as (count << 1) | sleepers. Signalling costs a system call only when the sleepers bit
+/// is set, so a stream whose receiver is awake (or spinning) makes none. A sleeper sets the bit, checks
+/// its condition again, then waits on the word's new value: a signal that comes between the check and
+/// the wait changes the word, and the wait returns at once. A sleeper killed while it sleeps leaves the
+/// bit set, which costs the next signal one spare wake-up and clears it.
+inline void event_signal(std::uint32_t& word) noexcept
+{
+    std::uint32_t v = __atomic_load_n(&word, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&word, &v, (v + 2u) & ~1u, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    }
+    if ((v & 1u) != 0) {
+        futex_wake_all(&word);
+    }
+}
+
+/// Announces a sleeper on an event word; returns the value to pass to event_wait after the caller has
+/// checked its condition once more.
+inline std::uint32_t event_prepare(std::uint32_t& word) noexcept
+{
+    std::uint32_t v = __atomic_load_n(&word, __ATOMIC_SEQ_CST);
+    while ((v & 1u) == 0 &&
+           !__atomic_compare_exchange_n(&word, &v, v | 1u, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
+    return v | 1u;
+}
+
+/// Sleeps until the event word differs from `prepared` (event_prepare's value), a wake-up, a signal,
+/// or the deadline.
+inline void event_wait(std::uint32_t& word, std::uint32_t prepared,
+                       std::chrono::steady_clock::time_point deadline) noexcept
+{
+    futex_wait(&word, prepared, deadline);
+}
+
+/// One iteration of a busy wait: tells the CPU (and a hyperthread sibling) that this is a spin.
+inline void spin_pause() noexcept
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#else
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+/// A bounded, adaptive spin before sleeping, kept per handle: spin up to budget() for the condition;
+/// a wait that the spin would have caught (it ended within the limit) raises the budget, a spin that
+/// failed lowers it, so a stream whose items come quickly is received without a sleep and a wake-up,
+/// while a slow one costs little CPU.
+class spin_policy {
+public:
+    explicit spin_policy(std::chrono::nanoseconds limit = std::chrono::microseconds(10)) noexcept
+        : m_limit(limit.count()), m_budget(limit.count())
+    {
+    }
+    spin_policy(const spin_policy& o) noexcept : m_limit(o.m_limit.load(relaxed)), m_budget(o.m_budget.load(relaxed)) {}
+    spin_policy& operator=(const spin_policy& o) noexcept
+    {
+        m_limit.store(o.m_limit.load(relaxed), relaxed);
+        m_budget.store(o.m_budget.load(relaxed), relaxed);
+        return *this;
+    }
+
+    std::chrono::nanoseconds limit() const noexcept { return std::chrono::nanoseconds(m_limit.load(relaxed)); }
+    void set_limit(std::chrono::nanoseconds limit) noexcept
+    {
+        const auto ns = std::max<std::int64_t>(limit.count(), 0);
+        m_limit.store(ns, relaxed);
+        m_budget.store(ns, relaxed);
+    }
+    std::chrono::nanoseconds budget() const noexcept { return std::chrono::nanoseconds(m_budget.load(relaxed)); }
+
+    /// Spins until `ready()` or the budget (or `deadline`) runs out; returns whether it became ready.
+    template <class Ready>
+    bool spin(Ready&& ready, std::chrono::steady_clock::time_point deadline) noexcept
+    {
+        const std::int64_t budget = m_budget.load(relaxed);
+        if (budget <= 0) {
+            return false;
+        }
+        const auto start = std::chrono::steady_clock::now();
+        const auto end = std::min(deadline, start + std::chrono::nanoseconds(budget));
+        for (unsigned i = 1;; ++i) {
+            if (ready()) {
+                return true;
+            }
+            spin_pause();
+            if ((i & 31u) == 0 && std::chrono::steady_clock::now() >= end) {
+                // It did not come in time (the other side is slow, or not running at all): spin much less
+                // next time, so that a machine short of CPUs does not spend them spinning.
+                m_budget.store(budget / 4, relaxed);
+                return false;
+            }
+        }
+    }
+
+    /// After a sleep: `waited` is how long the whole wait took. A wait within the limit is one a spin
+    /// would have caught.
+    void slept(std::chrono::nanoseconds waited) noexcept
+    {
+        const std::int64_t limit = m_limit.load(relaxed), w = waited.count();
+        if (w <= limit) {
+            m_budget.store(std::min(limit, std::max(2 * w, std::int64_t(500))), relaxed);
+        }
+    }
+
+private:
+    static constexpr std::memory_order relaxed = std::memory_order_relaxed;
+    // Per handle, shared by the threads that use it: atomics, relaxed (a budget is only a hint).
+    std::atomic<std::int64_t> m_limit;
+    std::atomic<std::int64_t> m_budget;
+};
 
 /// The lock's 64 bytes in shared memory (the trailer's lock area, and a field of the queue's and the
 /// channel's control blocks). Little-endian, every field accessed atomically.
@@ -166,7 +282,7 @@ struct thread_identity {
 inline const thread_identity& this_thread_identity() noexcept
 {
     thread_local thread_identity me;
-    const auto pid = static_cast<std::uint32_t>(::getpid());
+    const auto pid = static_cast<std::uint32_t>(current_pid());
     if (me.pid != pid) {
         me = thread_identity{};
         me.pid = pid;
@@ -293,6 +409,9 @@ struct lock_context {
                         make_error_code(errc::corrupt_control));
 }
 
+/// How long a locker spins on a held lock before it sleeps on the futex.
+inline constexpr std::chrono::microseconds lock_spin{5};
+
 /// Takes the lock at `a` for the calling thread, waiting at most until `deadline`
 /// (time_point::max(): no limit, see the file comment for the bounds of an untimed wait).
 /// @throws format_error if the lock is corrupt; error (EDEADLK) if this thread holds it already;
@@ -314,6 +433,7 @@ inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_poin
     auto next_check = clock::now(); // a try judges the holder at once; a wait after 1 ms, then less often
     auto interval = std::chrono::milliseconds(1);
     bool first = true;
+    bool spun = false;
     std::uint32_t watched = 0; // the word the two timers below refer to
     clock::time_point stopped_since{}, unrecorded_since{};
     bool stopped = false, unrecorded = false;
@@ -400,6 +520,19 @@ inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_poin
         if (expired) {
             return lock_status::timed_out;
         }
+        if (!spun) {
+            // A holder keeps the lock for a microsecond or so: wait that long before sleeping, so that an
+            // ordinary handover costs neither side a futex call.
+            spun = true;
+            const auto until = std::min(deadline, clock::now() + lock_spin);
+            for (unsigned i = 1; __atomic_load_n(&a.word, __ATOMIC_RELAXED) != 0; ++i) {
+                spin_pause();
+                if ((i & 15u) == 0 && clock::now() >= until) {
+                    break;
+                }
+            }
+            continue;
+        }
         if ((v & lock_waiters) == 0) {
             if (!__atomic_compare_exchange_n(&a.word, &v, v | lock_waiters, false, __ATOMIC_RELAXED,
                                              __ATOMIC_RELAXED)) {
@@ -477,6 +610,9 @@ inline constexpr std::chrono::milliseconds try_lock_grace{10};
 /// from now.
 inline std::chrono::steady_clock::time_point lock_deadline(std::chrono::steady_clock::time_point deadline) noexcept
 {
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+        return deadline; // no clock read for an untimed call
+    }
     const auto floor = std::chrono::steady_clock::now() + try_lock_grace;
     return std::max(deadline, floor);
 }
