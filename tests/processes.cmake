@@ -5,6 +5,7 @@ add_executable(ndshm_process_tests
   ${CMAKE_CURRENT_SOURCE_DIR}/main.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/queue_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/pool_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/map_reduce_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/lock_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/uninterruptible_test.cpp)
 target_link_libraries(ndshm_process_tests PRIVATE ndshm::ndshm ndshm_warnings Catch2::Catch2)
