@@ -34,7 +34,24 @@ std::size_t doubles(std::int64_t bytes) { return static_cast<std::size_t>(bytes)
 
 // ---- attach -------------------------------------------------------------------------------------
 
+// Attach as another process does: nothing of the segment is mapped here yet, so every attach opens,
+// reads the header and the trailer and maps it (the creator's handle is gone; the name persists).
 void BM_attach_ndshm(benchmark::State& state)
+{
+    auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
+    const std::string name = a.name();
+    a.persist();
+    a.reset();
+    for (auto _ : state) {
+        auto b = ndshm::shared_ndarray<double>::attach(name);
+        benchmark::DoNotOptimize(b.data());
+    }
+    ndshm::unlink(name);
+}
+
+// Attach while this process has the segment mapped (here, by its creator's handle): the mapping is
+// shared, no read and no mmap.
+void BM_attach_ndshm_mapped(benchmark::State& state)
 {
     auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
     for (auto _ : state) {
@@ -259,6 +276,7 @@ void BM_memory_4_readers_object(benchmark::State& state)
 } // namespace
 
 BENCHMARK(BM_attach_ndshm)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
+BENCHMARK(BM_attach_ndshm_mapped)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
 BENCHMARK(BM_attach_raw)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
 BENCHMARK(BM_create_cold_ndshm_from_array)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_create_cold_raw_memcpy)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);

@@ -21,6 +21,8 @@ import sys
 #   "speedup": ratio = baseline time / this time (higher is better)
 COMPARISONS = [
     (r"BM_attach_ndshm/(\d+)", "attach by name", "BM_attach_raw/{arg}", "time", "<= 1.2x raw"),
+    (r"BM_attach_ndshm_mapped/(\d+)", "attach by name, segment already mapped in this process",
+     "BM_attach_raw/{arg}", "time", ""),
     (r"BM_create_cold_ndshm_from_array/(\d+)", "create from an array, cold pages", "BM_create_cold_raw_memcpy/{arg}",
      "speedup", ">= 0.9x raw"),
     (r"BM_create_cold_ndshm_zeroed/(\d+)", "create zero-filled, cold pages", "BM_create_cold_raw_memcpy/{arg}",

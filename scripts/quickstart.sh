@@ -12,6 +12,8 @@
 #                                          ThreadSanitizer (clang, C++17, Debug, build-tsan/)
 #   bash scripts/quickstart.sh fuzz [SEC]  build the libFuzzer targets in fuzz/ with clang and run each for SEC
 #                                          seconds (default 60) on its seed corpus (build-fuzz/)
+#   bash scripts/quickstart.sh mpi         with Open MPI installed, build ndshm/mpi.hpp's tests, example and benchmark
+#                                          (NDSHM_WITH_MPI=ON, build-mpi/) and run them: ctest -L mpi
 #   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png (build-bench/)
 #   bash scripts/quickstart.sh format      check that the sources are clang-formatted
 #   bash scripts/quickstart.sh format fix  reformat them in place
@@ -33,7 +35,7 @@ run() {
     "$@"
 }
 
-packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev)
+packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev pybind11-dev python3-dev python3-pytest)
 
 # install_packages [package...]: installs those of the given packages (default: all of the above) that are missing.
 install_packages() {
@@ -101,7 +103,7 @@ sanitize)
     install_packages
     flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
     configure build-asan Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=20 "-DCMAKE_CXX_FLAGS=$flags" \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" "-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined"
     echo "== building with $flags" >&2
     run cmake --build build-asan -j"$(nproc)"
     echo "== testing under the sanitizers" >&2
@@ -115,7 +117,7 @@ tsan)
     flags="-fsanitize=thread -fno-omit-frame-pointer"
     configure build-tsan Debug -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 "-DCMAKE_CXX_FLAGS=$flags" \
         -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF -DNDSHM_BUILD_PYTHON=OFF
     echo "== building with $flags" >&2
     run cmake --build build-tsan -j"$(nproc)"
     # Every Catch2 program that ctest knows, run on its tests with these tags.
@@ -183,6 +185,22 @@ fuzz)
         done
     done
     ;;
+mpi)
+    install_packages
+    # python3-mpi4py: the test in which mpi4py ranks read the node copies with NumPy.
+    install_packages libopenmpi-dev openmpi-bin python3-mpi4py
+    configure build-mpi Release -DNDSHM_WITH_MPI=ON
+    # Under a seccomp filter (Docker's default profile), process_vm_readv is refused, and Open MPI's
+    # shared-memory transport fails on large messages unless it copies through its own buffers.
+    if grep -Eq '^Seccomp:[[:space:]]*2' /proc/self/status 2>/dev/null; then
+        export OMPI_MCA_btl_vader_single_copy_mechanism=none
+        echo "+ OMPI_MCA_btl_vader_single_copy_mechanism=none (seccomp filter: no process_vm_readv)" >&2
+    fi
+    echo "== building the MPI tests, example and benchmark" >&2
+    run cmake --build build-mpi --target ndshm_mpi_checks -j"$(nproc)"
+    echo "== testing: ctest -L mpi (each test runs mpiexec on 4 ranks, 2 emulated nodes)" >&2
+    run ctest --test-dir build-mpi -L mpi --output-on-failure --no-tests=error
+    ;;
 bench)
     install_packages
     install_packages python3-matplotlib
@@ -191,6 +209,11 @@ bench)
     run cmake --build build-bench -j"$(nproc)"
     echo "== running them: docs/benchmarks.md and docs/benchmarks.png" >&2
     run /usr/bin/python3 scripts/bench_report.py build-bench --out docs
+    # The Python module's benchmark (benchmarks/bench_python.py), when the module was built.
+    if [ -d build-bench/python ] && ls build-bench/python/ndshm.*.so >/dev/null 2>&1; then
+        echo "== the Python module's benchmark: docs/python_benchmarks.md" >&2
+        run env PYTHONPATH=build-bench/python /usr/bin/python3 benchmarks/bench_python.py --out docs/python_benchmarks.md
+    fi
     ;;
 format)
     case "${2:-check}" in
@@ -200,7 +223,7 @@ format)
     esac
     install_packages clang-format
     dirs=()
-    for d in include tests examples benchmarks tools fuzz; do
+    for d in include tests examples benchmarks tools fuzz python; do
         if [ -d "$d" ]; then
             dirs+=("$d")
         fi

@@ -62,7 +62,9 @@ TEST_CASE("ndshm::errc codes name the cause and compare with std::errc", "[error
     CHECK(std::error_code(ndshm::errc::unsupported_dtype) == std::errc::not_supported);
     CHECK(std::error_code(ndshm::errc::dtype_mismatch) == std::errc::invalid_argument);
     CHECK(std::error_code(ndshm::errc::rank_mismatch) == std::errc::invalid_argument);
-    for (int v = 1; v <= static_cast<int>(ndshm::errc::serialization); ++v) {
+    CHECK(std::error_code(ndshm::errc::mpi_failure).message() == "MPI operation failed");
+    CHECK(std::error_code(ndshm::errc::mpi_failure) == std::errc::io_error);
+    for (int v = 1; v <= static_cast<int>(ndshm::errc::mpi_failure); ++v) {
         const std::string m = std::error_code(v, ndshm::error_category()).message();
         CHECK_FALSE(m.empty());
         CHECK(m.find("unknown") == std::string::npos);

@@ -283,8 +283,13 @@ TEST_CASE("every step of attach fails cleanly or is retried", "[fault]")
         ndshm::options o = b.posix ? ndshm::options{} : dir.opts();
         o.name = tools_util::test_name("fault");
         tools_util::shm_guard guard(b.posix ? o.name : std::string());
-        auto a = shared_ndarray<double>::create({512}, o);
-        a(3) = 3.0;
+        auto created = shared_ndarray<double>::create({512}, o);
+        created(3) = 3.0;
+        created.persist();
+        // A read-only handle keeps the segment mapped: the writable attaches below map it themselves (a
+        // writable handle alive in this process would be shared instead, with no read and no mmap).
+        const auto a = shared_ndarray<const double>::attach(created.name(), o);
+        created.reset();
         const int maps = tools_util::mappings_of(o.name);
         REQUIRE(maps >= 1);
         for (const step s : {step::open, step::fstat, step::pread, step::mmap, step::close}) {

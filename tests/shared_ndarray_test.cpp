@@ -92,7 +92,53 @@ TEST_CASE("attach reads shape, dtype and order from the segment", "[shared_ndarr
     CHECK(b.shape() == a.shape());
     CHECK(b(1, 2, 3) == 42);
     CHECK(b.name() == a.name());
-    CHECK(b.data() != a.data()); // its own mapping of the same pages
+    CHECK(b.data() == a.data()); // a segment this process maps already: the mapping is shared
+}
+
+TEST_CASE("attach shares a mapping this process has, and only of the same file", "[shared_ndarray][lifetime]")
+{
+    ndshm::options o;
+    o.name = "ndshm_test_share_" + std::to_string(::getpid());
+    auto a = shared_ndarray<double>::create({4}, o);
+    a(1) = 1.0;
+    auto b = shared_ndarray<double>::attach(o.name);
+    CHECK(b.data() == a.data());
+    // A read-only handle gets a read-only mapping of its own.
+    auto r = shared_ndarray<const double>::attach(o.name);
+    CHECK(r.data() != a.data());
+    CHECK(r(1) == 1.0);
+    // The name unlinked and created again names another file: a new mapping, the new contents.
+    a.persist();
+    ndshm::unlink(o.name);
+    auto fresh = shared_ndarray<double>::create({4}, o);
+    fresh(1) = 2.0;
+    a.reset();
+    auto c = shared_ndarray<double>::attach(o.name);
+    CHECK(c.data() == fresh.data());
+    CHECK(c(1) == 2.0);
+    CHECK(b(1) == 1.0); // the old file, still mapped by b
+    // When every handle is gone, the next attach maps the segment again, and the owner's unlink still
+    // happens when the owner's last handle goes, whoever shares its memory.
+    b.reset();
+    r.reset();
+    fresh.persist();
+    fresh.reset();
+    c.reset();
+    auto d = shared_ndarray<double>::attach(o.name);
+    CHECK(d(1) == 2.0);
+    ndshm::unlink(o.name);
+}
+
+TEST_CASE("an attached handle that shares the owner's mapping does not keep the name", "[shared_ndarray][lifetime]")
+{
+    auto a = shared_ndarray<float>::create({8});
+    const std::string name = a.name();
+    auto b = shared_ndarray<float>::attach(name);
+    REQUIRE(b.data() == a.data());
+    a.reset(); // the owner's last handle: the name goes, b's memory stays
+    CHECK_FALSE(test_util::shm_exists(name));
+    b(7) = 3.0f;
+    CHECK(b(7) == 3.0f);
 }
 
 TEMPLATE_TEST_CASE("every dtype round-trips through a segment", "[shared_ndarray]", bool, std::int8_t, std::int16_t,
@@ -406,4 +452,109 @@ TEST_CASE("a POSIX-style name with a leading slash names the same segment", "[sh
         CHECK(e.code() == ndshm::errc::invalid_argument);
         CHECK(e.code() == std::errc::invalid_argument);
     }
+}
+
+TEST_CASE("reshape rewrites the header: new attaches see the new shape, old handles keep theirs", "[shared_ndarray]")
+{
+    for (auto ord : {ndshm::order::c, ndshm::order::fortran}) {
+        auto a = shared_ndarray<std::int32_t>::create({4, 6}, ord);
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            a.data()[i] = static_cast<std::int32_t>(i);
+        }
+        auto before = shared_ndarray<std::int32_t>::attach(a.name());
+        a.reshape({2, 3, 4});
+        CHECK(a.shape() == ndshm::shape_type{2, 3, 4});
+        CHECK(a.data()[23] == 23); // the same bytes
+        CHECK(before.shape() == ndshm::shape_type{4, 6});
+        auto after = shared_ndarray<std::int32_t>::attach(a.name());
+        CHECK(after.shape() == ndshm::shape_type{2, 3, 4});
+        CHECK(after.fortran_order() == (ord == ndshm::order::fortran));
+        CHECK(bool(after.view() == a.view()));
+        // Another process attaching now sees the new shape too.
+        const auto child = test_util::run_child([&] {
+            auto c = shared_ndarray<std::int32_t>::attach(a.name());
+            return c.shape() == ndshm::shape_type{2, 3, 4} && c(1, 2, 3) == a(1, 2, 3) ? 0 : 1;
+        });
+        CHECK(child.ok());
+        CHECK_THROWS_WITH(a.reshape({5, 5}), Catch::Contains("does not hold the 24 elements"));
+        CHECK(a.shape() == ndshm::shape_type{2, 3, 4});
+    }
+    auto t = ndshm::shared_tensor<float, 2>::create({2, 8});
+    t.reshape({4, 4});
+    CHECK(ndshm::shared_tensor<float, 2>::attach(t.name()).shape() == std::array<std::size_t, 2>{4, 4});
+    shared_ndarray<double> empty;
+    CHECK_THROWS_AS(empty.reshape({1}), ndshm::error);
+}
+
+TEST_CASE("resized makes a larger or smaller array holding the common elements", "[shared_ndarray]")
+{
+    for (auto ord : {ndshm::order::c, ndshm::order::fortran}) {
+        auto a = shared_ndarray<double>::create({3, 4}, ord);
+        a.view() = xt::arange<double>(12).reshape({3, 4});
+        auto g = a.resized({5, 6});
+        CHECK(g.name() != a.name());
+        CHECK(g.fortran_order() == a.fortran_order());
+        CHECK(bool(xt::view(g.view(), xt::range(0, 3), xt::range(0, 4)) == a.view()));
+        CHECK(xt::sum(xt::view(g.view(), xt::range(3, 5), xt::all()))() == 0.0);
+        CHECK(xt::sum(xt::view(g.view(), xt::all(), xt::range(4, 6)))() == 0.0);
+        auto s = a.resized({2, 2});
+        CHECK(bool(s.view() == xt::view(a.view(), xt::range(0, 2), xt::range(0, 2))));
+        CHECK_THROWS_AS(a.resized({12}), ndshm::error);
+    }
+    const auto t = ndshm::shared_tensor<std::int16_t, 1>::from_array(xt::arange<std::int16_t>(3));
+    const auto longer = t.resized({5});
+    CHECK(longer(2) == 2);
+    CHECK(longer(4) == 0);
+}
+
+TEST_CASE("copy() is a process-local xarray of the elements", "[shared_ndarray]")
+{
+    auto f = shared_ndarray<float>::create({2, 3}, ndshm::order::fortran);
+    f.view() = xt::xarray<float>{{1, 2, 3}, {4, 5, 6}};
+    xt::xarray<float> c = f.copy();
+    f(0, 0) = 9.0f;
+    CHECK(c(0, 0) == 1.0f);
+    CHECK(c(1, 2) == 6.0f);
+    CHECK(c.shape()[1] == 3);
+}
+
+TEST_CASE("pin, unpin and flush", "[shared_ndarray]")
+{
+    auto a = shared_ndarray<double>::create({1024});
+    a.pin();
+    a(3) = 1.0;
+    a.unpin();
+    a.flush();
+    shared_ndarray<double>().pin(); // an empty handle has nothing to pin
+}
+
+TEST_CASE("a failed mlock or msync is an exception that names the limit and the fix", "[shared_ndarray][fault]")
+{
+    auto& table = ndshm::detail::sys();
+    struct restore {
+        ndshm::detail::sys_table saved = ndshm::detail::sys();
+        ~restore() { ndshm::detail::sys() = saved; }
+    } guard;
+    auto a = shared_ndarray<double>::create({1024});
+    table.mlock = [](const void*, std::size_t) {
+        errno = ENOMEM;
+        return -1;
+    };
+    try {
+        a.pin();
+        FAIL("pin did not throw");
+    } catch (const ndshm::out_of_space& e) {
+        CHECK_THAT(std::string(e.what()),
+                   Catch::Contains("RLIMIT_MEMLOCK") && Catch::Contains("ulimit -l") && Catch::Contains("8.0 KiB"));
+    }
+    table.mlock = [](const void*, std::size_t) {
+        errno = EPERM;
+        return -1;
+    };
+    CHECK_THROWS_AS(a.pin(), ndshm::permission_denied);
+    table.msync = [](void*, std::size_t, int) {
+        errno = EIO;
+        return -1;
+    };
+    CHECK_THROWS_WITH(a.flush(), Catch::Contains("msync") && Catch::Contains(a.name()));
 }

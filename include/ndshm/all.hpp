@@ -1,6 +1,7 @@
 /// @file all.hpp
-/// Every public ndshm header except the optional zstd.hpp (it links libzstd): the core (ndshm.hpp)
-/// and every area. Convenient, but each area costs compile time: include the area headers you use.
+/// Every public ndshm header except the optional zstd.hpp (it links libzstd) and mpi.hpp (it needs
+/// MPI): the core (ndshm.hpp) and every area. Convenient, but each area costs compile time: include
+/// the area headers you use.
 #ifndef NDSHM_ALL_HPP
 #define NDSHM_ALL_HPP
 

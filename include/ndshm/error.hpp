@@ -30,6 +30,7 @@ enum class errc : int {
     rank_mismatch,      ///< the segment holds an array of another rank than asked for
     invalid_argument,   ///< an argument (name, shape, option, index) is not usable
     serialization,      ///< the non-array part of an object could not be encoded or decoded
+    mpi_failure,        ///< an MPI call failed, or another rank of an MPI collective did (ndshm/mpi.hpp)
 };
 } // namespace ndshm
 
@@ -61,6 +62,7 @@ public:
             "rank mismatch",
             "invalid argument",
             "serialisation failed",
+            "MPI operation failed",
         };
         if (ev >= 1 && ev <= static_cast<int>(sizeof text / sizeof text[0])) {
             return text[ev - 1];
@@ -80,6 +82,8 @@ public:
         case errc::unsupported_dtype:
         case errc::unsupported_format:
             return std::errc::not_supported;
+        case errc::mpi_failure:
+            return std::errc::io_error;
         default:
             return std::errc::illegal_byte_sequence;
         }

@@ -111,16 +111,23 @@ void with_contiguous(const xt::xexpression<E>& expr, bool c_order, F&& f)
     static_assert(is_element_type_v<value_type>,
                   "ndshm: the expression's value type must be bool, a fixed-width integer, float, double, "
                   "std::complex<float> or std::complex<double>");
-    auto&& e = xt::eval(expr.derived_cast());
+    const auto& e = expr.derived_cast();
     const shape_type shape(e.shape().begin(), e.shape().end());
-    const xt::layout_type l = e.layout();
-    const bool fortran = l == xt::layout_type::column_major && shape.size() > 1;
-    if (l == xt::layout_type::row_major || (l == xt::layout_type::column_major && !(c_order && fortran))) {
-        f(dtype_of<value_type>, shape, fortran, static_cast<const void*>(e.data()), e.size() * sizeof(value_type));
-    } else {
-        const xt::xarray<value_type, xt::layout_type::row_major> c = e;
-        f(dtype_of<value_type>, shape, false, static_cast<const void*>(c.data()), c.size() * sizeof(value_type));
+    // Not xt::eval: in C++20 mode xtensor 0.24 evaluates a dynamic-rank expression into a container of
+    // rank 4, whatever its rank. A container is written from its own memory, anything else evaluated
+    // into an xarray.
+    if constexpr (is_container<E>::value) {
+        const xt::layout_type l = contiguous_layout(e.shape(), e.strides());
+        const bool fortran = l == xt::layout_type::column_major && shape.size() > 1;
+        const bool whole = e.storage().size() == e.size();
+        if (whole &&
+            (l == xt::layout_type::row_major || (l == xt::layout_type::column_major && !(c_order && fortran)))) {
+            f(dtype_of<value_type>, shape, fortran, static_cast<const void*>(e.data()), e.size() * sizeof(value_type));
+            return;
+        }
     }
+    const xt::xarray<value_type, xt::layout_type::row_major> c = e;
+    f(dtype_of<value_type>, shape, false, static_cast<const void*>(c.data()), c.size() * sizeof(value_type));
 }
 
 } // namespace detail

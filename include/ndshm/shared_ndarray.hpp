@@ -36,6 +36,10 @@ class shared_ndarray : public detail::array_base<shared_ndarray<T>, T, dynamic_r
     using base = detail::array_base<shared_ndarray<T>, T, dynamic_rank>;
 
 public:
+    /// The same kind of handle of element type U.
+    template <class U>
+    using rebind = shared_ndarray<U>;
+
     /// An empty handle: no segment, size 0.
     shared_ndarray() = default;
 

@@ -29,6 +29,10 @@ class shared_tensor : public detail::array_base<shared_tensor<T, N>, T, N> {
     using base = detail::array_base<shared_tensor<T, N>, T, N>;
 
 public:
+    /// The same kind of handle of element type U.
+    template <class U>
+    using rebind = shared_tensor<U, N>;
+
     /// An empty handle: no segment, size 0, shape all zero.
     shared_tensor() = default;
 

@@ -16,6 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include "../dtype.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
@@ -178,6 +181,99 @@ void check_index(const std::string& name, const S& shape, Idx... idx)
     (one(idx), ...);
 }
 
+/// Rewrites the `.npy` header of the array `info` describes in the writable mapping `m` to `shape`
+/// (the same number of elements, the same dtype and order), and updates `info`. The header is
+/// unpublished while it changes: an attach meanwhile waits (options::ready_timeout) instead of reading
+/// half of it.
+inline void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::size_t>& shape)
+{
+    const std::string op = "reshape";
+    std::size_t size = 0, nbytes = 0;
+    if (!checked_nbytes(shape, itemsize(info.type), size, nbytes) || size != info.size) {
+        raise<error>(op, m.name(),
+                     "the new shape " + shape_string(shape) + " does not hold the " + std::to_string(info.size) +
+                         " elements of " + shape_string(info.shape),
+                     "give a shape with the same number of elements, or make a larger array with resized()",
+                     make_error_code(errc::invalid_argument));
+    }
+    if (!m.writable()) {
+        raise<error>(op, m.name(), "the handle maps the segment read-only", "reshape through a writable handle",
+                     make_error_code(errc::invalid_argument));
+    }
+    std::vector<unsigned char> header(info.data_offset);
+    if (shape.size() > npy_max_ndim ||
+        !write_npy_header(header.data(), info.data_offset, info.type, shape, info.fortran_order)) {
+        raise<error>(op, m.name(), "the header for shape " + shape_string(shape) + " does not fit before the data",
+                     "use fewer dimensions", make_error_code(errc::invalid_argument));
+    }
+    header[0] = static_cast<unsigned char>(npy_magic[0]);
+    unsigned char* base = m.base();
+    __atomic_store_n(base, static_cast<unsigned char>(0), __ATOMIC_RELEASE); // unpublished
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::memcpy(base + 1, header.data() + 1, header.size() - 1);
+    __atomic_store_n(base, header[0], __ATOMIC_RELEASE); // published again, the magic's first byte last
+    info.shape = shape;
+    remember_layout(m, info, m.get_trailer() != nullptr ? std::uint32_t{kind_array} : std::uint32_t{0});
+}
+
+/// Copies the elements that `from` and `to` (arrays of `from_shape` and `to_shape`, with element
+/// strides) have in common: the box of the smaller extent along every axis.
+template <class T, class S>
+void copy_common(const T* from, const S& from_shape, const S& from_strides, T* to, const S& to_shape,
+                 const S& to_strides)
+{
+    const std::size_t n = from_shape.size();
+    std::vector<std::size_t> extent(n), index(n, 0);
+    for (std::size_t k = 0; k < n; ++k) {
+        extent[k] = std::min(from_shape[k], to_shape[k]);
+        if (extent[k] == 0) {
+            return;
+        }
+    }
+    for (;;) {
+        std::size_t a = 0, b = 0;
+        for (std::size_t k = 0; k < n; ++k) {
+            a += index[k] * from_strides[k];
+            b += index[k] * to_strides[k];
+        }
+        to[b] = from[a];
+        std::size_t k = n;
+        while (k > 0 && ++index[k - 1] == extent[k - 1]) {
+            index[--k] = 0;
+        }
+        if (k == 0) {
+            return;
+        }
+    }
+}
+
+/// Turns a failed mlock, munlock or msync of `name` into the ndshm exception that says what to do.
+[[noreturn, gnu::cold]] inline void raise_pin_error(const std::string& op, const std::string& name, int err,
+                                                    std::size_t bytes)
+{
+    struct rlimit lim {};
+    const bool known = ::getrlimit(RLIMIT_MEMLOCK, &lim) == 0;
+    const std::string limit = !known                          ? std::string("unknown")
+                              : lim.rlim_cur == RLIM_INFINITY ? std::string("unlimited")
+                                                              : human_bytes(lim.rlim_cur);
+    const std::string fix = "raise the limit of locked memory (ulimit -l, LimitMEMLOCK= in a systemd unit, "
+                            "docker run --ulimit memlock=-1), or grant CAP_IPC_LOCK";
+    if (err == EPERM) {
+        raise<permission_denied>(
+            op, name, "mlock failed: not permitted (the limit of locked memory, RLIMIT_MEMLOCK, is " + limit + ")", fix,
+            errno_code(err));
+    }
+    if (err == ENOMEM || err == EAGAIN) {
+        raise<out_of_space>(op, name,
+                            "mlock of " + human_bytes(bytes) +
+                                " failed: it exceeds the limit of locked memory "
+                                "(RLIMIT_MEMLOCK is " +
+                                limit + "), or the pages could not be locked",
+                            fix, errno_code(err));
+    }
+    raise_errno(op, name, err, op == "flush" ? "msync" : (op == "unpin" ? "munlock" : "mlock"));
+}
+
 /// Lets ndshm's own components (composite objects, channels, queues) build a handle over a region of
 /// a mapping they manage, and reach the mapping behind a handle.
 struct array_access {
@@ -254,6 +350,7 @@ public:
         npy_info info;
         auto m = create_array_segment(opt, dtype_of<T>, to_vector(shape), ord == order::fortran, "create", info);
         m->publish();
+        remember_layout(*m, info, kind_array);
         return Derived(std::move(m), info);
     }
 
@@ -279,6 +376,7 @@ public:
         // A fresh segment: nothing the expression reads can be in it.
         assign_unaliased(a.view(), e);
         a.m_map->publish();
+        remember_layout(*a.m_map, info, kind_array);
         return a;
     }
 
@@ -294,6 +392,7 @@ public:
             std::memcpy(a.m_data, data, info.nbytes);
         }
         a.m_map->publish();
+        remember_layout(*a.m_map, info, kind_array);
         return a;
     }
 
@@ -402,6 +501,84 @@ public:
         return m_data[offset(idx...)];
     }
 
+    /// Gives the array another shape with the same number of elements, in place: the segment's header
+    /// is rewritten, so every attach from now on (in any process) sees the new shape. Handles that
+    /// exist already, in this process or another, keep the shape they had (xtensor's `reshape` of a
+    /// view is the way to see one array in two shapes without changing it). Do not reshape one segment
+    /// from two processes at once.
+    /// @throws error if the number of elements differs or the handle is read-only or empty
+    void reshape(const shape_type& new_shape)
+    {
+        static_assert(!is_read_only, "reshape through a writable handle");
+        if (!m_map) {
+            raise<error>("reshape", "", "the handle is empty", "reshape a handle of a segment",
+                         make_error_code(errc::invalid_argument));
+        }
+        npy_info info = current_info();
+        rewrite_shape(*m_map, info, to_vector(new_shape));
+        m_shape = new_shape;
+        compute_strides();
+    }
+
+    /// A new array of `new_shape` (larger or smaller, same rank, same order) in a new segment owned by
+    /// this process, holding this array's elements where the two shapes overlap and zero elsewhere.
+    /// This array and its segment are not changed: grow by replacing the handle, and pass the new name
+    /// on (a segment cannot grow in place: its size is fixed when it is created).
+    /// @throws as create(); error if the rank differs
+    Derived resized(const shape_type& new_shape, const options& opt = {}) const
+    {
+        if (N == dynamic_rank && new_shape.size() != m_shape.size()) {
+            raise<error>("resized", name(),
+                         "the new shape " + shape_string(new_shape) + " has another rank than " + shape_string(m_shape),
+                         "keep the rank; reshape() changes it in place", make_error_code(errc::rank_mismatch));
+        }
+        using writable = typename Derived::template rebind<value_type>;
+        auto r = writable::create(new_shape, m_fortran ? order::fortran : order::c, opt);
+        if (m_map) {
+            copy_common<value_type>(m_data, m_shape, m_strides, r.data(), r.shape(), r.strides());
+        }
+        return Derived(r);
+    }
+
+    /// A copy of the elements in this process's own memory.
+    xt::xarray<value_type> copy() const { return xt::xarray<value_type>(view()); }
+
+    /// Pins the array's pages in RAM (mlock): they are never swapped out until unpin() or until the
+    /// last handle of the mapping in this process goes. Pinning applies to the mapping, which this
+    /// process's handles of the segment share.
+    /// @throws out_of_space naming RLIMIT_MEMLOCK when the limit of locked memory is too small,
+    /// permission_denied when locking is not permitted
+    void pin() const
+    {
+        if (m_map && nbytes() != 0 && sys().mlock(m_data, nbytes()) != 0) {
+            raise_pin_error("pin", name(), errno, nbytes());
+        }
+    }
+    /// Undoes pin() (munlock).
+    void unpin() const
+    {
+        if (m_map && nbytes() != 0 && sys().munlock(m_data, nbytes()) != 0) {
+            raise_pin_error("unpin", name(), errno, nbytes());
+        }
+    }
+    /// Writes the array's changed pages to the file behind it and waits (msync MS_SYNC): for an array
+    /// in a file on disk (the directory backend, map_npy). Costs nothing for a segment in memory.
+    /// @throws error if the kernel reports a write error
+    void flush() const
+    {
+        if (!m_map || nbytes() == 0) {
+            return;
+        }
+        // msync wants a page-aligned start: the data of every array ndshm maps starts on a page boundary
+        // of its mapping, but arrays inside an object or a channel slot may not.
+        const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+        const auto begin = reinterpret_cast<std::uintptr_t>(m_data) / page * page;
+        const auto end = reinterpret_cast<std::uintptr_t>(m_data) + nbytes();
+        if (retry_eintr([&] { return sys().msync(reinterpret_cast<void*>(begin), end - begin, MS_SYNC); }) != 0) {
+            raise_pin_error("flush", name(), errno, nbytes());
+        }
+    }
+
     /// Hands the name over: no handle of this process unlinks it any more; it stays until
     /// ndshm::unlink(name) (`ndshm gc` keeps persisted segments).
     void persist() noexcept
@@ -475,6 +652,18 @@ protected:
         : m_map(o.m_map), m_data(o.m_data), m_shape(convert_shape(o.m_shape)), m_size(o.m_size), m_fortran(o.m_fortran)
     {
         compute_strides();
+    }
+
+    npy_info current_info() const
+    {
+        npy_info info;
+        info.type = dtype_of<value_type>;
+        info.shape.assign(m_shape.begin(), m_shape.end());
+        info.fortran_order = m_fortran;
+        info.data_offset = static_cast<std::size_t>(reinterpret_cast<const unsigned char*>(m_data) - m_map->base());
+        info.size = m_size;
+        info.nbytes = nbytes();
+        return info;
     }
 
     void clear() noexcept

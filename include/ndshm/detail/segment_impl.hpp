@@ -5,6 +5,7 @@
 #define NDSHM_DETAIL_SEGMENT_IMPL_HPP
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -299,13 +301,35 @@ inline int unlink_if_same(const location& l, file_id id) noexcept
     return unlink_location(l);
 }
 
+/// Memory mapped with mmap, unmapped when the last mapping that uses it goes. Several mappings (an
+/// owner's and attached handles') may share one region of one file.
+class region {
+public:
+    region(unsigned char* base, std::size_t size) noexcept : m_base(base), m_size(size) {}
+    region(const region&) = delete;
+    region& operator=(const region&) = delete;
+    ~region() { (void)sys().munmap(m_base, m_size); }
+    unsigned char* base() const noexcept { return m_base; }
+    std::size_t size() const noexcept { return m_size; }
+
+private:
+    unsigned char* m_base;
+    std::size_t m_size;
+};
+
 /// One mapping of one segment in this process. Handles share it through shared_ptr; the last one
-/// unmaps it, and, if this process created the name and still owns it, unlinks it while the name
-/// still names this segment (see unlink_if_same).
+/// unmaps it (its region, unless another mapping of the same file still uses that), and, if this
+/// process created the name and still owns it, unlinks it while the name still names this segment
+/// (see unlink_if_same).
 class mapping {
 public:
-    mapping(location loc, unsigned char* base, std::size_t size, bool writable) noexcept
-        : m_loc(std::move(loc)), m_base(base), m_size(size), m_writable(writable)
+    mapping(location loc, unsigned char* base, std::size_t size, bool writable)
+        : mapping(std::move(loc), std::make_shared<region>(base, size), writable)
+    {
+    }
+    mapping(location loc, std::shared_ptr<const region> r, bool writable) noexcept
+        : m_loc(std::move(loc)), m_region(std::move(r)), m_base(m_region->base()), m_size(m_region->size()),
+          m_writable(writable)
     {
     }
     mapping(const mapping&) = delete;
@@ -318,7 +342,6 @@ public:
         if (m_owner && session().remove(m_loc, m_id)) {
             (void)unlink_if_same(m_loc, m_id);
         }
-        (void)sys().munmap(m_base, m_size);
     }
 
     const location& loc() const noexcept { return m_loc; }
@@ -326,6 +349,8 @@ public:
     unsigned char* base() const noexcept { return m_base; }
     std::size_t size() const noexcept { return m_size; }
     bool writable() const noexcept { return m_writable; }
+    /// The memory this mapping uses (shared with other mappings of the same file).
+    const std::shared_ptr<const region>& memory() const noexcept { return m_region; }
 
     /// The identity of the file mapped (unknown for anonymous memory and files mapped from disk).
     file_id id() const noexcept { return m_id; }
@@ -379,6 +404,7 @@ public:
 
 private:
     location m_loc;
+    std::shared_ptr<const region> m_region;
     unsigned char* m_base;
     std::size_t m_size;
     bool m_writable;
@@ -386,6 +412,105 @@ private:
     file_id m_id;
     trailer* m_trailer = nullptr;
 };
+
+/// What attach learned of a segment: its array, its kind (0: foreign, no trailer) and where its
+/// trailer is (SIZE_MAX: none).
+struct segment_layout {
+    npy_info info;
+    std::uint32_t kind = 0;
+    std::size_t trailer_off = SIZE_MAX;
+};
+
+/// The regions of segments this process has mapped, by file identity and writability, with what
+/// attach parsed of each: attaching a segment again while any handle of it is alive shares its
+/// mapping (an open and an fstat, to resolve the name, and no read, no mmap). A file's identity cannot
+/// be reused while a region maps it, and a region found is used only if the file still has its size
+/// and its header still has the bytes that were parsed (reshape rewrites it).
+class region_cache {
+public:
+    /// The live region of file `id` (mapped writable or not) of `size` bytes, and its layout; null if
+    /// there is none.
+    std::shared_ptr<const region> find(file_id id, bool writable, std::size_t size, segment_layout& layout)
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        const auto it = m_entries.find(key{id.dev, id.ino, writable});
+        if (it == m_entries.end()) {
+            return nullptr;
+        }
+        auto r = it->second.memory.lock();
+        const entry& e = it->second;
+        if (!r || r->size() != size || std::memcmp(r->base(), e.header.data(), e.header_size) != 0) {
+            return nullptr; // stale: the attach that follows overwrites the entry (or a sweep drops it)
+        }
+        layout = it->second.layout;
+        return r;
+    }
+
+    /// Remembers `r`, a mapping of file `id`, its layout and the header it was parsed from (its first
+    /// `header_size` bytes: the dict's closing brace is among them, since the header parsed). What
+    /// follows the dict is padding, so any change of the dict (a reshape) changes one of the bytes up
+    /// to and including the old dict's brace.
+    void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const segment_layout& layout,
+                  const unsigned char* header, std::size_t header_size)
+    {
+        entry e{r, layout, {}, 0};
+        const auto* brace = static_cast<const unsigned char*>(std::memchr(header, '}', header_size));
+        if (!id.known() || brace == nullptr || static_cast<std::size_t>(brace - header) + 1 > e.header.size()) {
+            return; // a dict longer than ndshm writes (dozens of dimensions) is read again each time
+        }
+        e.header_size = static_cast<std::size_t>(brace - header) + 1;
+        std::memcpy(e.header.data(), header, e.header_size);
+        std::lock_guard<std::mutex> g(m_mutex);
+        if (m_entries.size() >= m_sweep_at) { // drop the entries of regions that are gone
+            for (auto it = m_entries.begin(); it != m_entries.end();) {
+                it = it->second.memory.expired() ? m_entries.erase(it) : std::next(it);
+            }
+            m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
+        }
+        m_entries[key{id.dev, id.ino, writable}] = std::move(e);
+    }
+
+private:
+    struct key {
+        std::uint64_t dev, ino;
+        bool writable;
+        bool operator<(const key& o) const noexcept
+        {
+            return std::tie(dev, ino, writable) < std::tie(o.dev, o.ino, o.writable);
+        }
+    };
+    struct entry {
+        std::weak_ptr<const region> memory;
+        segment_layout layout;
+        std::array<unsigned char, 256> header; ///< the header up to the end of its dict
+        std::size_t header_size;
+    };
+    std::mutex m_mutex;
+    std::map<key, entry> m_entries;
+    std::size_t m_sweep_at = 64;
+};
+
+inline region_cache& attached_regions()
+{
+    static region_cache c;
+    return c;
+}
+
+/// Lets later attaches of the segment of `m` (published, holding `info`'s array, of `kind`) share its
+/// mapping. `header` is the segment's header as it was parsed (its first info.data_offset bytes; by
+/// default those of the mapping).
+inline void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind,
+                            const unsigned char* header = nullptr)
+{
+    segment_layout layout;
+    layout.info = info;
+    layout.kind = kind;
+    if (m.get_trailer() != nullptr) {
+        layout.trailer_off = static_cast<std::size_t>(reinterpret_cast<unsigned char*>(m.get_trailer()) - m.base());
+    }
+    attached_regions().remember(m.id(), m.writable(), m.memory(), layout, header != nullptr ? header : m.base(),
+                                info.data_offset);
+}
 
 /// Maps `size` bytes of `fd`; throws on failure.
 inline unsigned char* map_fd(int fd, std::size_t size, bool writable, bool populate, const std::string& op,
@@ -704,6 +829,12 @@ inline bool is_own_uid(uid_t uid) noexcept
     return uid == me;
 }
 
+/// Bytes of a segment read before mapping it: enough for any .npy header ndshm accepts.
+inline constexpr std::size_t head_limit = 65536 + 12;
+/// A segment up to this size is read whole before it is mapped (header and trailer in one read).
+inline constexpr std::size_t small_segment = 16384;
+static_assert(small_segment >= 4096, "the first read holds a page");
+
 /// An open segment whose creator has published it: its fd, its size, and a copy of its first bytes.
 struct published_segment {
     location loc;
@@ -711,19 +842,21 @@ struct published_segment {
     file_id id;
     struct stat st {};
     std::size_t size = 0;
-    std::unique_ptr<unsigned char[]> head; ///< a copy of the first head_size bytes
+    std::array<unsigned char, small_segment> first; ///< the first head_size bytes, unless `longer` holds them
+    std::unique_ptr<unsigned char[]> longer;        ///< a header longer than `first` holds
     std::size_t head_size = 0;
+    /// A copy of the segment's first head_size bytes.
+    const unsigned char* head() const noexcept { return longer ? longer.get() : first.data(); }
+    std::shared_ptr<const region> mapped; ///< set instead of head: this process maps it already
+    segment_layout layout;                ///< what was parsed of it, when `mapped` is set
 };
-
-/// Bytes of a segment read before mapping it: enough for any .npy header ndshm accepts.
-inline constexpr std::size_t head_limit = 65536 + 12;
-/// A segment up to this size is read whole before it is mapped (header and trailer in one read).
-inline constexpr std::size_t small_segment = 16384;
 
 /// Opens an existing segment by name, checks that it is a regular file of this user, and waits up to
 /// opt.ready_timeout for its creator to publish it. Reads with pread, so a segment that is refused
-/// never gets mapped.
-inline published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op)
+/// never gets mapped. With `shared`, a segment this process already maps (see region_cache) is not
+/// read: `mapped` and `layout` are set instead.
+inline published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op,
+                                        bool shared = false)
 {
     const std::string name = segment_name(posix_name);
     check_name(op, name);
@@ -753,26 +886,28 @@ inline published_segment open_published(const options& opt, const std::string& p
         seg.size = static_cast<std::size_t>(st.st_size);
         seg.id = id_of(st);
         seg.st = st;
+        if (shared) {
+            seg.mapped = attached_regions().find(seg.id, !opt.read_only, seg.size, seg.layout);
+            if (seg.mapped) {
+                return seg;
+            }
+        }
         // One read of the first page (the magic, and every header ndshm writes), or of all of a small
         // segment (its trailer too).
         const std::size_t first = seg.size <= small_segment ? seg.size : std::min<std::size_t>(seg.size, 4096);
-        if (!seg.head) {
-            seg.head.reset(new unsigned char[first]); // not zero-filled: pread overwrites what is used
-        }
-        seg.head_size = read_at(seg.fd.get(), seg.head.get(), first, 0, op, name);
-        if (!unpublished(seg.head.get(), seg.head_size)) {
+        seg.head_size = read_at(seg.fd.get(), seg.first.data(), first, 0, op, name);
+        if (!unpublished(seg.first.data(), seg.head_size)) {
             // The creator stores the magic's first byte last, with release order: pread copies the bytes
             // in order, so seeing it means the rest of the page was complete; the fence orders what this
             // thread reads later (the trailer, the data) after it.
             std::atomic_thread_fence(std::memory_order_acquire);
-            if (seg.head_size >= 12 && seg.head[0] == static_cast<unsigned char>(npy_magic[0])) {
-                const std::size_t want = std::min({seg.size, head_limit, npy_header_end(seg.head.get())});
+            if (seg.head_size >= 12 && seg.first[0] == static_cast<unsigned char>(npy_magic[0])) {
+                const std::size_t want = std::min({seg.size, head_limit, npy_header_end(seg.first.data())});
                 if (want > seg.head_size) { // a longer header than ndshm writes: read the rest
-                    std::unique_ptr<unsigned char[]> longer(new unsigned char[want]);
-                    std::memcpy(longer.get(), seg.head.get(), seg.head_size);
-                    seg.head_size += read_at(seg.fd.get(), longer.get() + seg.head_size, want - seg.head_size,
+                    seg.longer.reset(new unsigned char[want]);
+                    std::memcpy(seg.longer.get(), seg.first.data(), seg.head_size);
+                    seg.head_size += read_at(seg.fd.get(), seg.longer.get() + seg.head_size, want - seg.head_size,
                                              seg.head_size, op, name);
-                    seg.head = std::move(longer);
                 }
             }
             return seg;
@@ -866,8 +1001,18 @@ inline trailer* find_trailer(const mapping& m, const npy_info& info, const std::
 inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::string& name, const std::string& op,
                                                  npy_info& info, std::uint32_t& kind)
 {
-    const published_segment seg = open_published(opt, name, op);
-    info = parse_npy(seg.head.get(), seg.head_size, name, seg.size);
+    const published_segment seg = open_published(opt, name, op, !opt.populate);
+    if (seg.mapped) {
+        info = seg.layout.info;
+        kind = seg.layout.kind;
+        auto m = std::make_shared<mapping>(seg.loc, seg.mapped, !opt.read_only);
+        m->set_id(seg.id);
+        if (seg.layout.trailer_off != SIZE_MAX) {
+            m->set_trailer(reinterpret_cast<trailer*>(m->base() + seg.layout.trailer_off));
+        }
+        return m;
+    }
+    info = parse_npy(seg.head(), seg.head_size, name, seg.size);
     kind = 0;
     // The trailer, from the bytes already read or with one more pread (cheaper than the page fault of
     // reading it through the mapping).
@@ -876,7 +1021,7 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     bool found = false;
     if (off != SIZE_MAX) {
         if (off + sizeof copy <= seg.head_size) {
-            std::memcpy(&copy, seg.head.get() + off, sizeof copy);
+            std::memcpy(&copy, seg.head() + off, sizeof copy);
             found = true;
         } else {
             found = read_at(seg.fd.get(), &copy, sizeof copy, off, op, name) == sizeof copy;
@@ -890,6 +1035,9 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     auto m = map_published(seg, opt, op);
     if (found) {
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
+    }
+    if (seg.head_size >= info.data_offset) {
+        remember_layout(*m, info, kind, seg.head()); // the bytes read: the mapping stays untouched
     }
     return m;
 }

@@ -75,6 +75,10 @@ struct sys_table {
     ssize_t (*write)(int, const void*, std::size_t);
     int (*poll)(struct pollfd*, nfds_t, int);
     pid_t (*waitpid)(pid_t, int*, int);
+    // Pinning and flushing an array's pages.
+    int (*mlock)(const void*, std::size_t);
+    int (*munlock)(const void*, std::size_t);
+    int (*msync)(void*, std::size_t, int);
 };
 
 namespace sys_default {
@@ -117,6 +121,9 @@ inline int fcntl(int fd, int cmd, int arg) { return ::fcntl(fd, cmd, arg); }
 inline ssize_t write(int fd, const void* b, std::size_t n) { return ::write(fd, b, n); }
 inline int poll(struct pollfd* fds, nfds_t n, int timeout) { return ::poll(fds, n, timeout); }
 inline pid_t waitpid(pid_t pid, int* status, int options) { return ::waitpid(pid, status, options); }
+inline int mlock(const void* a, std::size_t n) { return ::mlock(a, n); }
+inline int munlock(const void* a, std::size_t n) { return ::munlock(a, n); }
+inline int msync(void* a, std::size_t n, int flags) { return ::msync(a, n, flags); }
 } // namespace sys_default
 
 /// The process-wide table of system calls.
@@ -131,7 +138,8 @@ inline sys_table& sys() noexcept
         sys_default::flock,     sys_default::madvise,         sys_default::getrandom, sys_default::read,
         sys_default::kill,      sys_default::fallocate,       sys_default::fstatfs,   sys_default::futex,
         sys_default::fork,      sys_default::pipe2,           sys_default::fcntl,     sys_default::write,
-        sys_default::poll,      sys_default::waitpid};
+        sys_default::poll,      sys_default::waitpid,         sys_default::mlock,     sys_default::munlock,
+        sys_default::msync};
     return table;
 }
 
