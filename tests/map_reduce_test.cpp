@@ -322,3 +322,43 @@ TEST_CASE("a worker that dies during add_into leaves the accumulator untouched",
     }
     CHECK(acc(0) == s0);
 }
+
+TEST_CASE("every pool call takes a lambda with an empty capture list", "[pool][lambda]")
+{
+    const std::size_t workers = GENERATE(0, 2);
+    fork_pool pool(workers);
+    const auto a = make_data(40, 3);
+    const shared_ndarray<const std::int64_t> in = a;
+    // What a lambda would capture travels as an argument after it.
+    CHECK(pool.run([](int x, int offset) { return x + offset; }, 1, 3) == 4);
+    CHECK(pool.gather([] { return 7; }) == std::vector<int>(pool.concurrency(), 7));
+    pool.broadcast([](int) {}, 1);
+    const auto parts = pool.scatter([](chunk<const std::int64_t> c) { return c.size(); }, in);
+    std::size_t rows = 0;
+    for (const auto p : parts) {
+        rows += p;
+    }
+    CHECK(rows == 40);
+    const auto uneven = pool.scatterv([](chunk<const std::int64_t> c) { return c.size(); }, in,
+                                      std::vector<std::size_t>{10, 30});
+    CHECK(uneven == std::vector<std::size_t>{10, 30});
+    CHECK(pool.map([](int x) noexcept { return 2 * x; }, std::vector<int>{1, 2, 3}) == std::vector<int>{2, 4, 6});
+    auto out = shared_ndarray<std::int64_t>::create({40, 3});
+    pool.map([](std::int64_t x, std::int64_t k) { return x * k; }, in, out, std::int64_t{5});
+    CHECK(out(39, 2) == 5 * a(39, 2));
+    auto sums = shared_ndarray<std::int64_t>::create({40});
+    pool.map(
+        [](chunk<const std::int64_t> c, chunk<std::int64_t> s) {
+            for (std::size_t i = 0; i < c.size(); ++i) {
+                s(i) = c(i, 0) + c(i, 1) + c(i, 2);
+            }
+        },
+        in, sums);
+    CHECK(sums(17) == a(17, 0) + a(17, 1) + a(17, 2));
+    CHECK(pool.map_reduce([](chunk<const std::int64_t> c) { return chunk_sum(c); }, in, reduce::sum) ==
+          chunk_sum(chunk<const std::int64_t>(a, 0, 40)));
+    auto acc = shared_ndarray<std::int64_t>::create({3});
+    pool.map_reduce([](chunk<const std::int64_t> c, shared_ndarray<std::int64_t>& p) { add_columns(c, p); }, in,
+                    reduce::add_into(acc));
+    CHECK(acc(1) == xt::sum(xt::view(a.view(), xt::all(), 1))());
+}

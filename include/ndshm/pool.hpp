@@ -119,6 +119,65 @@ template <class T>
 struct is_chunk<chunk<T>> : std::true_type {
 };
 
+/// The call operator of a lambda (or other class) as a plain function type, if it has exactly one that
+/// is not a template.
+template <class M>
+struct call_signature {
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...) const> {
+    using pointer = R (*)(P...);
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...) const noexcept> {
+    using pointer = R (*)(P...);
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...)> {
+    using pointer = R (*)(P...);
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...) noexcept> {
+    using pointer = R (*)(P...);
+};
+
+template <class F, class = void>
+struct lambda_pointer {
+};
+template <class F>
+struct lambda_pointer<F, std::void_t<typename call_signature<decltype(&F::operator())>::pointer>> {
+    using type = typename call_signature<decltype(&F::operator())>::pointer;
+};
+
+template <class F, class = void>
+inline constexpr bool has_lambda_pointer = false;
+template <class F>
+inline constexpr bool has_lambda_pointer<F, std::void_t<typename lambda_pointer<F>::type>> = true;
+
+/// A captureless lambda as the plain function pointer a pool task is made of (the same code address in
+/// every forked worker). A lambda that captures is refused at compile time: its captures live in the
+/// calling process only.
+template <class F>
+auto task_function(const F& f)
+{
+    static_assert(has_lambda_pointer<F>,
+                  "ndshm::fork_pool takes a function or a lambda with one call operator whose parameters have "
+                  "types (not auto), so that it knows how to send the arguments to a worker");
+    if constexpr (has_lambda_pointer<F>) {
+        using pointer = typename lambda_pointer<F>::type;
+        static_assert(std::is_convertible_v<const F&, pointer>,
+                      "ndshm::fork_pool: this lambda captures variables, but a task runs in another process "
+                      "where they do not exist; pass them as arguments after the function (they are sent "
+                      "to the worker), or use a lambda with an empty capture list []");
+        if constexpr (std::is_convertible_v<const F&, pointer>) {
+            return static_cast<pointer>(f);
+        }
+    }
+}
+
+template <class F>
+using if_lambda = std::enable_if_t<std::is_class_v<std::decay_t<F>>>;
+
 /// Reads a (first, last) range and two array handles, the head of every map task.
 struct map_head {
     std::uint64_t first = 0, last = 0;
@@ -380,6 +439,44 @@ public:
             p.push_back(static_cast<long>(s.pid));
         }
         return p;
+    }
+
+    /// Every call also takes a lambda with an empty capture list in place of a function (a task runs in
+    /// another process, so a lambda that captures is refused at compile time, with a message).
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) run(const F& f, A&&... args)
+    {
+        return run(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    void broadcast(const F& f, A&&... args)
+    {
+        broadcast(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    auto gather(const F& f, A&&... args)
+    {
+        return gather(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) scatter(const F& f, A&&... args)
+    {
+        return scatter(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) scatterv(const F& f, A&&... args)
+    {
+        return scatterv(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) map(const F& f, A&&... args)
+    {
+        return map(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) map_reduce(const F& f, A&&... args)
+    {
+        return map_reduce(detail::task_function(f), std::forward<A>(args)...);
     }
 
     /// Runs f(args...) on one worker and returns its result.
