@@ -33,3 +33,13 @@ add_test(NAME object_not_serialisable_is_a_compile_error
          COMMAND_EXPAND_LISTS)
 set_tests_properties(object_not_serialisable_is_a_compile_error PROPERTIES
   PASS_REGULAR_EXPRESSION "ndshm: cereal cannot serialise this type")
+
+# ... and so must a nested member of such a type (at any depth), with the message naming the member.
+add_test(NAME object_nested_not_serialisable_is_a_compile_error
+         COMMAND ${CMAKE_CXX_COMPILER} -std=c++17 -fsyntax-only
+                 "-I$<JOIN:$<TARGET_PROPERTY:ndshm,INTERFACE_INCLUDE_DIRECTORIES>,;-I>"
+                 "-I$<JOIN:$<TARGET_PROPERTY:xtensor,INTERFACE_INCLUDE_DIRECTORIES>,;-I>"
+                 ${CMAKE_CURRENT_SOURCE_DIR}/objects_nested_compile_fail.cpp
+         COMMAND_EXPAND_LISTS)
+set_tests_properties(object_nested_not_serialisable_is_a_compile_error PROPERTIES
+  PASS_REGULAR_EXPRESSION "(no_serialize.*cannot serialise a member of this object|cannot serialise a member of this object.*no_serialize)")

@@ -33,6 +33,7 @@
 #include "detail/segment_impl.hpp"
 #include "detail/sys.hpp"
 #include "error.hpp"
+#include "reduce.hpp"
 #include "shared_ndarray.hpp"
 
 namespace ndshm {
@@ -117,6 +118,65 @@ struct is_chunk : std::false_type {
 template <class T>
 struct is_chunk<chunk<T>> : std::true_type {
 };
+
+/// The call operator of a lambda (or other class) as a plain function type, if it has exactly one that
+/// is not a template.
+template <class M>
+struct call_signature {
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...) const> {
+    using pointer = R (*)(P...);
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...) const noexcept> {
+    using pointer = R (*)(P...);
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...)> {
+    using pointer = R (*)(P...);
+};
+template <class C, class R, class... P>
+struct call_signature<R (C::*)(P...) noexcept> {
+    using pointer = R (*)(P...);
+};
+
+template <class F, class = void>
+struct lambda_pointer {
+};
+template <class F>
+struct lambda_pointer<F, std::void_t<typename call_signature<decltype(&F::operator())>::pointer>> {
+    using type = typename call_signature<decltype(&F::operator())>::pointer;
+};
+
+template <class F, class = void>
+inline constexpr bool has_lambda_pointer = false;
+template <class F>
+inline constexpr bool has_lambda_pointer<F, std::void_t<typename lambda_pointer<F>::type>> = true;
+
+/// A captureless lambda as the plain function pointer a pool task is made of (the same code address in
+/// every forked worker). A lambda that captures is refused at compile time: its captures live in the
+/// calling process only.
+template <class F>
+auto task_function(const F& f)
+{
+    static_assert(has_lambda_pointer<F>,
+                  "ndshm::fork_pool takes a function or a lambda with one call operator whose parameters have "
+                  "types (not auto), so that it knows how to send the arguments to a worker");
+    if constexpr (has_lambda_pointer<F>) {
+        using pointer = typename lambda_pointer<F>::type;
+        static_assert(std::is_convertible_v<const F&, pointer>,
+                      "ndshm::fork_pool: this lambda captures variables, but a task runs in another process "
+                      "where they do not exist; pass them as arguments after the function (they are sent "
+                      "to the worker), or use a lambda with an empty capture list []");
+        if constexpr (std::is_convertible_v<const F&, pointer>) {
+            return static_cast<pointer>(f);
+        }
+    }
+}
+
+template <class F>
+using if_lambda = std::enable_if_t<std::is_class_v<std::decay_t<F>>>;
 
 /// Reads a (first, last) range and two array handles, the head of every map task.
 struct map_head {
@@ -240,6 +300,40 @@ void invoke_map_elements(std::uintptr_t fn, std::string_view payload, std::strin
     out.clear();
 }
 
+/// A task of map_reduce with reduce::add_into: `void f(chunk<X>, shared_ndarray<T>& partial, P...)` over rows
+/// [first, last), adding into the worker's own partial accumulator.
+template <class X, class T, class... P>
+void invoke_accumulate(std::uintptr_t fn, std::string_view payload, std::string& out)
+{
+    auto f = reinterpret_cast<void (*)(chunk<X>, shared_ndarray<T>&, P...)>(fn);
+    memory_buf buf(payload);
+    std::istream is(&buf);
+    cereal::BinaryInputArchive ar(is);
+    map_head h;
+    ar(h.first, h.last);
+    shared_ndarray<X> a = task_codec<shared_ndarray<X>>::load(ar);
+    // One accumulator per worker; this task adds into the one of the worker it runs on, so chunks go to
+    // whichever worker is free and no accumulator is ever written by two processes.
+    std::uint64_t count = 0;
+    ar(count);
+    const std::size_t mine = current_worker().info.index;
+    if (count == 0 || mine >= count) {
+        raise<error>("map_reduce", a.name(), "the task has no accumulator for worker " + std::to_string(mine),
+                     "report this as a bug in ndshm", errno_code(EINVAL));
+    }
+    shared_ndarray<T> partial;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        auto p = task_codec<shared_ndarray<T>>::load(ar);
+        if (i == mine) {
+            partial = std::move(p);
+        }
+    }
+    auto args = load_args<P...>(ar);
+    chunk<X> c(std::move(a), static_cast<std::size_t>(h.first), static_cast<std::size_t>(h.last));
+    std::apply([&](auto&... xs) { f(std::move(c), partial, std::forward<P>(xs)...); }, args);
+    out.clear();
+}
+
 /// Blocks SIGPIPE in this thread for a scope, so that writing to a dead worker's pipe fails with
 /// EPIPE instead of killing the parent; a SIGPIPE caused meanwhile is discarded, one that was
 /// pending before is left alone.
@@ -345,6 +439,44 @@ public:
             p.push_back(static_cast<long>(s.pid));
         }
         return p;
+    }
+
+    /// Every call also takes a lambda with an empty capture list in place of a function (a task runs in
+    /// another process, so a lambda that captures is refused at compile time, with a message).
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) run(const F& f, A&&... args)
+    {
+        return run(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    void broadcast(const F& f, A&&... args)
+    {
+        broadcast(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    auto gather(const F& f, A&&... args)
+    {
+        return gather(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) scatter(const F& f, A&&... args)
+    {
+        return scatter(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) scatterv(const F& f, A&&... args)
+    {
+        return scatterv(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) map(const F& f, A&&... args)
+    {
+        return map(detail::task_function(f), std::forward<A>(args)...);
+    }
+    template <class F, class... A, class = detail::if_lambda<F>>
+    decltype(auto) map_reduce(const F& f, A&&... args)
+    {
+        return map_reduce(detail::task_function(f), std::forward<A>(args)...);
     }
 
     /// Runs f(args...) on one worker and returns its result.
@@ -520,6 +652,100 @@ public:
         execute("map", tasks, nullptr);
     }
 
+    /// Map-reduce over axis 0 of `a`: f(chunk, args...) runs on a few chunks per worker (so that uneven
+    /// work evens out), and the results are combined in chunk order by `reducer`:
+    /// - `reduce::sum`, `reduce::minimum`, `reduce::maximum`: numbers or values with `+` / `<`, or
+    ///   shared_ndarray results of one shape (combined elementwise into the first chunk's array);
+    /// - `reduce::concatenate`: std::vector results appended, or shared_ndarray results joined along
+    ///   axis 0 into a new array;
+    /// - `reduce::none`: f's results (if any) are dropped, the call returns nothing;
+    /// - any callable `R g(R, R)`: a left fold, run in the calling process (so it may capture);
+    /// - `reduce::add_into(acc)`: f has the form `void f(chunk<X>, shared_ndarray<T>& partial, P...)`;
+    ///   each worker adds into its own zeroed accumulator of acc's shape in shared memory (chunks go to
+    ///   whichever worker is free; a task adds into the accumulator of the worker it runs on), and the call
+    ///   adds those into `acc`. Nothing but the chunk bounds travels through the pipes.
+    /// An array with no rows gives f one empty chunk, so f decides what an empty reduction is.
+    /// @throws error if the results cannot be combined (shapes differ); otherwise as run(), once every
+    ///   task already started has finished
+    template <class R, class X, class... P, class T, class Reducer, class... A>
+    auto map_reduce(R (*f)(chunk<X>, P...), const shared_ndarray<T>& a, const Reducer& reducer, A&&... args)
+    {
+        check_same_type<X, T>("map_reduce");
+        static_assert(!detail::is_add_into<Reducer>::value,
+                      "reduce::add_into(acc) calls f(chunk, partial accumulator, ...): declare f as "
+                      "void f(ndshm::chunk<X>, ndshm::shared_ndarray<T>& partial, ...)");
+        const shared_ndarray<X> ax = a;
+        const std::string extra = encode_args<P...>(std::forward<A>(args)...);
+        std::vector<detail::task> tasks;
+        for (const auto& r : chunk_ranges(rows_of(a))) {
+            detail::task t;
+            t.invoke = &detail::invoke_scatter<R, X, P...>;
+            t.fn = reinterpret_cast<std::uintptr_t>(f);
+            t.args = range_head(r.first, r.second, ax) + extra;
+            tasks.push_back(std::move(t));
+        }
+        if constexpr (std::is_same_v<Reducer, reduce::none_t> || std::is_void_v<R>) {
+            static_assert(std::is_same_v<Reducer, reduce::none_t>,
+                          "f returns nothing, so there is nothing to reduce: pass reduce::none (or "
+                          "reduce::add_into with an accumulator parameter)");
+            execute("map_reduce", tasks, nullptr);
+        } else {
+            std::vector<R> results = collect<R>("map_reduce", tasks);
+            if constexpr (std::is_same_v<Reducer, reduce::concatenate_t>) {
+                static_assert(detail::is_std_vector<R>::value || detail::is_shared_ndarray<R>::value,
+                              "reduce::concatenate joins std::vector or shared_ndarray results");
+                return detail::concatenate_results(results);
+            } else {
+                static_assert(std::is_same_v<Reducer, reduce::sum_t> || std::is_same_v<Reducer, reduce::minimum_t> ||
+                                  std::is_same_v<Reducer, reduce::maximum_t> ||
+                                  std::is_invocable_r_v<R, const Reducer&, R&&, R&&>,
+                              "the reducer must be reduce::sum, minimum, maximum, concatenate, none, "
+                              "add_into(acc), or a callable R(R, R)");
+                return detail::fold_results(results, reducer);
+            }
+        }
+    }
+
+    /// map_reduce with `reduce::add_into(acc)`: see the other overload.
+    template <class X, class... P, class T, class U, class... A>
+    void map_reduce(void (*f)(chunk<X>, shared_ndarray<U>&, P...), const shared_ndarray<T>& a,
+                    const reduce::add_into_t<U>& into, A&&... args)
+    {
+        check_same_type<X, T>("map_reduce");
+        const shared_ndarray<U>& acc = into.acc;
+        if (acc.empty()) {
+            detail::raise<error>("map_reduce", "", "the accumulator is an empty handle",
+                                 "pass reduce::add_into(a shared_ndarray that holds an array)",
+                                 detail::errno_code(EINVAL));
+        }
+        const std::vector<std::size_t> shape(acc.shape().begin(), acc.shape().end());
+        std::vector<shared_ndarray<U>> partials;
+        for (std::size_t w = 0; w < concurrency(); ++w) {
+            partials.push_back(shared_ndarray<U>::create(shape)); // zero-filled, as fresh segments are
+        }
+        const shared_ndarray<X> ax = a;
+        const std::string extra = detail::encode([&](cereal::BinaryOutputArchive& ar) {
+                                      ar(static_cast<std::uint64_t>(partials.size()));
+                                      for (const auto& p : partials) {
+                                          detail::task_codec<shared_ndarray<U>>::save(ar, p);
+                                      }
+                                  }) +
+                                  encode_args<P...>(std::forward<A>(args)...);
+        std::vector<detail::task> tasks;
+        for (const auto& r : chunk_ranges(rows_of(a))) {
+            detail::task t;
+            t.invoke = &detail::invoke_accumulate<X, U, P...>;
+            t.fn = reinterpret_cast<std::uintptr_t>(f);
+            t.args = range_head(r.first, r.second, ax) + extra;
+            tasks.push_back(std::move(t));
+        }
+        execute("map_reduce", tasks, nullptr);
+        shared_ndarray<U> out = acc;
+        for (const auto& p : partials) {
+            out.view() += p.view();
+        }
+    }
+
 private:
     /// A task sent to a worker.
     struct sent {
@@ -563,6 +789,16 @@ private:
         std::vector<std::pair<std::size_t, std::size_t>> r;
         for (std::size_t i = 0; i < k; ++i) {
             r.emplace_back(i * n / k, (i + 1) * n / k);
+        }
+        return r;
+    }
+
+    /// pieces(n), with one empty range for an array with no rows.
+    std::vector<std::pair<std::size_t, std::size_t>> chunk_ranges(std::size_t n) const
+    {
+        auto r = pieces(n);
+        if (r.empty()) {
+            r.emplace_back(0, 0);
         }
         return r;
     }

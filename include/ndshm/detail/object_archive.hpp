@@ -40,11 +40,61 @@ inline constexpr std::uint64_t no_array = ~std::uint64_t(0);
 /// elements of empty types, of which a container may hold this many more.
 inline constexpr std::uint64_t blob_size_slack = 65536;
 
+/// cereal's wrappers that its archives handle themselves rather than through a serialisation function.
+template <class T>
+struct is_cereal_wrapper : std::false_type {
+};
+template <class B>
+struct is_cereal_wrapper<cereal::base_class<B>> : std::true_type {
+};
+template <class B>
+struct is_cereal_wrapper<cereal::virtual_base_class<B>> : std::true_type {
+};
+template <class T>
+struct is_cereal_wrapper<cereal::DeferredData<T>> : std::true_type {
+};
+
+template <class Member, class Archive>
+constexpr bool check_saveable()
+{
+    constexpr bool ok = is_cereal_wrapper<Member>::value ||
+                        cereal::traits::is_output_serializable<Member, Archive>::value;
+    static_assert(ok, "ndshm: cereal cannot serialise a member of this object (its type is `Member` in this note). "
+                      "Give that type a member `template <class Archive> void serialize(Archive& ar) { ar(m1, m2, "
+                      "...); }` (or a save/load pair, member or free function) that lists its members, and check "
+                      "that exactly one is visible. ndshm/object.hpp includes cereal's serialisers for the std "
+                      "types; xt::xarray, xt::xtensor and ndshm::shared_ndarray members are stored as arrays.");
+    return ok;
+}
+
+template <class Member, class Archive>
+constexpr bool check_loadable_member()
+{
+    constexpr bool ok = is_cereal_wrapper<Member>::value ||
+                        cereal::traits::is_input_serializable<Member, Archive>::value;
+    static_assert(ok, "ndshm: cereal can save a member of this object but not load it (its type is `Member` in "
+                      "this note): give that type a load function to match its save, or one serialize()");
+    return ok;
+}
+
 /// Collects an object's blob and its arrays. Arrays are not copied: the archive records where their
 /// bytes are, and the caller copies them once into the object's segment or file.
 class object_output_archive : public cereal::OutputArchive<object_output_archive, cereal::AllowEmptyClassElision> {
 public:
     object_output_archive() : cereal::OutputArchive<object_output_archive, cereal::AllowEmptyClassElision>(this) {}
+
+    /// `ar(members...)` in a type's serialize() or save(): every member's type is checked first, so that
+    /// one cereal cannot serialise, at any depth of the object, stops at ndshm's message (the compiler's
+    /// note names the member's type as `Member`) rather than at cereal's.
+    template <class... Types>
+    object_output_archive& operator()(Types&&... args)
+    {
+        if constexpr ((check_saveable<std::decay_t<Types>, object_output_archive>() && ...)) {
+            cereal::OutputArchive<object_output_archive, cereal::AllowEmptyClassElision>::operator()(
+                std::forward<Types>(args)...);
+        }
+        return *this;
+    }
 
     void saveBinary(const void* data, std::size_t size)
     {
@@ -111,6 +161,17 @@ public:
     {
         // The table of contents and the blob are populated already (parse_object_image).
         m_populated = static_cast<std::size_t>(m_end - m_map->base()) / 4096 * 4096;
+    }
+
+    /// `ar(members...)` in a type's serialize() or load(): see object_output_archive::operator().
+    template <class... Types>
+    object_input_archive& operator()(Types&&... args)
+    {
+        if constexpr ((check_loadable_member<std::decay_t<Types>, object_input_archive>() && ...)) {
+            cereal::InputArchive<object_input_archive, cereal::AllowEmptyClassElision>::operator()(
+                std::forward<Types>(args)...);
+        }
+        return *this;
     }
 
     void loadBinary(void* data, std::size_t size)
