@@ -57,3 +57,16 @@ if(NDSHM_WITH_MPI)
     add_dependencies(ndshm_mpi_checks ndshm_tool)
   endif()
 endif()
+
+# ndshm::mpi::pool (ndshm/mpi_pool.hpp): fork_pool's calls over the ranks, on 2 ranks (the only worker on
+# the other node) and on 4 (one worker on the driver's node, two on the other), 2 emulated nodes each.
+if(NDSHM_WITH_MPI)
+  add_executable(ndshm_mpi_pool_tests ${CMAKE_CURRENT_SOURCE_DIR}/mpi_main.cpp
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/mpi_pool_test.cpp)
+  target_link_libraries(ndshm_mpi_pool_tests PRIVATE ndshm::mpi ndshm_warnings Catch2::Catch2)
+  foreach(ranks 2 4)
+    ndshm_add_mpi_test(NAME mpi_pool_${ranks}_ranks RANKS ${ranks} NODES 2
+                       COMMAND $<TARGET_FILE:ndshm_mpi_pool_tests> "[mpi_pool]")
+  endforeach()
+  add_dependencies(ndshm_mpi_checks ndshm_mpi_pool_tests)
+endif()

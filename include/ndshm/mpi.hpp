@@ -15,7 +15,7 @@
 ///     MPI_Finalize();
 ///
 /// Optional: link `ndshm::mpi` (CMake option NDSHM_WITH_MPI, MPI 3.0 or later). No other ndshm
-/// header includes this one or <mpi.h>.
+/// header but mpi_pool.hpp (fork_pool's calls over MPI ranks) includes this one or <mpi.h>.
 ///
 /// Collectives: every static factory and every member documented as collective must be called by
 /// every rank of the topology's communicator, in the same order, with the same arguments (except

@@ -9,6 +9,7 @@
 /// | `ndshm/store.hpp` | a dataset loaded once per machine |
 /// | `ndshm/zstd.hpp` | compressed object files (links libzstd) |
 /// | `ndshm/mpi.hpp` | one copy per node in an MPI job (links MPI: target `ndshm::mpi`) |
+/// | `ndshm/mpi_pool.hpp` | `mpi::pool`: fork_pool's calls over the ranks of an MPI job (links MPI) |
 /// | `ndshm/queue.hpp` | `array_queue`: arrays handed between processes |
 /// | `ndshm/channel.hpp` | `channel<T>`: loan/publish over pre-faulted slots |
 /// | `ndshm/pool.hpp` | `fork_pool`: forked workers with map, scatter, gather |

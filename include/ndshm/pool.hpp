@@ -161,12 +161,12 @@ template <class F>
 auto task_function(const F& f)
 {
     static_assert(has_lambda_pointer<F>,
-                  "ndshm::fork_pool takes a function or a lambda with one call operator whose parameters have "
+                  "ndshm: a pool takes a function or a lambda with one call operator whose parameters have "
                   "types (not auto), so that it knows how to send the arguments to a worker");
     if constexpr (has_lambda_pointer<F>) {
         using pointer = typename lambda_pointer<F>::type;
         static_assert(std::is_convertible_v<const F&, pointer>,
-                      "ndshm::fork_pool: this lambda captures variables, but a task runs in another process "
+                      "ndshm: this lambda captures variables, but a task runs in another process "
                       "where they do not exist; pass them as arguments after the function (they are sent "
                       "to the worker), or use a lambda with an empty capture list []");
         if constexpr (std::is_convertible_v<const F&, pointer>) {
@@ -377,70 +377,16 @@ private:
 
 } // namespace detail
 
-/// A pool of `n` worker processes, forked once when the pool is made and reused for every call.
-///
-/// Work is a plain function (a function pointer: code addresses are the same in every fork) and
-/// arguments that cereal serialises (binary archive); `shared_ndarray` arguments travel as handles
-/// (their names), and the worker attaches them (read-only for `shared_ndarray<const T>`). A task may
-/// return a value the same way; a returned `shared_ndarray` that the worker created is handed over to
-/// the caller, who then owns it.
-///
-/// - `run(f, args...)`: one task on one worker, returns f's result.
-/// - `map(f, items, args...)`: f(item, args...) for each element of a vector, spread over the workers.
-/// - `map(f, in, out, args...)`: `out[i] = f(in[i], args...)` for every element (same shape and order).
-/// - `map(kernel, in, out, args...)`: `kernel(chunk<const TI>, chunk<TO>, args...)` for axis-0 chunks.
-/// - `scatter(f, a, args...)`: worker i calls f(chunk i of a, args...); returns each result.
-/// - `gather(f, args...)`: every worker calls f(args...); returns their results in worker order.
-/// - `broadcast(f, args...)`: every worker calls f(args...) with the same arguments (to set up state).
-///
-/// If a task throws, the call throws in the caller the same ndshm exception type (ndshm::error for
-/// other exceptions) with the worker's message, after the tasks already started have finished. If a
-/// worker dies (abort, SIGSEGV, kill -9, exit), the call throws ndshm::error naming the worker and the
-/// signal, and the pool forks a replacement; state that broadcast gave the dead worker is not restored.
-///
-/// `fork_pool pool(0)` runs the same API in the calling process, one task after the other.
-///
-/// Calls are serialised (one at a time, whatever the thread). Create the pool before starting threads:
-/// a fork copies only the calling thread. Only the process that created the pool may use it; its
-/// destructor stops and reaps every worker.
-class fork_pool {
+namespace detail {
+
+/// The call set that fork_pool and ndshm::mpi::pool share: run, broadcast, gather, scatter, scatterv,
+/// map (over items, elementwise, by chunks) and map_reduce. `Pool` provides size(), concurrency() and
+/// `execute(op, tasks, on_result)`, which runs the tasks and reports each result; a pool whose tasks
+/// may run where the caller's segments cannot be attached sets `records_arrays`, and each task then
+/// lists the arrays it refers to and the part of each it works on (task::arrays).
+template <class Pool>
+class pool_calls {
 public:
-    /// Forks `workers` worker processes (none for 0: everything then runs in the calling process).
-    /// @throws error if a pipe or a fork fails (the workers already forked are stopped again)
-    explicit fork_pool(std::size_t workers) : m_creator(::getpid()), m_slots(workers)
-    {
-        (void)pthread_sigmask(SIG_SETMASK, nullptr, &m_mask);
-        try {
-            for (std::size_t i = 0; i < workers; ++i) {
-                spawn(i);
-            }
-        } catch (...) {
-            shutdown();
-            throw;
-        }
-    }
-
-    fork_pool(const fork_pool&) = delete;
-    fork_pool& operator=(const fork_pool&) = delete;
-
-    /// Stops every worker (an idle one is told to exit, one still busy is killed) and reaps it. In a
-    /// forked child of the creating process it does nothing.
-    ~fork_pool() { shutdown(); }
-
-    /// Number of worker processes (0 for a serial pool).
-    std::size_t size() const noexcept { return m_slots.size(); }
-    /// Number of workers that calls spread over: size(), or 1 for a serial pool.
-    std::size_t concurrency() const noexcept { return std::max<std::size_t>(1, m_slots.size()); }
-    /// The current workers' process ids (a replaced worker has a new one). Empty for a serial pool.
-    std::vector<long> pids() const
-    {
-        std::vector<long> p;
-        for (const auto& s : m_slots) {
-            p.push_back(static_cast<long>(s.pid));
-        }
-        return p;
-    }
-
     /// Every call also takes a lambda with an empty capture list in place of a function (a task runs in
     /// another process, so a lambda that captures is refused at compile time, with a message).
     template <class F, class... A, class = detail::if_lambda<F>>
@@ -484,14 +430,14 @@ public:
     template <class R, class... P, class... A>
     R run(R (*f)(P...), A&&... args)
     {
-        std::vector<detail::task> tasks(1);
+        std::vector<task> tasks(1);
         tasks[0] = plain_task(f, std::forward<A>(args)...);
         if constexpr (std::is_void_v<R>) {
-            execute("run", tasks, nullptr);
+            self().execute("run", tasks, nullptr);
         } else {
             std::optional<R> result;
-            execute("run", tasks,
-                    [&](std::size_t, std::string_view bytes) { result.emplace(detail::decode_result<R>(bytes)); });
+            self().execute("run", tasks,
+                           [&](std::size_t, std::string_view bytes) { result.emplace(decode_result<R>(bytes)); });
             return std::move(*result);
         }
     }
@@ -502,11 +448,11 @@ public:
     template <class R, class... P, class... A>
     void broadcast(R (*f)(P...), A&&... args)
     {
-        std::vector<detail::task> tasks(concurrency(), plain_task(f, std::forward<A>(args)...));
+        std::vector<task> tasks(self().concurrency(), plain_task(f, std::forward<A>(args)...));
         for (std::size_t i = 0; i < tasks.size(); ++i) {
             tasks[i].worker = static_cast<long>(i);
         }
-        execute("broadcast", tasks, nullptr);
+        self().execute("broadcast", tasks, nullptr);
     }
 
     /// Calls f(args...) once on every worker and returns the results, result i from worker i.
@@ -516,7 +462,7 @@ public:
     {
         static_assert(!std::is_void_v<R>, "gather collects results: pass a function that returns one (or use "
                                           "broadcast)");
-        std::vector<detail::task> tasks(concurrency(), plain_task(f, std::forward<A>(args)...));
+        std::vector<task> tasks(self().concurrency(), plain_task(f, std::forward<A>(args)...));
         for (std::size_t i = 0; i < tasks.size(); ++i) {
             tasks[i].worker = static_cast<long>(i);
         }
@@ -531,7 +477,7 @@ public:
     template <class R, class X, class... P, class T, class... A>
     auto scatter(R (*f)(chunk<X>, P...), const shared_ndarray<T>& a, A&&... args)
     {
-        const std::size_t n = rows_of(a), k = concurrency();
+        const std::size_t n = rows_of(a), k = self().concurrency();
         std::vector<std::size_t> counts(k);
         for (std::size_t i = 0; i < k; ++i) {
             counts[i] = n / k + (i < n % k ? 1 : 0); // as numpy.array_split: the larger chunks first
@@ -552,25 +498,24 @@ public:
             total += c;
         }
         if (total != rows_of(a) || counts.empty()) {
-            detail::raise<error>("scatter", a.name(),
-                                 "the chunk sizes add up to " + std::to_string(total) + ", but axis 0 has " +
-                                     std::to_string(rows_of(a)) + " rows",
-                                 "pass at least one size, and sizes that add up to shape()[0]",
-                                 detail::errno_code(EINVAL));
+            raise<error>("scatter", a.name(),
+                         "the chunk sizes add up to " + std::to_string(total) + ", but axis 0 has " +
+                             std::to_string(rows_of(a)) + " rows",
+                         "pass at least one size, and sizes that add up to shape()[0]", errno_code(EINVAL));
         }
         const shared_ndarray<X> ax = a;
-        std::vector<detail::task> tasks(counts.size());
+        std::vector<task> tasks(counts.size());
         std::size_t first = 0;
-        const std::string extra = encode_args<P...>(std::forward<A>(args)...);
+        const encoded extra = encode_args<P...>(std::forward<A>(args)...);
         for (std::size_t i = 0; i < counts.size(); ++i) {
-            tasks[i].invoke = &detail::invoke_scatter<R, X, P...>;
+            tasks[i].invoke = &invoke_scatter<R, X, P...>;
             tasks[i].fn = reinterpret_cast<std::uintptr_t>(f);
-            tasks[i].args = range_head(first, first + counts[i], ax) + extra;
-            tasks[i].worker = static_cast<long>(i % concurrency());
+            set_args(tasks[i], range_head(true, first, first + counts[i], ax), extra);
+            tasks[i].worker = static_cast<long>(i % self().concurrency());
             first += counts[i];
         }
         if constexpr (std::is_void_v<R>) {
-            execute("scatter", tasks, nullptr);
+            self().execute("scatter", tasks, nullptr);
         } else {
             return collect<R>("scatter", tasks);
         }
@@ -582,12 +527,12 @@ public:
     std::vector<R> map(R (*f)(X, P...), const std::vector<V>& items, A&&... args)
     {
         static_assert(!std::is_void_v<R>, "map over items collects results: pass a function that returns one");
-        const std::string extra = encode_args<P...>(std::forward<A>(args)...);
-        std::vector<detail::task> tasks(items.size());
+        const encoded extra = encode_args<P...>(std::forward<A>(args)...);
+        std::vector<task> tasks(items.size());
         for (std::size_t i = 0; i < items.size(); ++i) {
-            tasks[i].invoke = &detail::invoke_plain<R, X, P...>;
+            tasks[i].invoke = &invoke_plain<R, X, P...>;
             tasks[i].fn = reinterpret_cast<std::uintptr_t>(f);
-            tasks[i].args = encode_args<X>(items[i]) + extra;
+            set_args(tasks[i], encode_args<X>(items[i]), extra);
         }
         return collect<R>("map", tasks);
     }
@@ -596,7 +541,7 @@ public:
     /// spread over the workers. `in` and `out` must have the same shape and memory order.
     /// @throws error if they do not; otherwise as run(), once every task already started has finished
     template <class R, class X, class... P, class TI, class TO, class... A,
-              class = std::enable_if_t<!detail::is_chunk<std::decay_t<X>>::value>>
+              class = std::enable_if_t<!is_chunk<std::decay_t<X>>::value>>
     void map(R (*f)(X, P...), const shared_ndarray<TI>& in, shared_ndarray<TO>& out, A&&... args)
     {
         static_assert(!std::is_const_v<TO>, "map writes into `out`: pass a writable shared_ndarray<T>");
@@ -604,22 +549,21 @@ public:
         static_assert((!std::is_rvalue_reference_v<P> && ...),
                       "map calls f once per element: its extra parameters cannot be rvalue references");
         if (in.shape() != out.shape() || in.fortran_order() != out.fortran_order()) {
-            detail::raise<error>("map", in.name() + "' -> '" + out.name(), "the arrays differ in shape or memory order",
-                                 "pass arrays of the same shape and order, or use a chunk kernel",
-                                 detail::errno_code(EINVAL));
+            raise<error>("map", in.name() + "' -> '" + out.name(), "the arrays differ in shape or memory order",
+                         "pass arrays of the same shape and order, or use a chunk kernel", errno_code(EINVAL));
         }
         using I = std::remove_const_t<TI>;
-        const std::string extra = encode_args<P...>(std::forward<A>(args)...);
+        const encoded extra = encode_args<P...>(std::forward<A>(args)...);
         const shared_ndarray<const I> cin = in;
-        std::vector<detail::task> tasks;
+        std::vector<task> tasks;
         for (const auto& r : pieces(in.size())) {
-            detail::task t;
-            t.invoke = &detail::invoke_map_elements<R, X, I, TO, P...>;
+            task t;
+            t.invoke = &invoke_map_elements<R, X, I, TO, P...>;
             t.fn = reinterpret_cast<std::uintptr_t>(f);
-            t.args = range_head(r.first, r.second, cin, out) + extra;
+            set_args(t, range_head(false, r.first, r.second, cin, out), extra);
             tasks.push_back(std::move(t));
         }
-        execute("map", tasks, nullptr);
+        self().execute("map", tasks, nullptr);
     }
 
     /// Calls kernel(chunk of in, the same rows of out, args...) for axis-0 chunks of `in` and `out`,
@@ -633,23 +577,23 @@ public:
         check_same_type<XI, TI>("map");
         check_same_type<XO, TO>("map");
         if (rows_of(in) != rows_of(out)) {
-            detail::raise<error>("map", in.name() + "' -> '" + out.name(),
-                                 "the arrays differ in length along axis 0 (" + std::to_string(rows_of(in)) + " and " +
-                                     std::to_string(rows_of(out)) + ")",
-                                 "pass arrays with the same number of rows", detail::errno_code(EINVAL));
+            raise<error>("map", in.name() + "' -> '" + out.name(),
+                         "the arrays differ in length along axis 0 (" + std::to_string(rows_of(in)) + " and " +
+                             std::to_string(rows_of(out)) + ")",
+                         "pass arrays with the same number of rows", errno_code(EINVAL));
         }
-        const std::string extra = encode_args<P...>(std::forward<A>(args)...);
+        const encoded extra = encode_args<P...>(std::forward<A>(args)...);
         const shared_ndarray<XI> xin = in;
         const shared_ndarray<XO> xout = out;
-        std::vector<detail::task> tasks;
+        std::vector<task> tasks;
         for (const auto& r : pieces(rows_of(in))) {
-            detail::task t;
-            t.invoke = &detail::invoke_map_chunks<XI, XO, P...>;
+            task t;
+            t.invoke = &invoke_map_chunks<XI, XO, P...>;
             t.fn = reinterpret_cast<std::uintptr_t>(kernel);
-            t.args = range_head(r.first, r.second, xin, xout) + extra;
+            set_args(t, range_head(true, r.first, r.second, xin, xout), extra);
             tasks.push_back(std::move(t));
         }
-        execute("map", tasks, nullptr);
+        self().execute("map", tasks, nullptr);
     }
 
     /// Map-reduce over axis 0 of `a`: f(chunk, args...) runs on a few chunks per worker (so that uneven
@@ -671,37 +615,37 @@ public:
     auto map_reduce(R (*f)(chunk<X>, P...), const shared_ndarray<T>& a, const Reducer& reducer, A&&... args)
     {
         check_same_type<X, T>("map_reduce");
-        static_assert(!detail::is_add_into<Reducer>::value,
+        static_assert(!is_add_into<Reducer>::value,
                       "reduce::add_into(acc) calls f(chunk, partial accumulator, ...): declare f as "
                       "void f(ndshm::chunk<X>, ndshm::shared_ndarray<T>& partial, ...)");
         const shared_ndarray<X> ax = a;
-        const std::string extra = encode_args<P...>(std::forward<A>(args)...);
-        std::vector<detail::task> tasks;
+        const encoded extra = encode_args<P...>(std::forward<A>(args)...);
+        std::vector<task> tasks;
         for (const auto& r : chunk_ranges(rows_of(a))) {
-            detail::task t;
-            t.invoke = &detail::invoke_scatter<R, X, P...>;
+            task t;
+            t.invoke = &invoke_scatter<R, X, P...>;
             t.fn = reinterpret_cast<std::uintptr_t>(f);
-            t.args = range_head(r.first, r.second, ax) + extra;
+            set_args(t, range_head(true, r.first, r.second, ax), extra);
             tasks.push_back(std::move(t));
         }
         if constexpr (std::is_same_v<Reducer, reduce::none_t> || std::is_void_v<R>) {
             static_assert(std::is_same_v<Reducer, reduce::none_t>,
                           "f returns nothing, so there is nothing to reduce: pass reduce::none (or "
                           "reduce::add_into with an accumulator parameter)");
-            execute("map_reduce", tasks, nullptr);
+            self().execute("map_reduce", tasks, nullptr);
         } else {
             std::vector<R> results = collect<R>("map_reduce", tasks);
             if constexpr (std::is_same_v<Reducer, reduce::concatenate_t>) {
-                static_assert(detail::is_std_vector<R>::value || detail::is_shared_ndarray<R>::value,
+                static_assert(is_std_vector<R>::value || is_shared_ndarray<R>::value,
                               "reduce::concatenate joins std::vector or shared_ndarray results");
-                return detail::concatenate_results(results);
+                return concatenate_results(results);
             } else {
                 static_assert(std::is_same_v<Reducer, reduce::sum_t> || std::is_same_v<Reducer, reduce::minimum_t> ||
                                   std::is_same_v<Reducer, reduce::maximum_t> ||
                                   std::is_invocable_r_v<R, const Reducer&, R&&, R&&>,
                               "the reducer must be reduce::sum, minimum, maximum, concatenate, none, "
                               "add_into(acc), or a callable R(R, R)");
-                return detail::fold_results(results, reducer);
+                return fold_results(results, reducer);
             }
         }
     }
@@ -714,57 +658,54 @@ public:
         check_same_type<X, T>("map_reduce");
         const shared_ndarray<U>& acc = into.acc;
         if (acc.empty()) {
-            detail::raise<error>("map_reduce", "", "the accumulator is an empty handle",
-                                 "pass reduce::add_into(a shared_ndarray that holds an array)",
-                                 detail::errno_code(EINVAL));
+            raise<error>("map_reduce", "", "the accumulator is an empty handle",
+                         "pass reduce::add_into(a shared_ndarray that holds an array)", errno_code(EINVAL));
         }
         const std::vector<std::size_t> shape(acc.shape().begin(), acc.shape().end());
         std::vector<shared_ndarray<U>> partials;
-        for (std::size_t w = 0; w < concurrency(); ++w) {
+        for (std::size_t w = 0; w < self().concurrency(); ++w) {
             partials.push_back(shared_ndarray<U>::create(shape)); // zero-filled, as fresh segments are
         }
         const shared_ndarray<X> ax = a;
-        const std::string extra = detail::encode([&](cereal::BinaryOutputArchive& ar) {
-                                      ar(static_cast<std::uint64_t>(partials.size()));
-                                      for (const auto& p : partials) {
-                                          detail::task_codec<shared_ndarray<U>>::save(ar, p);
-                                      }
-                                  }) +
-                                  encode_args<P...>(std::forward<A>(args)...);
-        std::vector<detail::task> tasks;
+        encoded extra = record([&](cereal::BinaryOutputArchive& ar) {
+            ar(static_cast<std::uint64_t>(partials.size()));
+            for (const auto& p : partials) {
+                task_codec<shared_ndarray<U>>::save(ar, p);
+            }
+        });
+        encoded rest = encode_args<P...>(std::forward<A>(args)...);
+        extra.bytes += rest.bytes;
+        extra.arrays.insert(extra.arrays.end(), rest.arrays.begin(), rest.arrays.end());
+        std::vector<task> tasks;
         for (const auto& r : chunk_ranges(rows_of(a))) {
-            detail::task t;
-            t.invoke = &detail::invoke_accumulate<X, U, P...>;
+            task t;
+            t.invoke = &invoke_accumulate<X, U, P...>;
             t.fn = reinterpret_cast<std::uintptr_t>(f);
-            t.args = range_head(r.first, r.second, ax) + extra;
+            set_args(t, range_head(true, r.first, r.second, ax), extra);
             tasks.push_back(std::move(t));
         }
-        execute("map_reduce", tasks, nullptr);
+        self().execute("map_reduce", tasks, nullptr);
         shared_ndarray<U> out = acc;
         for (const auto& p : partials) {
             out.view() += p.view();
         }
     }
 
-private:
-    /// A task sent to a worker.
-    struct sent {
-        std::uint64_t id;  // frame id
-        std::size_t index; // index in the call's task list
-        std::size_t bytes; // frame size
-    };
-
-    /// A worker: its process and the parent's ends of its two pipes.
-    struct slot {
-        pid_t pid = -1;
-        detail::fd_guard to;   // parent -> worker: tasks
-        detail::fd_guard from; // worker -> parent: results
-        std::size_t pipe_capacity = 4096;
-        std::deque<sent> inflight; // tasks sent and not yet answered, oldest first
-        std::size_t inflight_bytes = 0;
-    };
+protected:
+    pool_calls() = default;
+    ~pool_calls() = default;
 
     using result_fn = std::function<void(std::size_t, std::string_view)>;
+
+private:
+    /// Encoded arguments, and (for a pool that records them) the arrays they name.
+    struct encoded {
+        std::string bytes;
+        std::vector<task_array> arrays;
+    };
+
+    Pool& self() noexcept { return static_cast<Pool&>(*this); }
+    const Pool& self() const noexcept { return static_cast<const Pool&>(*this); }
 
     template <class X, class T>
     static void check_same_type(const char* op)
@@ -785,7 +726,7 @@ private:
     /// Splits [0, n) into a few ranges per worker.
     std::vector<std::pair<std::size_t, std::size_t>> pieces(std::size_t n) const
     {
-        const std::size_t k = std::min<std::size_t>(n, m_slots.empty() ? 1 : 4 * m_slots.size());
+        const std::size_t k = std::min<std::size_t>(n, self().size() == 0 ? 1 : 4 * self().size());
         std::vector<std::pair<std::size_t, std::size_t>> r;
         for (std::size_t i = 0; i < k; ++i) {
             r.emplace_back(i * n / k, (i + 1) * n / k);
@@ -803,44 +744,93 @@ private:
         return r;
     }
 
+    /// Encodes with `f(ar)`, noting the arrays it names if the pool records them.
+    template <class F>
+    static encoded record(F&& f)
+    {
+        encoded e;
+        if constexpr (Pool::records_arrays) {
+            array_recorder rec;
+            array_recorder* const saved = std::exchange(current_array_recorder(), &rec);
+            struct restore {
+                array_recorder* saved;
+                ~restore() { current_array_recorder() = saved; }
+            } r{saved};
+            e.bytes = encode(std::forward<F>(f));
+            e.arrays = std::move(rec.arrays);
+        } else {
+            e.bytes = encode(std::forward<F>(f));
+        }
+        return e;
+    }
+
     template <class... P, class... A>
-    static std::string encode_args(A&&... args)
+    static encoded encode_args(A&&... args)
     {
         try {
-            return detail::encode(
-                [&](cereal::BinaryOutputArchive& ar) { detail::save_args<P...>(ar, std::forward<A>(args)...); });
+            return record([&](cereal::BinaryOutputArchive& ar) { save_args<P...>(ar, std::forward<A>(args)...); });
         } catch (const cereal::Exception& e) {
-            detail::raise<serialization_error>("encode a task's arguments", "", std::string("cereal: ") + e.what(),
-                                               "check the argument types' serialize()",
-                                               make_error_code(errc::serialization));
+            raise<serialization_error>("encode a task's arguments", "", std::string("cereal: ") + e.what(),
+                                       "check the argument types' serialize()", make_error_code(errc::serialization));
         }
     }
 
+    /// The head of a chunk task: [first, last) and the arrays. `rows`: the range counts rows along axis 0
+    /// (else elements), and the task works on that part of each array only, which no other task writes.
     template <class... Arrays>
-    static std::string range_head(std::size_t first, std::size_t last, const Arrays&... arrays)
+    static encoded range_head(bool rows, std::size_t first, std::size_t last, const Arrays&... arrays)
     {
-        return detail::encode([&](cereal::BinaryOutputArchive& ar) {
+        encoded e = record([&](cereal::BinaryOutputArchive& ar) {
             ar(static_cast<std::uint64_t>(first), static_cast<std::uint64_t>(last));
-            (detail::task_codec<std::decay_t<Arrays>>::save(ar, arrays), ...);
+            (task_codec<std::decay_t<Arrays>>::save(ar, arrays), ...);
         });
+        for (task_array& t : e.arrays) {
+            const std::size_t count = t.shape.empty() ? 1 : (rows ? t.shape[0] : product_of(t.shape));
+            if (count == 0 || (rows && t.fortran && t.shape.size() > 1)) {
+                continue; // a Fortran-order array's rows are not contiguous: the task gets all of it
+            }
+            const std::size_t unit = t.nbytes / count;
+            t.first = first * unit;
+            t.bytes = (last - first) * unit;
+            t.exclusive = true;
+        }
+        return e;
+    }
+
+    static std::size_t product_of(const std::vector<std::size_t>& s) noexcept
+    {
+        std::size_t n = 1;
+        for (const std::size_t d : s) {
+            n *= d;
+        }
+        return n;
+    }
+
+    static void set_args(task& t, const encoded& head, const encoded& extra)
+    {
+        t.args = head.bytes + extra.bytes;
+        if constexpr (Pool::records_arrays) {
+            t.arrays = head.arrays;
+            t.arrays.insert(t.arrays.end(), extra.arrays.begin(), extra.arrays.end());
+        }
     }
 
     template <class R, class... P, class... A>
-    static detail::task plain_task(R (*f)(P...), A&&... args)
+    static task plain_task(R (*f)(P...), A&&... args)
     {
-        detail::task t;
-        t.invoke = &detail::invoke_plain<R, P...>;
+        task t;
+        t.invoke = &invoke_plain<R, P...>;
         t.fn = reinterpret_cast<std::uintptr_t>(f);
-        t.args = encode_args<P...>(std::forward<A>(args)...);
+        set_args(t, encoded{}, encode_args<P...>(std::forward<A>(args)...));
         return t;
     }
 
     template <class R>
-    std::vector<R> collect(const char* op, std::vector<detail::task>& tasks)
+    std::vector<R> collect(const char* op, std::vector<task>& tasks)
     {
         std::vector<std::optional<R>> got(tasks.size());
-        execute(op, tasks,
-                [&](std::size_t i, std::string_view bytes) { got[i].emplace(detail::decode_result<R>(bytes)); });
+        self().execute(op, tasks,
+                       [&](std::size_t i, std::string_view bytes) { got[i].emplace(decode_result<R>(bytes)); });
         std::vector<R> out;
         out.reserve(got.size());
         for (auto& g : got) {
@@ -848,6 +838,128 @@ private:
         }
         return out;
     }
+};
+
+/// Runs the tasks one after the other in the calling process, as worker 0 of 1 (a pool without workers).
+inline void run_tasks_in_process(const char* op, std::vector<task>& tasks,
+                                 const std::function<void(std::size_t, std::string_view)>& on_result)
+{
+    worker_state& w = current_worker();
+    const worker_state saved = w;
+    w.info = worker_info{true, 0, 1};
+    w.parent = this_process();
+    struct restore {
+        worker_state& w;
+        worker_state saved;
+        ~restore() { w = saved; }
+    } r{w, saved};
+    std::string out;
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        bool ok = true;
+        task_failure f;
+        try {
+            out.clear();
+            tasks[i].invoke(tasks[i].fn, tasks[i].args, out);
+        } catch (...) {
+            ok = false;
+            f = describe_current_exception();
+        }
+        if (!ok) {
+            rethrow_failure(op, 0, static_cast<long>(::getpid()), true, f);
+        }
+        if (on_result) {
+            on_result(i, out);
+        }
+    }
+}
+
+} // namespace detail
+
+/// A pool of `n` worker processes, forked once when the pool is made and reused for every call.
+///
+/// Work is a plain function (a function pointer: code addresses are the same in every fork) and
+/// arguments that cereal serialises (binary archive); `shared_ndarray` arguments travel as handles
+/// (their names), and the worker attaches them (read-only for `shared_ndarray<const T>`). A task may
+/// return a value the same way; a returned `shared_ndarray` that the worker created is handed over to
+/// the caller, who then owns it.
+///
+/// - `run(f, args...)`: one task on one worker, returns f's result.
+/// - `map(f, items, args...)`: f(item, args...) for each element of a vector, spread over the workers.
+/// - `map(f, in, out, args...)`: `out[i] = f(in[i], args...)` for every element (same shape and order).
+/// - `map(kernel, in, out, args...)`: `kernel(chunk<const TI>, chunk<TO>, args...)` for axis-0 chunks.
+/// - `scatter(f, a, args...)`: worker i calls f(chunk i of a, args...); returns each result.
+/// - `gather(f, args...)`: every worker calls f(args...); returns their results in worker order.
+/// - `broadcast(f, args...)`: every worker calls f(args...) with the same arguments (to set up state).
+///
+/// If a task throws, the call throws in the caller the same ndshm exception type (ndshm::error for
+/// other exceptions) with the worker's message, after the tasks already started have finished. If a
+/// worker dies (abort, SIGSEGV, kill -9, exit), the call throws ndshm::error naming the worker and the
+/// signal, and the pool forks a replacement; state that broadcast gave the dead worker is not restored.
+///
+/// `fork_pool pool(0)` runs the same API in the calling process, one task after the other.
+///
+/// Calls are serialised (one at a time, whatever the thread). Create the pool before starting threads:
+/// a fork copies only the calling thread. Only the process that created the pool may use it; its
+/// destructor stops and reaps every worker.
+class fork_pool : public detail::pool_calls<fork_pool> {
+public:
+    /// Forks `workers` worker processes (none for 0: everything then runs in the calling process).
+    /// @throws error if a pipe or a fork fails (the workers already forked are stopped again)
+    explicit fork_pool(std::size_t workers) : m_creator(::getpid()), m_slots(workers)
+    {
+        (void)pthread_sigmask(SIG_SETMASK, nullptr, &m_mask);
+        try {
+            for (std::size_t i = 0; i < workers; ++i) {
+                spawn(i);
+            }
+        } catch (...) {
+            shutdown();
+            throw;
+        }
+    }
+
+    fork_pool(const fork_pool&) = delete;
+    fork_pool& operator=(const fork_pool&) = delete;
+
+    /// Stops every worker (an idle one is told to exit, one still busy is killed) and reaps it. In a
+    /// forked child of the creating process it does nothing.
+    ~fork_pool() { shutdown(); }
+
+    /// Number of worker processes (0 for a serial pool).
+    std::size_t size() const noexcept { return m_slots.size(); }
+    /// Number of workers that calls spread over: size(), or 1 for a serial pool.
+    std::size_t concurrency() const noexcept { return std::max<std::size_t>(1, m_slots.size()); }
+    /// The current workers' process ids (a replaced worker has a new one). Empty for a serial pool.
+    std::vector<long> pids() const
+    {
+        std::vector<long> p;
+        for (const auto& s : m_slots) {
+            p.push_back(static_cast<long>(s.pid));
+        }
+        return p;
+    }
+
+private:
+    /// A task sent to a worker.
+    struct sent {
+        std::uint64_t id;  // frame id
+        std::size_t index; // index in the call's task list
+        std::size_t bytes; // frame size
+    };
+
+    /// A worker: its process and the parent's ends of its two pipes.
+    struct slot {
+        pid_t pid = -1;
+        detail::fd_guard to;   // parent -> worker: tasks
+        detail::fd_guard from; // worker -> parent: results
+        std::size_t pipe_capacity = 4096;
+        std::deque<sent> inflight; // tasks sent and not yet answered, oldest first
+        std::size_t inflight_bytes = 0;
+    };
+
+    friend class detail::pool_calls<fork_pool>;
+    /// Tasks name the caller's segments, which every worker attaches: nothing to record.
+    static constexpr bool records_arrays = false;
 
     // ---- execution ------------------------------------------------------------------------------
 
@@ -866,40 +978,9 @@ private:
         check_creator(op);
         std::lock_guard<std::mutex> call(m_call);
         if (m_slots.empty()) {
-            execute_serial(op, tasks, on_result);
+            detail::run_tasks_in_process(op, tasks, on_result);
         } else {
             execute_parallel(op, tasks, on_result);
-        }
-    }
-
-    void execute_serial(const char* op, std::vector<detail::task>& tasks, const result_fn& on_result)
-    {
-        detail::worker_state& w = detail::current_worker();
-        const detail::worker_state saved = w;
-        w.info = worker_info{true, 0, 1};
-        w.parent = detail::this_process();
-        struct restore {
-            detail::worker_state& w;
-            detail::worker_state saved;
-            ~restore() { w = saved; }
-        } r{w, saved};
-        std::string out;
-        for (std::size_t i = 0; i < tasks.size(); ++i) {
-            bool ok = true;
-            detail::task_failure f;
-            try {
-                out.clear();
-                tasks[i].invoke(tasks[i].fn, tasks[i].args, out);
-            } catch (...) {
-                ok = false;
-                f = detail::describe_current_exception();
-            }
-            if (!ok) {
-                detail::rethrow_failure(op, 0, static_cast<long>(::getpid()), true, f);
-            }
-            if (on_result) {
-                on_result(i, out);
-            }
         }
     }
 

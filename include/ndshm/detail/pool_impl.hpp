@@ -211,6 +211,67 @@ inline worker_mapping_cache& worker_mappings() noexcept
 /// How long a worker keeps its cached mappings without a task.
 inline constexpr int worker_cache_idle_ms = 100;
 
+/// An array a task refers to, and the part of its data the task works on: what ndshm::mpi::pool moves
+/// to a rank on another node (which cannot attach the segment by name) and back. fork_pool ignores it.
+struct task_array {
+    std::shared_ptr<mapping> map;
+    dtype type = dtype::float64;
+    std::vector<std::size_t> shape;
+    bool fortran = false;
+    std::size_t data_offset = 0; ///< of the data in the segment
+    std::size_t nbytes = 0;      ///< of the whole array's data
+    std::size_t first = 0;       ///< the part the task uses: bytes [first, first + bytes) of the data
+    std::size_t bytes = 0;
+    bool writable = false;  ///< the task may write it (a handle of non-const T)
+    bool exclusive = false; ///< no other task of the call writes [first, first + bytes): it may all go back
+};
+
+template <class T>
+task_array make_task_array(const shared_ndarray<T>& a)
+{
+    task_array t;
+    t.map = array_access::mapping_of(a);
+    t.type = dtype_of<std::remove_const_t<T>>;
+    t.shape.assign(a.shape().begin(), a.shape().end());
+    t.fortran = a.fortran_order();
+    t.data_offset = t.map ? static_cast<std::size_t>(reinterpret_cast<const unsigned char*>(a.data()) - t.map->base())
+                          : 0;
+    t.nbytes = a.size() * sizeof(T);
+    t.bytes = t.nbytes;
+    t.writable = !std::is_const_v<T>;
+    return t;
+}
+
+/// While set (on this thread), every shared array that task_codec encodes is noted here; with `keep`,
+/// a result array is not handed over by name (its bytes travel instead: ndshm::mpi::pool between nodes).
+struct array_recorder {
+    std::vector<task_array> arrays;
+    bool keep = false;
+};
+
+inline array_recorder*& current_array_recorder() noexcept
+{
+    static thread_local array_recorder* r = nullptr;
+    return r;
+}
+
+/// While set (on this thread), task_codec asks it for the segment of an array the sender named before
+/// attaching the name: ndshm::mpi::pool hands out node-local copies of arrays that live on another node.
+class array_resolver {
+public:
+    virtual ~array_resolver() = default;
+    /// The mapping (and its layout in `info`) to use for the sender's segment `dir`/`name` made at
+    /// `created`, or null to attach the name.
+    virtual std::shared_ptr<mapping> resolve(const std::string& dir, const std::string& name, std::uint64_t created,
+                                             npy_info& info) = 0;
+};
+
+inline array_resolver*& current_array_resolver() noexcept
+{
+    static thread_local array_resolver* r = nullptr;
+    return r;
+}
+
 template <class T>
 struct task_codec<shared_ndarray<T>> {
     using writable = std::remove_const_t<T>;
@@ -228,6 +289,10 @@ struct task_codec<shared_ndarray<T>> {
                          "only whole arrays travel by name",
                          "pass a copy (shared_ndarray<T>::from_array(a.view())) or the whole object's name",
                          errno_code(EINVAL));
+        }
+        if (array_recorder* rec = current_array_recorder(); rec != nullptr && m) {
+            rec->arrays.push_back(make_task_array(a));
+            transfer = transfer && !rec->keep;
         }
         if (m) {
             dir = m->loc().dir;
@@ -252,6 +317,13 @@ struct task_codec<shared_ndarray<T>> {
         ar(dir, name, moved, dev, ino, created);
         if (name.empty()) {
             return {};
+        }
+        if (array_resolver* r = current_array_resolver(); r != nullptr) {
+            npy_info info;
+            if (std::shared_ptr<mapping> m = r->resolve(dir, name, created, info)) {
+                check_dtype<writable>("attach", name, info.type);
+                return array_access::make<T>(std::move(m), info);
+            }
         }
         options o;
         o.directory = dir;
@@ -372,7 +444,8 @@ struct task {
     invoker_fn invoke = nullptr;
     std::uintptr_t fn = 0;
     std::string args;
-    long worker = -1; // a fixed worker index, or -1: whichever is free
+    long worker = -1;               // a fixed worker index, or -1: whichever is free
+    std::vector<task_array> arrays; // what the arguments name (only for a pool that records them)
 };
 
 /// The kinds of exception a worker reports, so that the parent throws the same ndshm type.
@@ -459,15 +532,10 @@ inline task_failure decode_failure(std::string_view s)
     return f;
 }
 
-/// Throws, in the parent, the exception that a task threw in worker `index`.
-[[noreturn]] inline void rethrow_failure(const std::string& op, std::size_t index, long pid, bool in_process,
-                                         const task_failure& f)
+/// Throws, in the caller, the exception a task threw `where` ("map on worker 1 (pid 42)").
+[[noreturn]] inline void rethrow_failure_at(const std::string& where, const std::string& fix, const task_failure& f)
 {
-    const std::string where = op + " on worker " + std::to_string(index) + " (pid " + std::to_string(pid) +
-                              (in_process ? ", in-process" : "") + ")";
     const std::string cause = "the task threw: " + f.message;
-    const std::string fix = in_process ? "fix the task or catch this exception"
-                                       : "fix the task or catch this exception; the worker keeps running";
     const auto code = f.code != 0 ? errno_code(f.code) : errno_code(ECANCELED);
     switch (f.kind) {
     case exc_not_found:
@@ -487,6 +555,18 @@ inline task_failure decode_failure(std::string_view s)
     default:
         raise<error>(where, "", cause, fix, code);
     }
+}
+
+/// Throws, in the parent, the exception that a task threw in worker `index`.
+[[noreturn]] inline void rethrow_failure(const std::string& op, std::size_t index, long pid, bool in_process,
+                                         const task_failure& f)
+{
+    const std::string where = op + " on worker " + std::to_string(index) + " (pid " + std::to_string(pid) +
+                              (in_process ? ", in-process" : "") + ")";
+    rethrow_failure_at(where,
+                       in_process ? "fix the task or catch this exception"
+                                  : "fix the task or catch this exception; the worker keeps running",
+                       f);
 }
 
 /// The conventional short name of a signal ("SIGKILL"), or "signal N".
@@ -547,6 +627,8 @@ inline pool_fd_registry& pool_fds()
 {
     std::string payload, result;
     worker_mappings().enabled = true;
+    current_array_recorder() = nullptr; // a fork inside an ndshm::mpi::pool task: arrays travel by name here
+    current_array_resolver() = nullptr;
     for (;;) {
         if (!worker_mappings().entries.empty()) {
             // Idle for a while: let go of the cached arrays (the parent may be done with them).
