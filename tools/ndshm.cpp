@@ -37,13 +37,15 @@ with ndshm_) in /dev/shm, or in the directory backend given by --dir or $NDSHM_D
 maps a segment, never touches another user's, and reports unreadable or corrupt ones as such.
 
 commands:
-  ls [--json]              list segments: name, kind (array, object, channel, queue, foreign
-                           npy, unfinished, corrupt, unreadable), dtype, shape, bytes, creator pid
-                           and whether it is alive, age, mode, persisted
+  ls [--json]              list segments: name, kind (array, object, channel, queue, dict,
+                           list, foreign npy, unfinished, corrupt, unreadable), dtype, shape,
+                           bytes, creator pid and whether it is alive, age, mode, persisted, and
+                           a note (the problem, or a dict's or list's entry count and capacity)
   info [--json] NAME       everything about one segment, its trailer included, and the
                            processes that have it open or mapped; checks its internals (the
                            lock, a queue's ring and queued arrays, a channel's slots and ring,
-                           an object's table of contents) and exits 5 if anything is wrong
+                           an object's table of contents, a dict's or list's table and entry
+                           segments) and exits 5 if anything is wrong
   rm NAME...               remove segments (ndshm segments of the calling user only: a name
                            starting with ndshm_ or a segment carrying ndshm's trailer)
   gc [--dry-run] [--json]  remove segments whose creator is dead (pid and start time compared,
@@ -204,6 +206,7 @@ std::string segment_json(const ndshm::segment_info& s, const std::string& indent
     field("directory", s.directory.empty() ? "null" : json_string(s.directory));
     field("kind", json_string(ndshm::kind_name(s.kind)));
     field("problem", s.problem.empty() ? "null" : json_string(s.problem));
+    field("summary", s.summary.empty() ? "null" : json_string(s.summary));
     field("bytes", std::to_string(s.bytes));
     field("mode", json_string(octal_mode(s.mode)));
     field("uid", std::to_string(s.uid));
@@ -301,7 +304,7 @@ int cmd_ls(const cli& c, const ndshm::options& opt)
         rows.push_back({printable(s.name), ndshm::kind_name(s.kind), s.has_header ? ndshm::dtype_name(s.dtype) : "-",
                         s.has_header ? shape_text(s.shape) : "-", human_bytes(s.bytes), creator_text(s),
                         human_age(age_seconds(s)), octal_mode(s.mode), s.trailer ? (s.persisted() ? "yes" : "no") : "-",
-                        printable(s.problem)});
+                        printable(s.problem.empty() ? s.summary : s.problem)});
     }
     std::vector<std::size_t> width(rows[0].size(), 0);
     for (const auto& r : rows) {
@@ -353,6 +356,9 @@ int cmd_info(const cli& c, const ndshm::options& opt)
     line("name:", printable(s.name));
     line("path:", printable(s.path));
     line("kind:", ndshm::kind_name(s.kind));
+    if (!s.summary.empty()) {
+        line("holds:", printable(s.summary));
+    }
     if (!s.problem.empty()) {
         line("problem:", printable(s.problem));
     }
