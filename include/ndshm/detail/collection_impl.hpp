@@ -420,14 +420,20 @@ public:
 
     /// Makes a change: `plan(edit)` gets the current order in `edit.order` and says what changes (it may
     /// throw: then nothing changes); the new entries `added` (segments this process made) go in as
-    /// `added_mark | k`. The container takes the new entries over; the removed ones are unlinked.
+    /// `added_mark | k`. The container takes over the new entries that the plan placed in the order;
+    /// the others stay the caller's (whose handles unlink them); the removed ones are unlinked. A plan
+    /// that changes nothing commits nothing.
     template <class Plan>
     void change(const std::string& op, std::vector<new_entry>& added, Plan&& plan)
     {
         guard g(*this, op);
         collection_edit edit;
         edit.order = current_order(op);
+        const std::vector<std::uint32_t> before = edit.order;
         plan(edit);
+        if (edit.order == before && edit.removed.empty() && edit.handed == no_record) {
+            return;
+        }
         if (edit.order.size() > m_layout.capacity) {
             raise_full(op, edit.order.size());
         }
@@ -699,24 +705,41 @@ private:
     /// throw, so a change is either whole or, if this process is killed, repaired by the next holder.
     void commit(const std::string& op, collection_edit& edit, std::vector<new_entry>& added)
     {
-        // Everything that can fail comes first: free records for the new entries, and the memory.
-        std::vector<std::uint32_t> fresh;
-        fresh.reserve(added.size());
+        // Everything that can fail comes first: which new entries the plan placed (only those are
+        // taken over: one it did not place would hold a record outside the order until the next repair),
+        // free records for them, and the memory.
+        std::vector<std::size_t> used;
+        for (const std::uint32_t r : edit.order) {
+            if ((r & added_mark) != 0) {
+                const std::size_t k = r & ~added_mark;
+                if (k >= added.size() || std::find(used.begin(), used.end(), k) != used.end()) {
+                    raise<error>(op, name(),
+                                 "internal error: a change places new entry " + std::to_string(k) + " of " +
+                                     std::to_string(added.size()) + " twice or out of range",
+                                 "report this as a bug in ndshm", make_error_code(errc::invalid_argument));
+                }
+                used.push_back(k);
+            }
+        }
+        std::vector<std::uint32_t> fresh(added.size(), no_record);
+        std::vector<std::uint32_t> taken;
+        taken.reserve(used.size());
         std::uint64_t hint = m_ctl->free_hint % m_layout.records;
-        for (std::size_t k = 0; k < added.size(); ++k) {
+        for (const std::size_t k : used) {
             std::uint32_t found = no_record;
             for (std::size_t n = 0; n < m_layout.records; ++n) {
                 const auto r = static_cast<std::uint32_t>((hint + n) % m_layout.records);
                 if (__atomic_load_n(&record(r).state, __ATOMIC_ACQUIRE) == record_free &&
-                    std::find(fresh.begin(), fresh.end(), r) == fresh.end()) {
+                    std::find(taken.begin(), taken.end(), r) == taken.end()) {
                     found = r;
                     break;
                 }
             }
             if (found == no_record) {
-                raise_full(op, view_size(view()) + added.size());
+                raise_full(op, view_size(view()) + used.size());
             }
-            fresh.push_back(found);
+            fresh[k] = found;
+            taken.push_back(found);
             hint = found + 1u;
         }
         for (std::uint32_t& r : edit.order) {
@@ -729,7 +752,7 @@ private:
 
         // The change.
         __atomic_store_n(&m_ctl->dirty, 1u, __ATOMIC_SEQ_CST);
-        for (std::size_t k = 0; k < added.size(); ++k) {
+        for (const std::size_t k : used) {
             fill_record(fresh[k], added[k]);
             // The record is filled before the segment is the container's: if this process dies from
             // here until the commit, the next holder finds the record outside the order and unlinks it.
@@ -773,7 +796,7 @@ private:
             __atomic_store_n(&record(edit.handed).state, record_free, __ATOMIC_RELEASE);
         }
         if (m_kind == kind_dict) {
-            for (const std::uint32_t r : fresh) {
+            for (const std::uint32_t r : taken) {
                 index_insert(r);
             }
         }
