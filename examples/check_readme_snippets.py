@@ -1,60 +1,72 @@
-"""Checks that every C++ snippet of the README is compiled code from an example.
+"""Checks that every C++ and Python snippet of the README is tested code from an example.
 
-    check_readme_snippets.py README.md EXAMPLE.cpp...
+    check_readme_snippets.py README.md EXAMPLE.cpp... EXAMPLE.py...
 
 Every ```cpp (or ```c++) fenced block of the README passes if its non-blank lines, each stripped of
 leading and trailing whitespace, appear in the same order and contiguously among the non-blank,
-stripped lines of the `// [readme]` ... `// [readme-end]` part of some example file. Exits 1 and
-says which block fails, and where it stops matching, otherwise. Any python3 will do.
+stripped lines of the `// [readme]` ... `// [readme-end]` part of some C++ example file; every
+```python block likewise in the `# [readme]` ... `# [readme-end]` part of some Python example file.
+Exits 1 and says which block fails, and where it stops matching, otherwise. Any python3 will do.
 """
 
+import os
 import sys
 
-BEGIN = '// [readme]'
-END = '// [readme-end]'
-FENCES = ('```cpp', '```c++', '```C++')
+# language -> (fences that open a README block, the comment that starts a marker in an example)
+LANGUAGES = {
+    'cpp': (('```cpp', '```c++', '```C++'), '//'),
+    'python': (('```python', '```py'), '#'),
+}
+
+
+def language_of_example(path):
+    return 'python' if os.path.splitext(path)[1] == '.py' else 'cpp'
 
 
 def readme_blocks(path):
-    """[(line number of the opening fence, [non-blank stripped lines])] for every C++ block."""
+    """[(line number of the opening fence, language, [non-blank stripped lines])] for every C++ and Python
+    block."""
     blocks = []
     current = None
     with open(path, encoding='utf-8') as f:
         for number, line in enumerate(f, 1):
             text = line.strip()
             if current is None:
-                if text in FENCES:
-                    current = (number, [])
+                for language, (fences, _) in LANGUAGES.items():
+                    if text in fences:
+                        current = (number, language, [])
             elif text.startswith('```'):
                 blocks.append(current)
                 current = None
             elif text:
-                current[1].append(text)
+                current[2].append(text)
     if current is not None:
-        raise ValueError(f"{path}:{current[0]}: the ```cpp block is never closed")
+        raise ValueError(f"{path}:{current[0]}: the ```{current[1]} block is never closed")
     return blocks
 
 
 def example_regions(path):
     """[(line number of the marker, [non-blank stripped lines])] for every [readme] part of an example."""
+    comment = LANGUAGES[language_of_example(path)][1]
+    begin, end = comment + ' [readme]', comment + ' [readme-end]'
     regions = []
     current = None
     with open(path, encoding='utf-8') as f:
         for number, line in enumerate(f, 1):
             text = line.strip()
-            if text == BEGIN:
+            if text == begin:
                 if current is not None:
-                    raise ValueError(f"{path}:{number}: {BEGIN} inside another {BEGIN} part")
+                    raise ValueError(f"{path}:{number}: {begin} inside another {begin} part")
                 current = (number, [])
-            elif text == END:
+            elif text == end:
                 if current is None:
-                    raise ValueError(f"{path}:{number}: {END} without {BEGIN}")
+                    raise ValueError(f"{path}:{number}: {end} without {begin}")
                 regions.append(current)
                 current = None
             elif current is not None and text:
                 current[1].append(text)
     if current is not None:
-        raise ValueError(f"{path}:{current[0]}: {BEGIN} without {END}")
+        raise ValueError(f"{path}:{current[0]}: {begin} without {end}")
     return regions
 
 
@@ -81,35 +93,39 @@ def main(argv):
               f"{BEGIN} ... {END} parts of the examples in ```cpp blocks", file=sys.stderr)
         return 1
     try:
-        regions = [(path, number, lines) for path in examples for number, lines in example_regions(path)]
+        regions = [(path, number, lines, language_of_example(path))
+                   for path in examples for number, lines in example_regions(path)]
     except (OSError, ValueError) as e:
         print(f"readme_snippets: {e}", file=sys.stderr)
         return 1
-    if not blocks:
+    if not any(language == 'cpp' for _, language, _ in blocks):
         print(f"readme_snippets: {readme} has no ```cpp block; the README should quote the examples",
               file=sys.stderr)
         return 1
 
     failures = 0
-    for line, block in blocks:
+    for line, language, block in blocks:
         if not block:
             continue
-        if any(longest_match(block, lines) == len(block) for _, _, lines in regions):
+        candidates = [r for r in regions if r[3] == language]
+        if any(longest_match(block, lines) == len(block) for _, _, lines, _ in candidates):
             continue
         failures += 1
         # Point at the region that matches best and the first line that differs.
-        best = max(regions, key=lambda r: longest_match(block, r[2]), default=None)
+        best = max(candidates, key=lambda r: longest_match(block, r[2]), default=None)
         matched = longest_match(block, best[2]) if best else 0
         where = f" (best match: {best[0]}:{best[1]}, {matched} of {len(block)} lines)" if best else ""
-        print(f"readme_snippets: {readme}:{line}: this ```cpp block is not a contiguous part of any example's "
-              f"{BEGIN} ... {END} section{where}; first line not matched:\n    {block[matched]}",
-              file=sys.stderr)
+        comment = LANGUAGES[language][1]
+        print(f"readme_snippets: {readme}:{line}: this ```{language} block is not a contiguous part of any "
+              f"example's {comment} [readme] ... {comment} [readme-end] section{where}; first line not matched:"
+              f"\n    {block[matched]}", file=sys.stderr)
     if failures:
-        print(f"readme_snippets: {failures} of {len(blocks)} C++ blocks do not come from the examples; copy them "
-              f"from examples/ (or change the example and the README together)", file=sys.stderr)
+        print(f"readme_snippets: {failures} of {len(blocks)} C++ and Python blocks do not come from the examples; "
+              f"copy them from examples/ (or change the example and the README together)", file=sys.stderr)
         return 1
-    print(f"readme_snippets: all {len(blocks)} C++ blocks of {readme} are compiled example code "
-          f"({len(regions)} [readme] parts in {len(examples)} examples)")
+    counts = {language: sum(1 for _, lang, _ in blocks if lang == language) for language in LANGUAGES}
+    print(f"readme_snippets: all {counts['cpp']} C++ and {counts['python']} Python blocks of {readme} are "
+          f"tested example code ({len(regions)} [readme] parts in {len(examples)} examples)")
     return 0
 
 

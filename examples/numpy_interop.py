@@ -9,7 +9,9 @@ import sys
 import numpy as np
 
 name = sys.argv[1]
+# [readme]
 a = np.load('/dev/shm/' + name, mmap_mode='r+')  # the very bytes C++ sees
+# [readme-end]
 print(f"python: mapped {name}: {a.dtype}, shape {a.shape}, sum {a.sum():g}")
 a *= 2  # in place: C++ sees the result without reading anything back
 a.flush()

@@ -35,7 +35,7 @@ run() {
     "$@"
 }
 
-packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev)
+packages=(cmake g++ make libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy libbenchmark-dev clang-format clang libclang-rt-14-dev libzstd-dev pybind11-dev python3-dev python3-pytest)
 
 # install_packages [package...]: installs those of the given packages (default: all of the above) that are missing.
 install_packages() {
@@ -103,7 +103,7 @@ sanitize)
     install_packages
     flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
     configure build-asan Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_STANDARD=20 "-DCMAKE_CXX_FLAGS=$flags" \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined"
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" "-DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined"
     echo "== building with $flags" >&2
     run cmake --build build-asan -j"$(nproc)"
     echo "== testing under the sanitizers" >&2
@@ -117,7 +117,7 @@ tsan)
     flags="-fsanitize=thread -fno-omit-frame-pointer"
     configure build-tsan Debug -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=17 "-DCMAKE_CXX_FLAGS=$flags" \
         -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF
+        "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" -DNDSHM_BUILD_EXAMPLES=OFF -DNDSHM_BUILD_PYTHON=OFF
     echo "== building with $flags" >&2
     run cmake --build build-tsan -j"$(nproc)"
     # Every Catch2 program that ctest knows, run on its tests with these tags.
@@ -209,6 +209,11 @@ bench)
     run cmake --build build-bench -j"$(nproc)"
     echo "== running them: docs/benchmarks.md and docs/benchmarks.png" >&2
     run /usr/bin/python3 scripts/bench_report.py build-bench --out docs
+    # The Python module's benchmark (benchmarks/bench_python.py), when the module was built.
+    if [ -d build-bench/python ] && ls build-bench/python/ndshm.*.so >/dev/null 2>&1; then
+        echo "== the Python module's benchmark: docs/python_benchmarks.md" >&2
+        run env PYTHONPATH=build-bench/python /usr/bin/python3 benchmarks/bench_python.py --out docs/python_benchmarks.md
+    fi
     ;;
 format)
     case "${2:-check}" in
@@ -218,7 +223,7 @@ format)
     esac
     install_packages clang-format
     dirs=()
-    for d in include tests examples benchmarks tools fuzz; do
+    for d in include tests examples benchmarks tools fuzz python; do
         if [ -d "$d" ]; then
             dirs+=("$d")
         fi

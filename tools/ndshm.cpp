@@ -5,9 +5,12 @@
 //   ndshm [--dir DIR] rm NAME...
 //   ndshm [--dir DIR] gc [--dry-run] [--json]
 //
-// Built on include/ndshm/inspect.hpp; see `ndshm --help` for the exit codes.
+// Built on include/ndshm/inspect.hpp (the JSON records are in segment_json.hpp, shared with the Python
+// module); see `ndshm --help` for the exit codes.
 #include <ndshm/inspect.hpp>
 #include <ndshm/segment.hpp>
+
+#include "segment_json.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +23,13 @@
 #include <vector>
 
 namespace {
+
+using ndshm::tools::age_seconds;
+using ndshm::tools::info_json;
+using ndshm::tools::json_bool;
+using ndshm::tools::json_string;
+using ndshm::tools::octal_mode;
+using ndshm::tools::segment_json;
 
 // Exit codes (documented in usage()).
 constexpr int exit_ok = 0;
@@ -95,36 +105,6 @@ std::string printable(const std::string& s)
     return out;
 }
 
-/// A JSON string literal. Bytes outside printable ASCII are escaped as \u00XX (names and messages
-/// that are not ASCII come out as Latin-1, but always as valid JSON).
-std::string json_string(const std::string& s)
-{
-    std::string out = "\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-            out += buf;
-        }
-    }
-    return out + "\"";
-}
-
-std::string json_bool(bool b) { return b ? "true" : "false"; }
-
-std::string octal_mode(std::uint32_t mode)
-{
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode));
-    return buf;
-}
-
 std::string human_bytes(std::uint64_t n)
 {
     if (n < 1024) {
@@ -140,12 +120,6 @@ std::string human_bytes(std::uint64_t n)
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
     return buf;
-}
-
-double age_seconds(const ndshm::segment_info& s)
-{
-    const std::int64_t age = ndshm::detail::now_ns() - s.created_ns();
-    return age > 0 ? static_cast<double>(age) / 1e9 : 0.0;
 }
 
 std::string human_age(double seconds)
@@ -192,85 +166,6 @@ std::string creator_text(const ndshm::segment_info& s)
                      : s.creator == ndshm::creator_status::dead ? "dead"
                                                                 : "?";
     return std::to_string(s.trailer->creator_pid) + " " + st;
-}
-
-std::string segment_json(const ndshm::segment_info& s, const std::string& indent)
-{
-    const std::string in = indent + "  ";
-    std::string j = "{\n";
-    const auto field = [&](const std::string& key, const std::string& value, bool last = false) {
-        j += in + json_string(key) + ": " + value + (last ? "\n" : ",\n");
-    };
-    field("name", json_string(s.name));
-    field("path", json_string(s.path));
-    field("directory", s.directory.empty() ? "null" : json_string(s.directory));
-    field("kind", json_string(ndshm::kind_name(s.kind)));
-    field("problem", s.problem.empty() ? "null" : json_string(s.problem));
-    field("summary", s.summary.empty() ? "null" : json_string(s.summary));
-    field("bytes", std::to_string(s.bytes));
-    field("mode", json_string(octal_mode(s.mode)));
-    field("uid", std::to_string(s.uid));
-    field("modified_ns", std::to_string(s.modified_ns));
-    char age[32];
-    std::snprintf(age, sizeof age, "%.3f", age_seconds(s));
-    field("age_seconds", age);
-    if (s.has_header) {
-        field("dtype", json_string(ndshm::dtype_name(s.dtype)));
-        field("descr", json_string(ndshm::dtype_descr(s.dtype)));
-        std::string shape = "[";
-        for (std::size_t i = 0; i < s.shape.size(); ++i) {
-            shape += (i != 0 ? ", " : "") + std::to_string(s.shape[i]);
-        }
-        field("shape", shape + "]");
-        field("fortran_order", json_bool(s.fortran_order));
-        field("data_offset", std::to_string(s.data_offset));
-        field("data_bytes", std::to_string(s.data_bytes));
-    } else {
-        for (const char* k : {"dtype", "descr", "shape", "fortran_order", "data_offset", "data_bytes"}) {
-            field(k, "null");
-        }
-    }
-    field("persisted", s.trailer ? json_bool(s.persisted()) : "null");
-    if (s.trailer) {
-        const auto& t = *s.trailer;
-        field("creator", "{" + json_string("pid") + ": " + std::to_string(t.creator_pid) + ", " +
-                             json_string("status") + ": " + json_string(ndshm::status_name(s.creator)) + ", " +
-                             json_string("detail") + ": " + json_string(s.creator_detail) + "}");
-        const std::string tin = in + "  ";
-        std::string tj = "{\n";
-        const auto tfield = [&](const char* key, const std::string& value, bool last = false) {
-            tj += tin + json_string(key) + ": " + value + (last ? "\n" : ",\n");
-        };
-        tfield("offset", std::to_string(t.offset));
-        tfield("version", std::to_string(t.version));
-        tfield("kind", std::to_string(t.kind));
-        tfield("state", json_string(t.ready ? "ready" : "writing"));
-        tfield("flags", std::to_string(t.flags));
-        tfield("persisted", json_bool(t.persisted));
-        tfield("has_lock", json_bool(t.has_lock));
-        tfield("creator_uid", std::to_string(t.creator_uid));
-        tfield("creator_pid", std::to_string(t.creator_pid));
-        tfield("creator_start", std::to_string(t.creator_start));
-        tfield("data_offset", std::to_string(t.data_offset));
-        tfield("data_bytes", std::to_string(t.data_bytes));
-        tfield("created_ns", std::to_string(t.created_ns), true);
-        field("trailer", tj + in + "}");
-    } else {
-        field("creator", "null");
-        field("trailer", "null");
-    }
-    if (s.users_known || !s.users_detail.empty()) {
-        std::string users = "[";
-        for (std::size_t i = 0; i < s.users.size(); ++i) {
-            users += (i != 0 ? ", " : "") + std::to_string(s.users[i]);
-        }
-        field("users", users + "]");
-        field("users_complete", json_bool(s.users_known));
-        field("users_detail", s.users_known ? "null" : json_string(s.users_detail), true);
-    } else {
-        field("users", "null", true);
-    }
-    return j + indent + "}";
 }
 
 struct cli {
@@ -334,22 +229,7 @@ int cmd_info(const cli& c, const ndshm::options& opt)
     const auto problems = ndshm::segment_problems(s);
     const int status = problems.empty() ? exit_ok : exit_problem; // like fsck: non-zero when something is wrong
     if (c.json) {
-        std::string j = segment_json(s, "");
-        j.pop_back(); // the closing brace: internals and problems follow
-        while (!j.empty() && (j.back() == '\n' || j.back() == ' ')) {
-            j.pop_back();
-        }
-        const auto list = [](const std::vector<std::string>& v) {
-            std::string out = "[";
-            for (std::size_t i = 0; i < v.size(); ++i) {
-                out += (i != 0 ? ", " : "") + json_string(v[i]);
-            }
-            return out + "]";
-        };
-        j += ",\n  \"internals\": {\"checked\": " + json_bool(s.internals.checked) +
-             ", \"notes\": " + list(s.internals.notes) + ", \"problems\": " + list(s.internals.problems) +
-             "},\n  \"problems\": " + list(problems) + "\n}";
-        std::printf("%s\n", j.c_str());
+        std::printf("%s\n", info_json(s).c_str());
         return status;
     }
     const auto line = [](const char* key, const std::string& value) { std::printf("%-15s %s\n", key, value.c_str()); };

@@ -6,7 +6,9 @@
 #         -DCXX_COMPILER=<c++> -DGENERATOR=<generator> [-DMAKE_PROGRAM=...] [-DCONFIG=<config>]
 #         -P run_consumer.cmake
 #
-# find_package: installs the ndshm build tree into WORK_DIR/prefix, then builds the consumer against it.
+# find_package: installs the ndshm build tree into WORK_DIR/prefix, then builds the consumer against it (and,
+# with -DPYTHON=<python3> -DPYTHON_MODULE_DIR=<dir below the prefix> [-DPYTHON_ENV=<NAME=VALUE|NAME=VALUE...>], imports the
+# installed Python module).
 # subdirectory: the consumer does add_subdirectory(NDSHM_SOURCE_DIR) and builds as C++20.
 #
 # With -DMPIEXEC=<mpiexec> [-DMPIEXEC_ARGS=<flags;-n;2>] (find_package mode), the consumer also builds
@@ -30,7 +32,7 @@ function(step what)
   if(NOT rc STREQUAL "0")
     message(FATAL_ERROR "${what} failed (${rc}):\n  ${shown}\n${out}")
   endif()
-  if(what STREQUAL "run consumer")
+  if(what STREQUAL "run consumer" OR what STREQUAL "import the installed Python module")
     message(STATUS "${out}")
   endif()
   message(STATUS "${what}: ok")
@@ -65,6 +67,20 @@ if(MODE STREQUAL "find_package")
   step("install ndshm" ${CMAKE_COMMAND} --install ${NDSHM_BINARY_DIR} --prefix ${prefix} ${config_args})
   if(NOT EXISTS ${prefix}/include/ndshm/ndshm.hpp)
     message(FATAL_ERROR "the install did not put include/ndshm/ndshm.hpp into ${prefix}")
+  endif()
+  if(PYTHON_MODULE_DIR) # the Python module was built: it is installed too, and imports from there
+    set(site ${prefix}/${PYTHON_MODULE_DIR})
+    if(IS_ABSOLUTE "${PYTHON_MODULE_DIR}")
+      set(site ${PYTHON_MODULE_DIR})
+    endif()
+    string(REPLACE "|" ";" PYTHON_ENV "${PYTHON_ENV}")
+    file(GLOB module ${site}/ndshm*.so)
+    if(NOT module)
+      message(FATAL_ERROR "the install did not put the Python module ndshm into ${site}")
+    endif()
+    step("import the installed Python module" ${CMAKE_COMMAND} -E env PYTHONPATH=${site} ${PYTHON_ENV} ${PYTHON} -c
+         "import ndshm, sys\nassert ndshm.__file__.startswith(sys.argv[1]), ndshm.__file__\na = ndshm.create(3)\nb = ndshm.attach(ndshm.name_of(a))\nprint('imported', ndshm.__file__, b.shape)" # no ';': step() takes a list
+         ${site})
   endif()
   list(APPEND configure_args -DCMAKE_PREFIX_PATH=${prefix} -DNDSHM_EXPECTED_PREFIX=${prefix}
        -DNDSHM_EXPECTED_VERSION=${NDSHM_VERSION})

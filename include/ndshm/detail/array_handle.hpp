@@ -219,7 +219,7 @@ inline void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::siz
     std::memcpy(base + 1, header.data() + 1, header.size() - 1);
     __atomic_store_n(base, header[0], __ATOMIC_RELEASE); // published again, the magic's first byte last
     info.shape = shape;
-    remember_layout(m, info, m.get_trailer() != nullptr ? kind_array : 0);
+    remember_layout(m, info, m.get_trailer() != nullptr ? std::uint32_t{kind_array} : std::uint32_t{0});
 }
 
 /// Copies the elements that `from` and `to` (arrays of `from_shape` and `to_shape`, with element

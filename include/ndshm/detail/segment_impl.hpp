@@ -5,6 +5,7 @@
 #define NDSHM_DETAIL_SEGMENT_IMPL_HPP
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -437,23 +438,28 @@ public:
             return nullptr;
         }
         auto r = it->second.memory.lock();
-        const std::vector<unsigned char>& header = it->second.header;
-        if (!r || r->size() != size || header.size() > size ||
-            std::memcmp(r->base(), header.data(), header.size()) != 0) {
-            m_entries.erase(it);
-            return nullptr;
+        const entry& e = it->second;
+        if (!r || r->size() != size || std::memcmp(r->base(), e.header.data(), e.header_size) != 0) {
+            return nullptr; // stale: the attach that follows overwrites the entry (or a sweep drops it)
         }
         layout = it->second.layout;
         return r;
     }
 
-    /// Remembers `r`, a mapping of file `id`, its layout and the header it was parsed from.
+    /// Remembers `r`, a mapping of file `id`, its layout and the header it was parsed from (its first
+    /// `header_size` bytes: the dict's closing brace is among them, since the header parsed). What
+    /// follows the dict is padding, so any change of the dict (a reshape) changes one of the bytes up
+    /// to and including the old dict's brace.
     void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const segment_layout& layout,
                   const unsigned char* header, std::size_t header_size)
     {
-        if (!id.known() || header_size > 4096) {
-            return; // only ndshm's own header length: a long foreign header is read again
+        entry e{r, layout, {}, 0};
+        const auto* brace = static_cast<const unsigned char*>(std::memchr(header, '}', header_size));
+        if (!id.known() || brace == nullptr || static_cast<std::size_t>(brace - header) + 1 > e.header.size()) {
+            return; // a dict longer than ndshm writes (dozens of dimensions) is read again each time
         }
+        e.header_size = static_cast<std::size_t>(brace - header) + 1;
+        std::memcpy(e.header.data(), header, e.header_size);
         std::lock_guard<std::mutex> g(m_mutex);
         if (m_entries.size() >= m_sweep_at) { // drop the entries of regions that are gone
             for (auto it = m_entries.begin(); it != m_entries.end();) {
@@ -461,8 +467,7 @@ public:
             }
             m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
         }
-        m_entries[key{id.dev, id.ino, writable}] = entry{r, layout,
-                                                         std::vector<unsigned char>(header, header + header_size)};
+        m_entries[key{id.dev, id.ino, writable}] = std::move(e);
     }
 
 private:
@@ -477,7 +482,8 @@ private:
     struct entry {
         std::weak_ptr<const region> memory;
         segment_layout layout;
-        std::vector<unsigned char> header;
+        std::array<unsigned char, 256> header; ///< the header up to the end of its dict
+        std::size_t header_size;
     };
     std::mutex m_mutex;
     std::map<key, entry> m_entries;
@@ -823,6 +829,12 @@ inline bool is_own_uid(uid_t uid) noexcept
     return uid == me;
 }
 
+/// Bytes of a segment read before mapping it: enough for any .npy header ndshm accepts.
+inline constexpr std::size_t head_limit = 65536 + 12;
+/// A segment up to this size is read whole before it is mapped (header and trailer in one read).
+inline constexpr std::size_t small_segment = 16384;
+static_assert(small_segment >= 4096, "the first read holds a page");
+
 /// An open segment whose creator has published it: its fd, its size, and a copy of its first bytes.
 struct published_segment {
     location loc;
@@ -830,16 +842,14 @@ struct published_segment {
     file_id id;
     struct stat st {};
     std::size_t size = 0;
-    std::unique_ptr<unsigned char[]> head; ///< a copy of the first head_size bytes
+    std::array<unsigned char, small_segment> first; ///< the first head_size bytes, unless `longer` holds them
+    std::unique_ptr<unsigned char[]> longer;        ///< a header longer than `first` holds
     std::size_t head_size = 0;
+    /// A copy of the segment's first head_size bytes.
+    const unsigned char* head() const noexcept { return longer ? longer.get() : first.data(); }
     std::shared_ptr<const region> mapped; ///< set instead of head: this process maps it already
     segment_layout layout;                ///< what was parsed of it, when `mapped` is set
 };
-
-/// Bytes of a segment read before mapping it: enough for any .npy header ndshm accepts.
-inline constexpr std::size_t head_limit = 65536 + 12;
-/// A segment up to this size is read whole before it is mapped (header and trailer in one read).
-inline constexpr std::size_t small_segment = 16384;
 
 /// Opens an existing segment by name, checks that it is a regular file of this user, and waits up to
 /// opt.ready_timeout for its creator to publish it. Reads with pread, so a segment that is refused
@@ -885,23 +895,19 @@ inline published_segment open_published(const options& opt, const std::string& p
         // One read of the first page (the magic, and every header ndshm writes), or of all of a small
         // segment (its trailer too).
         const std::size_t first = seg.size <= small_segment ? seg.size : std::min<std::size_t>(seg.size, 4096);
-        if (!seg.head) {
-            seg.head.reset(new unsigned char[first]); // not zero-filled: pread overwrites what is used
-        }
-        seg.head_size = read_at(seg.fd.get(), seg.head.get(), first, 0, op, name);
-        if (!unpublished(seg.head.get(), seg.head_size)) {
+        seg.head_size = read_at(seg.fd.get(), seg.first.data(), first, 0, op, name);
+        if (!unpublished(seg.first.data(), seg.head_size)) {
             // The creator stores the magic's first byte last, with release order: pread copies the bytes
             // in order, so seeing it means the rest of the page was complete; the fence orders what this
             // thread reads later (the trailer, the data) after it.
             std::atomic_thread_fence(std::memory_order_acquire);
-            if (seg.head_size >= 12 && seg.head[0] == static_cast<unsigned char>(npy_magic[0])) {
-                const std::size_t want = std::min({seg.size, head_limit, npy_header_end(seg.head.get())});
+            if (seg.head_size >= 12 && seg.first[0] == static_cast<unsigned char>(npy_magic[0])) {
+                const std::size_t want = std::min({seg.size, head_limit, npy_header_end(seg.first.data())});
                 if (want > seg.head_size) { // a longer header than ndshm writes: read the rest
-                    std::unique_ptr<unsigned char[]> longer(new unsigned char[want]);
-                    std::memcpy(longer.get(), seg.head.get(), seg.head_size);
-                    seg.head_size += read_at(seg.fd.get(), longer.get() + seg.head_size, want - seg.head_size,
+                    seg.longer.reset(new unsigned char[want]);
+                    std::memcpy(seg.longer.get(), seg.first.data(), seg.head_size);
+                    seg.head_size += read_at(seg.fd.get(), seg.longer.get() + seg.head_size, want - seg.head_size,
                                              seg.head_size, op, name);
-                    seg.head = std::move(longer);
                 }
             }
             return seg;
@@ -1006,7 +1012,7 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
         }
         return m;
     }
-    info = parse_npy(seg.head.get(), seg.head_size, name, seg.size);
+    info = parse_npy(seg.head(), seg.head_size, name, seg.size);
     kind = 0;
     // The trailer, from the bytes already read or with one more pread (cheaper than the page fault of
     // reading it through the mapping).
@@ -1015,7 +1021,7 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     bool found = false;
     if (off != SIZE_MAX) {
         if (off + sizeof copy <= seg.head_size) {
-            std::memcpy(&copy, seg.head.get() + off, sizeof copy);
+            std::memcpy(&copy, seg.head() + off, sizeof copy);
             found = true;
         } else {
             found = read_at(seg.fd.get(), &copy, sizeof copy, off, op, name) == sizeof copy;
@@ -1031,7 +1037,7 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + off));
     }
     if (seg.head_size >= info.data_offset) {
-        remember_layout(*m, info, kind, seg.head.get()); // the bytes read: the mapping stays untouched
+        remember_layout(*m, info, kind, seg.head()); // the bytes read: the mapping stays untouched
     }
     return m;
 }
