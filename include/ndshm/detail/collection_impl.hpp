@@ -124,7 +124,7 @@ public:
         guard(collection_impl& c, const std::string& op,
               std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max(),
               bool removing = false)
-            : m_c(c), m_op(op), m_lock(c.m_ctl->lock, deadline, lock_context{m_op, c.name(), c.lock_name()})
+            : m_op(op), m_lock(c.m_ctl->lock, deadline, lock_context{m_op, c.name(), c.lock_name()})
         {
             if (!m_lock.locked()) {
                 return;
@@ -146,7 +146,6 @@ public:
         const std::string& op() const noexcept { return m_op; }
 
     private:
-        collection_impl& m_c;
         std::string m_op;
         held_lock m_lock;
     };
