@@ -52,7 +52,7 @@ inline double age_seconds(const ndshm::segment_info& s)
 /// `text`, or null if it is empty.
 inline json string_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
 
-/// What a queue, channel or object holds (segment_info::contents): {"summary": text, count: n, ...},
+/// What a queue, channel, object, dict or list holds (segment_info::contents): {"summary": text, count: n, ...},
 /// or null for the kinds without a summary.
 inline json contents_record(const ndshm::contents_summary& c)
 {

@@ -6,8 +6,10 @@
 #define NDSHM_ALL_HPP
 
 #include "channel.hpp"
+#include "dict.hpp"
 #include "file.hpp"
 #include "inspect.hpp"
+#include "list.hpp"
 #include "lock.hpp"
 #include "ndshm.hpp"
 #include "object.hpp"

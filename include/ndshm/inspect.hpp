@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include "detail/channel_format.hpp"
+#include "detail/collection_format.hpp"
 #include "detail/npy.hpp"
 #include "detail/object_format.hpp"
 #include "detail/queue_format.hpp"
@@ -49,6 +50,8 @@ enum class segment_kind : std::uint8_t {
     object,      ///< an ndshm composite object (trailer kind 2)
     channel,     ///< an ndshm loan/publish channel (trailer kind 3)
     queue,       ///< an ndshm array queue (trailer kind 4)
+    dict,        ///< an ndshm shared_dict's table (trailer kind 5); its entries are arrays of their own
+    list,        ///< an ndshm shared_list's table (trailer kind 6); its entries are arrays of their own
     foreign_npy, ///< a `.npy` without ndshm's trailer, made by NumPy or another tool; never collected
     unfinished,  ///< its creator has not published it: still being written, or the creator died meanwhile
     corrupt,     ///< neither a valid ndshm segment nor a valid `.npy`; `problem` says why
@@ -57,7 +60,8 @@ enum class segment_kind : std::uint8_t {
                  ///< segment (another program's shared memory; list_segments shows it with list_options::all)
 };
 
-/// "array", "object", "channel", "queue", "foreign npy", "unfinished", "corrupt", "unreadable" or "other".
+/// "array", "object", "channel", "queue", "dict", "list", "foreign npy", "unfinished", "corrupt",
+/// "unreadable" or "other".
 constexpr const char* kind_name(segment_kind k) noexcept
 {
     switch (k) {
@@ -69,6 +73,10 @@ constexpr const char* kind_name(segment_kind k) noexcept
         return "channel";
     case segment_kind::queue:
         return "queue";
+    case segment_kind::dict:
+        return "dict";
+    case segment_kind::list:
+        return "list";
     case segment_kind::foreign_npy:
         return "foreign npy";
     case segment_kind::unfinished:
@@ -100,7 +108,7 @@ constexpr const char* status_name(creator_status s) noexcept
 struct trailer_info {
     std::uint64_t offset = 0;        ///< where the trailer starts in the segment
     std::uint32_t version = 0;       ///< trailer format version (1)
-    std::uint32_t kind = 0;          ///< 1 array, 2 composite object, 3 channel, 4 queue
+    std::uint32_t kind = 0;          ///< 1 array, 2 composite object, 3 channel, 4 queue, 5 dict, 6 list
     bool ready = false;              ///< state: published (1) rather than being written (0)
     std::uint32_t flags = 0;         ///< raw flags: bit 0 persisted, bit 1 lock
     bool persisted = false;          ///< persist() was called: gc keeps it
@@ -115,8 +123,8 @@ struct trailer_info {
 
 /// What a check of a segment's internals found (inspect() does it, `ndshm info` shows it): the lock
 /// in the trailer; a queue's control block, ring and queued arrays; a channel's control block, slot
-/// records and ring; a composite object's header, table of contents and extents. Read with pread, never
-/// mapped, trusting nothing.
+/// records and ring; a composite object's header, table of contents and extents; a dict's or list's
+/// table, index and entry segments. Read with pread, never mapped, trusting nothing.
 struct internals_report {
     bool checked = false;              ///< internals were looked at
     std::vector<std::string> problems; ///< what is wrong, one sentence each (empty: all is well)
@@ -317,6 +325,12 @@ void analyze_segment(segment_info& s, std::size_t size, Read&& read)
             return;
         case 4: // kind_queue in detail/trailer.hpp
             s.kind = segment_kind::queue;
+            return;
+        case kind_dict:
+            s.kind = segment_kind::dict;
+            return;
+        case kind_list:
+            s.kind = segment_kind::list;
             return;
         default:
             s.problem = "the trailer names an unknown kind " + std::to_string(t.kind) + "; a newer ndshm made it";
@@ -826,6 +840,23 @@ void summarize_object(segment_info& s, Read&& read)
     s.contents.counts = {{"arrays", arrays}, {"blob_bytes", blob}};
 }
 
+/// A dict's or list's summary: entries and capacity, from its control block.
+template <class Read>
+void summarize_collection(segment_info& s, Read&& read)
+{
+    collection_control c{};
+    collection_layout l;
+    const std::uint32_t kind = s.kind == segment_kind::dict ? kind_dict : kind_list;
+    if (s.data_bytes < sizeof c || read(s.data_offset, &c, sizeof c) != sizeof c ||
+        !collection_control_problem(c, kind, static_cast<std::size_t>(s.data_bytes), l).empty()) {
+        return; // inspect's check of the internals says what is wrong
+    }
+    const std::uint64_t size = view_size(c.view);
+    s.contents.known = true;
+    s.contents.text = std::to_string(size) + " of " + std::to_string(c.capacity) + " entries";
+    s.contents.counts = {{"entries", size}, {"capacity", static_cast<std::uint64_t>(c.capacity)}};
+}
+
 /// Fills `s.contents` for the kinds that have a summary (one function per kind). Errors of `read`
 /// leave it empty.
 template <class Read>
@@ -845,12 +876,159 @@ void summarize_contents(segment_info& s, Read&& read)
         case segment_kind::object:
             summarize_object(s, read);
             break;
+        case segment_kind::dict:
+        case segment_kind::list:
+            summarize_collection(s, read);
+            break;
         default:
             break;
         }
     } catch (const error&) {
         s.contents = contents_summary{};
     }
+/// A dict's or list's table: its control block, the records of its entries in order, a dict's keys
+/// and index, the entry segments (each must still be the file recorded), records left by a change
+/// that a process did not finish, and the lock.
+template <class Read>
+void check_collection(internals_report& r, const segment_info& s, Read&& read)
+{
+    const std::uint32_t kind = s.kind == segment_kind::dict ? kind_dict : kind_list;
+    const std::string noun = collection_noun(kind);
+    collection_control c{};
+    if (s.data_bytes < sizeof c || read(s.data_offset, &c, sizeof c) != sizeof c) {
+        r.problems.push_back("the " + noun + "'s control block is missing");
+        return;
+    }
+    collection_layout l;
+    if (const std::string why = collection_control_problem(c, kind, static_cast<std::size_t>(s.data_bytes), l);
+        !why.empty()) {
+        r.problems.push_back("the " + noun + "'s table is corrupt: " + why);
+        return;
+    }
+    const std::size_t size = static_cast<std::size_t>(view_size(c.view));
+    r.notes.push_back(noun + ": " + std::to_string(size) + " of " + std::to_string(l.capacity) + " entries; " +
+                      std::to_string(c.changes) + " changes, " + std::to_string(c.recoveries) +
+                      " interrupted ones repaired" + (c.closed != 0 ? "; removed" : "") +
+                      (c.dirty != 0 ? "; a change is under way (or was, by a process that died)" : ""));
+    const std::uint64_t lock_off = s.data_offset + offsetof(collection_control, lock);
+    unsigned char lock_bytes[lock_room] = {};
+    const bool lock_read = read(lock_off, lock_bytes, sizeof lock_bytes) == sizeof lock_bytes;
+    const lock_report lr = lock_read ? describe_lock(lock_bytes) : lock_report{};
+    const bool in_progress = lr.held && lr.holder_state != liveness::dead && lr.problem.empty();
+    if (std::uint64_t(l.records) * l.record_bytes > (std::uint64_t(64) << 20)) {
+        r.notes.push_back(noun + ": a table of " + std::to_string(l.records * l.record_bytes) + " bytes, not checked");
+    } else {
+        std::vector<unsigned char> recs(l.records * l.record_bytes);
+        std::vector<std::uint32_t> order(size);
+        std::vector<std::uint32_t> index(l.index_slots);
+        const std::size_t order_bytes = size * sizeof(std::uint32_t),
+                          index_bytes = index.size() * sizeof(std::uint32_t);
+        const std::uint64_t order_off = s.data_offset + l.order_off + view_buffer(c.view) * l.capacity * 4;
+        if (read(s.data_offset + l.records_off, recs.data(), recs.size()) != recs.size() ||
+            read(order_off, order.data(), order_bytes) != order_bytes ||
+            read(s.data_offset + l.index_off, index.data(), index_bytes) != index_bytes) {
+            r.problems.push_back("the " + noun + "'s table is cut short");
+            return;
+        }
+        const auto rec_at = [&](std::uint32_t n) {
+            collection_record x;
+            std::memcpy(&x, recs.data() + std::size_t(n) * l.record_bytes, sizeof x);
+            return x;
+        };
+        const auto key_at = [&](std::uint32_t n, const collection_record& x) {
+            return std::string(reinterpret_cast<const char*>(recs.data()) + std::size_t(n) * l.record_bytes +
+                                   sizeof(collection_record),
+                               std::min<std::size_t>(x.key_bytes, collection_max_key));
+        };
+        std::vector<unsigned char> in(l.records, 0);
+        std::map<std::string, std::size_t> keys;
+        for (std::size_t i = 0; i < size; ++i) {
+            const std::uint32_t n = order[i];
+            const std::string where = kind == kind_dict ? "the entry at position " + std::to_string(i)
+                                                        : "entry " + std::to_string(i);
+            if (n >= l.records || in[n] != 0) {
+                r.problems.push_back(where + " names record " + std::to_string(n) +
+                                     (n >= l.records ? ", beyond the table" : ", which another entry names too"));
+                continue;
+            }
+            in[n] = 1;
+            const collection_record x = rec_at(n);
+            std::string name;
+            if (!collection_record_valid(x, kind, name)) {
+                r.problems.push_back(where + " (record " + std::to_string(n) +
+                                     ") is corrupt: no valid state, segment name, dtype or identity");
+                continue;
+            }
+            std::string what = where;
+            if (kind == kind_dict) {
+                const std::string key = key_at(n, x);
+                what = "entry '" + printable_key(key) + "'";
+                if (collection_hash(key.data(), key.size()) != x.key_hash) {
+                    r.problems.push_back(what + " has a key that does not match its hash");
+                }
+                if (!keys.emplace(key, n).second) {
+                    r.problems.push_back(what + " is in the dict twice");
+                }
+            }
+            struct stat st {};
+            const std::string path = file_path(location{s.directory, name});
+            if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+                r.problems.push_back(what + ": its segment '" + name + "' is gone (" +
+                                     std::generic_category().message(errno) + ")");
+            } else if (id_of(st) != file_id{x.dev, x.ino}) {
+                r.problems.push_back(what + ": its segment '" + name +
+                                     "' names another file now (removed and created again)");
+            }
+        }
+        std::size_t orphans = 0;
+        for (std::uint32_t n = 0; n < l.records; ++n) {
+            orphans += in[n] == 0 && rec_at(n).state != record_free ? 1 : 0;
+        }
+        if (orphans != 0) {
+            const std::string text = std::to_string(orphans) + " record(s) hold segments outside the " + noun +
+                                     " (a change that was not finished)";
+            if (in_progress) {
+                r.notes.push_back(text + ", while the lock is held: a change is under way");
+            } else {
+                r.problems.push_back(text + ": the next change or lookup repairs it, unlinking them");
+            }
+        }
+        if (kind == kind_dict && c.dirty == 0) {
+            // Every entry is found through the index from its key's hash, and the index names nothing else.
+            const std::size_t mask = l.index_slots - 1;
+            std::size_t indexed = 0;
+            for (const std::uint32_t v : index) {
+                indexed += v != 0 ? 1 : 0;
+                if (v != 0 && (v > l.records || in[v - 1] == 0)) {
+                    r.problems.push_back("the dict's index names record " + std::to_string(v - 1) +
+                                         ", which is not an entry");
+                    break;
+                }
+            }
+            std::size_t unreachable = 0;
+            for (const auto& kv : keys) {
+                std::size_t i = static_cast<std::size_t>(rec_at(static_cast<std::uint32_t>(kv.second)).key_hash) & mask;
+                bool found = false;
+                for (std::size_t step = 0; step < l.index_slots && index[i] != 0; ++step, i = (i + 1) & mask) {
+                    if (index[i] == kv.second + 1) {
+                        found = true;
+                        break;
+                    }
+                }
+                unreachable += found ? 0 : 1;
+            }
+            if (unreachable != 0 || indexed != keys.size()) {
+                r.problems.push_back("the dict's index disagrees with its entries (" + std::to_string(unreachable) +
+                                     " entries it does not lead to, " + std::to_string(indexed) + " slots used for " +
+                                     std::to_string(keys.size()) + " entries)");
+            }
+        }
+    }
+    if (c.dirty != 0 && !in_progress) {
+        r.problems.push_back("a change was left unfinished (its process died, or the table was damaged): the next "
+                             "change or lookup repairs it");
+    }
+    check_lock_at(r, lock_off, "the " + noun + "'s lock", read);
 }
 
 /// Checks the internals of an ndshm segment (see internals_report).
@@ -874,6 +1052,11 @@ void check_internals(segment_info& s, Read&& read)
         case segment_kind::object:
             r.checked = true;
             check_object(r, s, read);
+            break;
+        case segment_kind::dict:
+        case segment_kind::list:
+            r.checked = true;
+            check_collection(r, s, read);
             break;
         case segment_kind::array:
             r.checked = true;
@@ -985,7 +1168,8 @@ inline std::string namespace_path(const options& opt)
 
 /// Why gc removes `s`, or an empty string if it keeps it. gc removes only ndshm segments of the
 /// calling user that nobody can use any more:
-/// - a published array, object, channel or queue whose creator is dead and that was not persisted;
+/// - a published array, object, channel, queue, dict or list whose creator is dead and that was not
+///   persisted (a dict's or list's entries name its creator as theirs, so they go with it);
 /// - an unfinished segment whose creator (named in its trailer) is dead;
 /// - an unfinished segment without a trailer yet (its creator died before writing one) that no process
 ///   has open or mapped (`s.users_known` and `s.users` empty).
@@ -1002,6 +1186,8 @@ inline std::string gc_reason(const segment_info& s)
     case segment_kind::object:
     case segment_kind::channel:
     case segment_kind::queue:
+    case segment_kind::dict:
+    case segment_kind::list:
         if (s.persisted() || s.creator != creator_status::dead) {
             return {};
         }
@@ -1039,6 +1225,8 @@ inline std::string gc_doubt(const segment_info& s)
     case segment_kind::object:
     case segment_kind::channel:
     case segment_kind::queue:
+    case segment_kind::dict:
+    case segment_kind::list:
         if (s.persisted() || s.creator != creator_status::unknown) {
             return {};
         }

@@ -13,6 +13,8 @@
 /// | `ndshm/queue.hpp` | `array_queue`: arrays handed between processes |
 /// | `ndshm/channel.hpp` | `channel<T>`: loan/publish over pre-faulted slots |
 /// | `ndshm/pool.hpp` | `fork_pool`: forked workers with map, scatter, gather |
+/// | `ndshm/dict.hpp` | `shared_dict`: a named dictionary of shared arrays, changed by any process |
+/// | `ndshm/list.hpp` | `shared_list`: a named list of shared arrays, changed by any process |
 /// | `ndshm/lock.hpp` | `array_lock`: a per-array lock robust to a holder's death |
 /// | `ndshm/uninterruptible.hpp` | a guard that defers SIGINT/SIGTERM |
 /// | `ndshm/inspect.hpp` | `inspect`, `list_segments`, `gc`: what the `ndshm` tool uses |

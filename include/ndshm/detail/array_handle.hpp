@@ -103,6 +103,12 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
         raise<format_error>("attach", name, "the segment holds a composite object, not an array",
                             "load it with ndshm::load<T>(name)", make_error_code(errc::wrong_kind));
     }
+    if (kind == kind_dict || kind == kind_list) {
+        const std::string what = kind == kind_dict ? "dict" : "list";
+        raise<format_error>("attach", name, "the segment is a shared_" + what + "'s table, not an array",
+                            "open it with ndshm::shared_" + what + "::open; its entries are arrays",
+                            make_error_code(errc::wrong_kind));
+    }
     if (kind != 0 && kind != kind_array) {
         const bool known = kind == kind_channel || kind == kind_queue;
         const std::string what = kind == kind_channel ? "channel" : "queue";

@@ -19,7 +19,14 @@ namespace ndshm::detail {
 inline constexpr char trailer_magic[8] = {'N', 'D', 'S', 'H', 'M', 'T', 'R', 'L'};
 inline constexpr std::uint32_t trailer_version = 1;
 
-enum : std::uint32_t { kind_array = 1, kind_object = 2, kind_channel = 3, kind_queue = 4 };
+enum : std::uint32_t {
+    kind_array = 1,
+    kind_object = 2,
+    kind_channel = 3,
+    kind_queue = 4,
+    kind_dict = 5,
+    kind_list = 6
+};
 enum : std::uint32_t { state_writing = 0, state_ready = 1 };
 enum : std::uint32_t {
     flag_persisted = 1u << 0,
@@ -31,7 +38,7 @@ struct trailer {
     char magic[8];               //   0 "NDSHMTRL"
     std::uint32_t version;       //   8 format version of this record (1)
     std::uint32_t size;          //  12 sizeof(trailer) == 256
-    std::uint32_t kind;          //  16 kind_array, kind_object, kind_channel or kind_queue
+    std::uint32_t kind;          //  16 kind_array, kind_object, kind_channel, kind_queue, kind_dict or kind_list
     std::uint32_t state;         //  20 state_writing until published, then state_ready
     std::uint32_t flags;         //  24 flag_persisted, flag_lock
     std::uint32_t uid;           //  28 creator's effective uid
