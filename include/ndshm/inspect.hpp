@@ -886,6 +886,8 @@ void summarize_contents(segment_info& s, Read&& read)
     } catch (const error&) {
         s.contents = contents_summary{};
     }
+}
+
 /// A dict's or list's table: its control block, the records of its entries in order, a dict's keys
 /// and index, the entry segments (each must still be the file recorded), records left by a change
 /// that a process did not finish, and the lock.
