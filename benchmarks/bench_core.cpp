@@ -1,4 +1,4 @@
-// The core against its limits, side by side in one binary (DESIGN.md §6):
+// The core against its limits, side by side in one binary (docs/performance.md):
 // - attach by name vs raw shm_open + fstat + mmap, 1 KiB to 1 GiB;
 // - create / from_array vs raw shm create + memcpy, cold (fresh pages) and warm (pages already
 //   faulted in), and plain memcpy into warm memory;

@@ -1,4 +1,4 @@
-// Processes, side by side with their baselines in one binary (DESIGN.md §6):
+// Processes, side by side with their baselines in one binary (docs/performance.md):
 // - fork_pool dispatch overhead per task (persistent workers): one task's round trip, and the cost per
 //   task of a map over many trivial items; baseline: one fork per task;
 // - fork_pool map over a compute-bound kernel with 0 (in-process), 1 and 2 workers;

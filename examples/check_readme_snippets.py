@@ -1,6 +1,9 @@
-"""Checks that every C++ and Python snippet of the README is tested code from an example.
+"""Checks that every C++ and Python snippet of the README and of docs/ is tested code from an example.
 
-    check_readme_snippets.py README.md EXAMPLE.cpp... EXAMPLE.py...
+    check_readme_snippets.py README.md [DOC.md...] EXAMPLE.cpp... EXAMPLE.py...
+
+Each Markdown file (the arguments ending in .md) is checked; the README must quote at least one
+example.
 
 Every ```cpp (or ```c++) fenced block of the README passes if its non-blank lines, each stripped of
 leading and trailing whitespace, appear in the same order and contiguously among the non-blank,
@@ -85,9 +88,16 @@ def main(argv):
     if len(argv) < 3:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    readme, examples = argv[1], argv[2:]
+    pages = [a for a in argv[1:] if a.endswith('.md')]
+    examples = [a for a in argv[1:] if not a.endswith('.md')]
+    if not pages or not examples:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    readme = pages[0]
     try:
-        blocks = readme_blocks(readme)
+        blocks = [(f"{page}:{line}", language, block) for page in pages
+                  for line, language, block in readme_blocks(page)]
+        readme_only = [b for b in blocks if b[0].startswith(readme + ':')]
     except FileNotFoundError:
         print(f"readme_snippets: {readme} does not exist yet; write the README, quoting the "
               f"{BEGIN} ... {END} parts of the examples in ```cpp blocks", file=sys.stderr)
@@ -98,7 +108,7 @@ def main(argv):
     except (OSError, ValueError) as e:
         print(f"readme_snippets: {e}", file=sys.stderr)
         return 1
-    if not any(language == 'cpp' for _, language, _ in blocks):
+    if not any(language == 'cpp' for _, language, _ in readme_only):
         print(f"readme_snippets: {readme} has no ```cpp block; the README should quote the examples",
               file=sys.stderr)
         return 1
@@ -116,7 +126,7 @@ def main(argv):
         matched = longest_match(block, best[2]) if best else 0
         where = f" (best match: {best[0]}:{best[1]}, {matched} of {len(block)} lines)" if best else ""
         comment = LANGUAGES[language][1]
-        print(f"readme_snippets: {readme}:{line}: this ```{language} block is not a contiguous part of any "
+        print(f"readme_snippets: {line}: this ```{language} block is not a contiguous part of any "
               f"example's {comment} [readme] ... {comment} [readme-end] section{where}; first line not matched:"
               f"\n    {block[matched]}", file=sys.stderr)
     if failures:
@@ -124,7 +134,7 @@ def main(argv):
               f"copy them from examples/ (or change the example and the README together)", file=sys.stderr)
         return 1
     counts = {language: sum(1 for _, lang, _ in blocks if lang == language) for language in LANGUAGES}
-    print(f"readme_snippets: all {counts['cpp']} C++ and {counts['python']} Python blocks of {readme} are "
+    print(f"readme_snippets: all {counts['cpp']} C++ and {counts['python']} Python blocks of {len(pages)} pages are "
           f"tested example code ({len(regions)} [readme] parts in {len(examples)} examples)")
     return 0
 
