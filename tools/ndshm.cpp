@@ -557,12 +557,13 @@ int run(int argc, char** argv)
 
     const auto details = [](const std::string& text) { return text + "\n\n" + exit_text; };
     CLI::App* ls = app.add_subcommand("ls", "List segments, with a totals line (like ls -l, df and ipcs)");
-    ls->footer(details("Columns: NAME, KIND (array, object, queue, channel, dict, list, foreign npy, other, unfinished,\n"
-                       "corrupt, unreadable), CONTENTS (dtype and shape of an array; what a queue, channel or\n"
-                       "object holds), SIZE in bytes, ATTACHED (processes that have it open or mapped, from\n"
-                       "/proc; N+ or ? where some could not be read), CREATOR (pid, and whether it runs), AGE,\n"
-                       "MODE, PERSISTED, NOTE (what is wrong). The totals line gives the space the listed\n"
-                       "segments take and the space used and free on the file system."));
+    ls->footer(
+        details("Columns: NAME, KIND (array, object, queue, channel, dict, list, foreign npy, other, unfinished,\n"
+                "corrupt, unreadable), CONTENTS (dtype and shape of an array; what a queue, channel or\n"
+                "object holds), SIZE in bytes, ATTACHED (processes that have it open or mapped, from\n"
+                "/proc; N+ or ? where some could not be read), CREATOR (pid, and whether it runs), AGE,\n"
+                "MODE, PERSISTED, NOTE (what is wrong). The totals line gives the space the listed\n"
+                "segments take and the space used and free on the file system."));
     ls->add_flag("-a,--all", c.all,
                  "List every file of the calling user, not only names starting with ndshm_ (.npy files NumPy "
                  "made, segments named by the program, other programs' files)");
@@ -570,9 +571,10 @@ int run(int argc, char** argv)
     ls->add_flag("--json", c.json, "Machine-readable output");
 
     CLI::App* info = app.add_subcommand("info", "Describe one segment and check it (exit 5 if anything is wrong)");
-    info->footer(details("Everything about one segment, its trailer included, and the processes that have it\n"
-                         "open or mapped; checks its internals (the lock, a queue's ring and queued arrays, a\n"
-                         "channel's slots and ring, an object's table of contents, a dict's or list's table), like fsck."));
+    info->footer(
+        details("Everything about one segment, its trailer included, and the processes that have it\n"
+                "open or mapped; checks its internals (the lock, a queue's ring and queued arrays, a\n"
+                "channel's slots and ring, an object's table of contents, a dict's or list's table), like fsck."));
     info->add_flag("--json", c.json, "Machine-readable output");
     info->add_option("NAME", c.names, "The segment")->required()->expected(1);
 
