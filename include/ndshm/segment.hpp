@@ -39,7 +39,7 @@ inline bool list_user_segments(const std::string& op, const std::string& dir, st
         DIR* d;
         ~dir_guard() { (void)sys().closedir(d); }
     } guard{d};
-    const uid_t me = ::geteuid();
+    const uid_t me = current_uid();
     for (;;) {
         errno = 0;
         const dirent* e = sys().readdir(d);
@@ -56,7 +56,7 @@ inline bool list_user_segments(const std::string& op, const std::string& dir, st
             continue;
         }
         struct stat st {};
-        if (retry_eintr([&] { return sys().fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+        if (retry_eintr([&] { return sys().fstatat(dir_fd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             if (errno == ENOENT) {
                 continue; // removed since readdir
             }

@@ -146,7 +146,7 @@ public:
             raise<error>(m_op, m_path, "the path does not name a file", "give a file name", errno_code(EINVAL));
         }
         // The random part of a generated segment name makes the temporary name unguessable.
-        const std::string token = generate_name().substr(user_prefix(::geteuid()).size());
+        const std::string token = generate_name().substr(user_prefix(current_uid()).size());
         m_temp = dir_of(m_path) + "/." + base.substr(0, 120) + "." + token + ".tmp";
         m_fd = open_file(m_temp, O_WRONLY | O_CREAT | O_EXCL, 0666, m_op);
     }
