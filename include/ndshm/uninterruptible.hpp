@@ -4,6 +4,11 @@
 #ifndef NDSHM_UNINTERRUPTIBLE_HPP
 #define NDSHM_UNINTERRUPTIBLE_HPP
 
+#ifdef _WIN32
+#error                                                                                                                 \
+    "ndshm/uninterruptible.hpp is not ported to Windows yet (it defers SIGINT/SIGTERM; the Windows form needs a console control handler): see the README's Windows section."
+#endif
+
 #include <cerrno>
 
 #include <signal.h>

@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#ifndef _WIN32
 #include <sys/file.h>
 #include <sys/stat.h>
+#endif
 
 #include "../error.hpp"
 #include "file_io.hpp"

@@ -143,6 +143,12 @@ inline sys_table& sys() noexcept
 /// The directory of the listing `d`, for the *at calls.
 inline int dir_fd(DIR* d) noexcept { return ::dirfd(d); }
 
+/// The characters that separate a path's components.
+inline constexpr const char* path_separators = "/";
+
+/// The page size (the unit of mappings' offsets).
+inline std::size_t page_size() noexcept { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+
 /// This thread's id (the lock records it).
 inline std::uint32_t current_tid() noexcept { return static_cast<std::uint32_t>(::syscall(SYS_gettid)); }
 

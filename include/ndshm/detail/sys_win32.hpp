@@ -105,6 +105,7 @@ inline constexpr int PROT_READ = 1;
 inline constexpr int PROT_WRITE = 2;
 inline constexpr int MAP_SHARED = 1;
 inline constexpr int MAP_PRIVATE = 2;
+inline constexpr int MAP_ANONYMOUS = 0x20;
 inline void* const MAP_FAILED = reinterpret_cast<void*>(~std::uintptr_t(0));
 inline constexpr int MADV_NORMAL = 0;
 inline constexpr int MADV_WILLNEED = 3;
@@ -488,19 +489,14 @@ inline void sweep_unlinked(const std::string& dir) noexcept
     delete_unlinked(found);
 }
 
-/// unlink(2) on Windows. Windows refuses to delete a file that any process maps, so a mapped file is
-/// renamed aside to DIR\.unlinked_NAME_RANDOM instead: its name is free at once and its mappings stay
-/// valid, as on Linux. The file itself goes when it is unmapped: by this process at its munmap, else by
-/// the next unlink in that directory (any process), ndshm gc or free_all. Names starting with '.' are no
-/// segment names, so listings never show these.
+/// unlink(2) on Windows. Windows refuses to delete a file that any process maps, and a file deleted
+/// while some process has it open keeps its name until the last handle closes. So the file is first
+/// renamed aside to DIR\\.unlinked_NAME_RANDOM: its name is free at once and its mappings stay valid,
+/// as on Linux. Then it is deleted; if it is still mapped, it goes when it is unmapped: by this process
+/// at its munmap, else by the next unlink in that directory (any process). Names starting with '.' are
+/// no segment names, so listings never show these files.
 inline int unlink_native(const std::string& path) noexcept
 {
-    if (delete_native(path) == 0) {
-        return 0;
-    }
-    if (errno != EACCES) {
-        return -1;
-    }
     const auto slash = path.find_last_of("\\/");
     const std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, slash);
     const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -512,9 +508,13 @@ inline int unlink_native(const std::string& path) noexcept
     }
     const std::string aside = dir + "\\" + unlinked_prefix + name + "_" + hex;
     if (!::MoveFileExW(wide_path(path).c_str(), wide_path(aside).c_str(), 0)) {
-        return fail_win32();
+        const DWORD e = ::GetLastError();
+        if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) {
+            return fail_errno(ENOENT);
+        }
+        return delete_native(path); // a directory, or a file system that cannot rename: delete in place
     }
-    {
+    if (delete_native(aside) != 0) {
         std::lock_guard<std::mutex> g(unlinked().mutex);
         unlinked().paths.push_back(aside);
     }
@@ -767,7 +767,9 @@ struct view_record {
     std::size_t size = 0;
     std::uint64_t volume = 0;
     std::uint64_t index = 0;
-    std::uint64_t offset = 0; ///< of the view in the file
+    std::uint64_t offset = 0; ///< of the returned address in the file
+    void* base = nullptr;     ///< what MapViewOfFile or VirtualAlloc returned (the address may lie above it)
+    bool anonymous = false;
 };
 struct view_table {
     std::mutex mutex;
@@ -793,12 +795,27 @@ inline std::string at_path(int dirfd, const char* path)
     return std::string();
 }
 
+/// mmap(2): MAP_SHARED maps a view of the file (PAGE_READWRITE or PAGE_READONLY), MAP_PRIVATE a
+/// copy-on-write view, MAP_ANONYMOUS committed private memory. An offset need only be page-aligned,
+/// as on Linux: the view starts at the allocation granularity (64 KiB) below it.
 inline void* mmap(void*, std::size_t n, int prot, int flags, int fd, off_t off)
 {
-    if ((flags & MAP_SHARED) == 0 || n == 0) {
+    if (n == 0 || off < 0) {
         errno = EINVAL;
         return MAP_FAILED;
     }
+    if ((flags & MAP_ANONYMOUS) != 0) {
+        void* p = ::VirtualAlloc(nullptr, n, MEM_RESERVE | MEM_COMMIT,
+                                 (prot & PROT_WRITE) != 0 ? PAGE_READWRITE : PAGE_READONLY);
+        if (p == nullptr) {
+            errno = ENOMEM;
+            return MAP_FAILED;
+        }
+        std::lock_guard<std::mutex> g(views().mutex);
+        views().views[reinterpret_cast<std::uintptr_t>(p)] = view_record{n, 0, 0, 0, p, true};
+        return p;
+    }
+    const bool shared = (flags & MAP_SHARED) != 0;
     const HANDLE h = handle_of(fd);
     BY_HANDLE_FILE_INFORMATION fi{};
     if (!::GetFileInformationByHandle(h, &fi)) {
@@ -806,34 +823,50 @@ inline void* mmap(void*, std::size_t n, int prot, int flags, int fd, off_t off)
         return MAP_FAILED;
     }
     const bool writable = (prot & PROT_WRITE) != 0;
-    HANDLE section = ::CreateFileMappingW(h, nullptr, writable ? PAGE_READWRITE : PAGE_READONLY, 0, 0, nullptr);
+    const DWORD protect = !writable ? PAGE_READONLY : (shared ? PAGE_READWRITE : PAGE_WRITECOPY);
+    HANDLE section = ::CreateFileMappingW(h, nullptr, protect, 0, 0, nullptr);
     if (section == nullptr) {
         const DWORD e = ::GetLastError();
         errno = e == ERROR_FILE_INVALID ? EINVAL : (e == ERROR_COMMITMENT_LIMIT ? ENOMEM : errno_of_win32(e));
         return MAP_FAILED;
     }
+    SYSTEM_INFO si{};
+    ::GetSystemInfo(&si);
     const auto o = static_cast<std::uint64_t>(off);
-    void* p = ::MapViewOfFile(section, writable ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ,
-                              static_cast<DWORD>(o >> 32), static_cast<DWORD>(o), n);
+    const std::uint64_t skip = o % si.dwAllocationGranularity;
+    const std::uint64_t at = o - skip;
+    const DWORD access = !writable ? FILE_MAP_READ : (shared ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_COPY);
+    void* base = ::MapViewOfFile(section, access, static_cast<DWORD>(at >> 32), static_cast<DWORD>(at),
+                                 static_cast<SIZE_T>(n + skip));
     const DWORD e = ::GetLastError();
     ::CloseHandle(section); // the view keeps the section alive
-    if (p == nullptr) {
+    if (base == nullptr) {
         errno = e == ERROR_COMMITMENT_LIMIT ? ENOMEM : errno_of_win32(e);
         return MAP_FAILED;
     }
+    void* p = static_cast<unsigned char*>(base) + skip;
     std::lock_guard<std::mutex> g(views().mutex);
     views().views[reinterpret_cast<std::uintptr_t>(p)] = view_record{
-        n, fi.dwVolumeSerialNumber, std::uint64_t(fi.nFileIndexHigh) << 32 | fi.nFileIndexLow, o};
+        n, fi.dwVolumeSerialNumber, std::uint64_t(fi.nFileIndexHigh) << 32 | fi.nFileIndexLow, o, base, false};
     return p;
 }
 
 inline int munmap(void* p, std::size_t)
 {
+    view_record r;
     {
         std::lock_guard<std::mutex> g(views().mutex);
-        views().views.erase(reinterpret_cast<std::uintptr_t>(p));
+        const auto it = views().views.find(reinterpret_cast<std::uintptr_t>(p));
+        if (it == views().views.end()) {
+            return fail_errno(EINVAL); // only whole mappings are unmapped
+        }
+        r = it->second;
+        views().views.erase(it);
     }
-    if (!::UnmapViewOfFile(p)) {
+    if (r.anonymous) {
+        return ::VirtualFree(r.base, 0, MEM_RELEASE) ? 0 : fail_win32();
+    }
+    if (!::UnmapViewOfFile(r.base)) {
         return fail_win32();
     }
     std::lock_guard<std::mutex> g(unlinked().mutex);
@@ -885,8 +918,22 @@ inline int renameat2(int od, const char* o, int nd, const char* n, unsigned flag
     if (od != AT_FDCWD || nd != AT_FDCWD) {
         return fail_errno(ENOSYS);
     }
-    const DWORD f = (flags & RENAME_NOREPLACE) != 0 ? 0 : MOVEFILE_REPLACE_EXISTING;
-    return ::MoveFileExW(wide_path(native_path(o)).c_str(), wide_path(native_path(n)).c_str(), f) ? 0 : fail_win32();
+    const std::string from = native_path(o);
+    const std::string to = native_path(n);
+    const bool replace = (flags & RENAME_NOREPLACE) == 0;
+    if (::MoveFileExW(wide_path(from).c_str(), wide_path(to).c_str(), replace ? MOVEFILE_REPLACE_EXISTING : 0)) {
+        return 0;
+    }
+    if (!replace || ::GetLastError() != ERROR_ACCESS_DENIED) {
+        return fail_win32();
+    }
+    // Windows refuses to replace a file that is open or mapped. Remove the old one first (unlink_native
+    // moves a mapped one aside), then move the new one in: readers that open the name in between see
+    // no file (not_found) instead of Linux's atomic replacement; those that have it open keep it.
+    if (unlink_native(to) != 0 && errno != ENOENT) {
+        return -1;
+    }
+    return ::MoveFileExW(wide_path(from).c_str(), wide_path(to).c_str(), 0) ? 0 : fail_win32();
 }
 
 /// flock: a byte-range lock on the last byte a file offset can name, which no read or write touches.
@@ -1025,7 +1072,7 @@ inline std::wstring futex_name(const std::uint32_t* word)
         auto it = v.upper_bound(a);
         if (it != v.begin()) {
             --it;
-            if (a - it->first < it->second.size) {
+            if (a - it->first < it->second.size && !it->second.anonymous) {
                 std::snprintf(buf, sizeof buf, "Local\\ndshm_fx_%llx_%llx_%llx",
                               static_cast<unsigned long long>(it->second.volume),
                               static_cast<unsigned long long>(it->second.index),
@@ -1182,6 +1229,17 @@ inline int dir_fd(DIR* d) noexcept
     std::lock_guard<std::mutex> g(sys_win32::dirs().mutex);
     const auto it = sys_win32::dirs().dirs.find(d);
     return it != sys_win32::dirs().dirs.end() ? it->second.first : -1;
+}
+
+/// The characters that separate a path's components.
+inline constexpr const char* path_separators = "/\\";
+
+/// The page size (the unit of mappings' offsets).
+inline std::size_t page_size() noexcept
+{
+    SYSTEM_INFO si{};
+    ::GetSystemInfo(&si);
+    return si.dwPageSize;
 }
 
 /// This thread's id (the lock records it): Windows thread ids share one table with process ids.
