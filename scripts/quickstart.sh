@@ -13,6 +13,9 @@
 #   bash scripts/quickstart.sh fuzz [SEC]  build the libFuzzer targets in fuzz/ with clang and run each for SEC
 #                                          seconds (default 60) on its seed corpus (build-fuzz/)
 #   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png (build-bench/)
+#   bash scripts/quickstart.sh windows     cross-build the portable tests for Windows with mingw-w64, run them
+#                                          under wine (fresh WINEPREFIX), and check with NumPy that a segment
+#                                          the Windows build wrote loads (build-windows/)
 #   bash scripts/quickstart.sh format      check that the sources are clang-formatted
 #   bash scripts/quickstart.sh format fix  reformat them in place
 #
@@ -191,6 +194,47 @@ bench)
     run cmake --build build-bench -j"$(nproc)"
     echo "== running them: docs/benchmarks.md and docs/benchmarks.png" >&2
     run /usr/bin/python3 scripts/bench_report.py build-bench --out docs
+    ;;
+windows)
+    install_packages cmake g++-mingw-w64-x86-64 wine64 libxtensor-dev libboost-dev libcereal-dev catch2 python3-numpy
+    wine=/usr/lib/wine/wine64 # Debian's wine64 package does not put it on PATH
+    run cmake -S tests/windows -B build-windows -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-mingw64.cmake" \
+        -DCMAKE_BUILD_TYPE=Release
+    echo "== cross-building the portable tests" >&2
+    run cmake --build build-windows -j"$(nproc)"
+    prefix=$(mktemp -d)
+    scratch=$(mktemp -d)
+    # wineserver outlives the programs for a few seconds and writes into the prefix: stop it first.
+    trap 'WINEPREFIX=$prefix /usr/lib/wine/wineserver -k 2>/dev/null || true; WINEPREFIX=$prefix /usr/lib/wine/wineserver -w 2>/dev/null || true; rm -rf "$prefix" "$scratch"' EXIT
+    export WINEPREFIX=$prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+    echo "+ WINEPREFIX=$WINEPREFIX" >&2
+    run "$wine" wineboot -i >/dev/null 2>&1
+    for program in ndshm_portable_tests ndshm_windows_tests; do
+        echo "== $program under wine" >&2
+        run "$wine" "build-windows/$program.exe"
+    done
+    # A segment the Windows build writes in a directory backend is a .npy file that NumPy maps in place.
+    echo "== NumPy reads a segment written by the Windows build" >&2
+    run "$wine" build-windows/ndshm_windows_npy_writer.exe "Z:$scratch" ndshm_from_windows
+    run /usr/bin/python3 - "$scratch/ndshm_from_windows" <<'PY'
+import sys
+import numpy as np
+base = sys.argv[1]
+a = np.load(base, mmap_mode="r")
+assert a.shape == (3, 4) and a.dtype == np.dtype("<f8"), (a.shape, a.dtype)
+assert np.array_equal(a, np.arange(3)[:, None] * 10 + np.arange(4)[None, :] + 0.5), a
+b = np.load(base + "_i", mmap_mode="r")
+assert b.shape == (5,) and b.dtype == np.dtype("<i4") and list(b) == [0, -1, -2, -3, -4], (b.shape, b.dtype, b)
+print("numpy: %s %s %s and %s %s: right values" % (base, a.shape, a.dtype, b.shape, b.dtype))
+PY
+    echo "== the ndshm tool lists and inspects them, then removes them" >&2
+    run "$wine" build-windows/ndshm.exe --dir "Z:$scratch" ls
+    run "$wine" build-windows/ndshm.exe --dir "Z:$scratch" info ndshm_from_windows
+    run "$wine" build-windows/ndshm.exe --dir "Z:$scratch" rm ndshm_from_windows ndshm_from_windows_i
+    if [ -n "$(ls -A "$scratch")" ]; then
+        echo "error: ndshm rm left files in $scratch: $(ls -A "$scratch")" >&2
+        exit 1
+    fi
     ;;
 format)
     case "${2:-check}" in

@@ -175,7 +175,12 @@ std::string time_text(std::int64_t ns)
     const std::time_t t = static_cast<std::time_t>(ns / 1000000000);
     struct tm tm {};
     char buf[64];
-    if (::localtime_r(&t, &tm) == nullptr || std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm) == 0) {
+#ifdef _WIN32
+    const bool local = ::localtime_s(&tm, &t) == 0;
+#else
+    const bool local = ::localtime_r(&t, &tm) != nullptr;
+#endif
+    if (!local || std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm) == 0) {
         return std::to_string(ns) + " ns since the epoch";
     }
     return buf;
@@ -286,8 +291,8 @@ int cmd_ls(const cli& c, const ndshm::options& opt)
     const auto segments = ndshm::list_segments(opt);
     const std::string where = ndshm::detail::namespace_path(opt);
     if (c.json) {
-        std::string j = "{\n  \"namespace\": " + json_string(where) + ",\n  \"uid\": " + std::to_string(::geteuid()) +
-                        ",\n  \"segments\": [";
+        std::string j = "{\n  \"namespace\": " + json_string(where) +
+                        ",\n  \"uid\": " + std::to_string(ndshm::detail::current_uid()) + ",\n  \"segments\": [";
         for (std::size_t i = 0; i < segments.size(); ++i) {
             j += (i != 0 ? ",\n    " : "\n    ") + segment_json(segments[i], "    ");
         }

@@ -5,9 +5,9 @@
 #define NDSHM_UNINTERRUPTIBLE_HPP
 
 #ifdef _WIN32
-#error                                                                                                                 \
-    "ndshm/uninterruptible.hpp is not ported to Windows yet (it defers SIGINT/SIGTERM; the Windows form needs a console control handler): see the README's Windows section."
-#endif
+// Console control events instead of signals.
+#include "detail/uninterruptible_win32.hpp"
+#else
 
 #include <cerrno>
 
@@ -89,5 +89,7 @@ private:
 };
 
 } // namespace ndshm
+
+#endif // _WIN32
 
 #endif

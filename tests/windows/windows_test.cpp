@@ -7,11 +7,13 @@
 
 #include <ndshm/channel.hpp>
 #include <ndshm/file.hpp>
+#include <ndshm/inspect.hpp>
 #include <ndshm/lock.hpp>
 #include <ndshm/ndshm.hpp>
 #include <ndshm/object.hpp>
 #include <ndshm/queue.hpp>
 #include <ndshm/store.hpp>
+#include <ndshm/uninterruptible.hpp>
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmath.hpp>
@@ -23,81 +25,80 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 using ndshm::shared_ndarray;
 
 namespace {
 
-/// Runs this program as `--peer role args...` and returns its exit code (255: it could not start).
-int run_peer(const std::vector<std::string>& args)
+/// Starts this program as `--peer role args...`. A failed CreateProcess is tried again a few times
+/// (under wine, right after wineboot, it has failed once in CI) before the test fails with its error.
+HANDLE start_peer(const std::vector<std::string>& args)
 {
     wchar_t exe[MAX_PATH + 1];
     const DWORD n = ::GetModuleFileNameW(nullptr, exe, MAX_PATH + 1);
-    REQUIRE((n > 0 && n <= MAX_PATH));
+    if (n == 0 || n > MAX_PATH) {
+        throw std::runtime_error("GetModuleFileName failed");
+    }
     std::wstring cmd = L"\"" + std::wstring(exe, n) + L"\" --peer";
     for (const auto& a : args) {
         cmd += L" \"" + std::wstring(a.begin(), a.end()) + L"\"";
     }
-    STARTUPINFOW si{};
-    si.cb = sizeof si;
-    PROCESS_INFORMATION pi{};
     std::fflush(nullptr);
-    if (!::CreateProcessW(exe, &cmd[0], nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi)) {
-        FAIL("CreateProcess failed: " << ::GetLastError());
-        return 255;
+    DWORD err = 0;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        STARTUPINFOW si{};
+        si.cb = sizeof si;
+        PROCESS_INFORMATION pi{};
+        std::wstring line = cmd; // CreateProcessW may write into its command line
+        if (::CreateProcessW(exe, &line[0], nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi)) {
+            ::CloseHandle(pi.hThread);
+            return pi.hProcess;
+        }
+        err = ::GetLastError();
+        std::fprintf(stderr, "CreateProcess of the peer failed with error %lu (attempt %d)\n",
+                     static_cast<unsigned long>(err), attempt + 1);
+        ::Sleep(200);
     }
-    ::CloseHandle(pi.hThread);
-    ::WaitForSingleObject(pi.hProcess, INFINITE);
+    throw std::runtime_error("CreateProcess failed: error " + std::to_string(err));
+}
+
+/// Waits for the process and returns its exit code.
+int wait_peer(HANDLE process)
+{
+    ::WaitForSingleObject(process, INFINITE);
     DWORD code = 255;
-    ::GetExitCodeProcess(pi.hProcess, &code);
-    ::CloseHandle(pi.hProcess);
+    ::GetExitCodeProcess(process, &code);
+    ::CloseHandle(process);
     return static_cast<int>(code);
 }
+
+/// Runs this program as `--peer role args...` and returns its exit code.
+int run_peer(const std::vector<std::string>& args) { return wait_peer(start_peer(args)); }
 
 /// A peer started now and waited for later (to run beside the test's own blocking calls).
 class peer_process {
 public:
-    explicit peer_process(const std::vector<std::string>& args)
-    {
-        wchar_t exe[MAX_PATH + 1];
-        const DWORD n = ::GetModuleFileNameW(nullptr, exe, MAX_PATH + 1);
-        std::wstring cmd = L"\"" + std::wstring(exe, n) + L"\" --peer";
-        for (const auto& a : args) {
-            cmd += L" \"" + std::wstring(a.begin(), a.end()) + L"\"";
-        }
-        STARTUPINFOW si{};
-        si.cb = sizeof si;
-        std::fflush(nullptr);
-        if (!::CreateProcessW(exe, &cmd[0], nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &m_pi)) {
-            throw std::runtime_error("CreateProcess failed");
-        }
-        ::CloseHandle(m_pi.hThread);
-    }
+    explicit peer_process(const std::vector<std::string>& args) : m_process(start_peer(args)) {}
     peer_process(const peer_process&) = delete;
     peer_process& operator=(const peer_process&) = delete;
     ~peer_process()
     {
-        if (m_pi.hProcess != nullptr) {
-            ::TerminateProcess(m_pi.hProcess, 1);
-            ::CloseHandle(m_pi.hProcess);
+        if (m_process != nullptr) {
+            ::TerminateProcess(m_process, 1);
+            ::CloseHandle(m_process);
         }
     }
-    int wait()
-    {
-        ::WaitForSingleObject(m_pi.hProcess, INFINITE);
-        DWORD code = 255;
-        ::GetExitCodeProcess(m_pi.hProcess, &code);
-        ::CloseHandle(m_pi.hProcess);
-        m_pi.hProcess = nullptr;
-        return static_cast<int>(code);
-    }
+    int wait() { return wait_peer(std::exchange(m_process, nullptr)); }
 
 private:
-    PROCESS_INFORMATION m_pi{};
+    HANDLE m_process = nullptr;
 };
 
 /// A fresh directory under %TEMP%, removed with what it holds at scope exit.
@@ -214,6 +215,40 @@ TEST_CASE("errors map to the ndshm exception family", "[segment][errors]")
     }
 }
 
+TEST_CASE("a segment larger than the free disk space is out_of_space at create, and leaves nothing",
+          "[segment][errors]")
+{
+    const auto before = default_dir_segments();
+    // 8 TiB: more than any test machine's disk has free; the space is reserved at create.
+    CHECK_THROWS_AS(shared_ndarray<double>::create({std::size_t(1) << 40}), ndshm::out_of_space);
+    CHECK(default_dir_segments() == before);
+}
+
+TEST_CASE("ERROR_DISK_FULL or ERROR_COMMITMENT_LIMIT while reserving is out_of_space, through the sys() hook",
+          "[segment][errors][fault]")
+{
+    using ndshm::detail::errno_of_win32;
+    CHECK(errno_of_win32(ERROR_DISK_FULL) == ENOSPC);
+    CHECK(errno_of_win32(ERROR_COMMITMENT_LIMIT) == ENOSPC);
+    CHECK(errno_of_win32(ERROR_ALREADY_EXISTS) == EEXIST);
+    CHECK(errno_of_win32(ERROR_ACCESS_DENIED) == EACCES);
+    CHECK(errno_of_win32(ERROR_FILE_NOT_FOUND) == ENOENT);
+    auto& table = ndshm::detail::sys();
+    const auto saved = table.posix_fallocate;
+    static DWORD injected = 0;
+    table.posix_fallocate = [](int, ndshm::detail::off_t, ndshm::detail::off_t) { return errno_of_win32(injected); };
+    const auto before = default_dir_segments();
+    for (const DWORD e : {DWORD(ERROR_DISK_FULL), DWORD(ERROR_COMMITMENT_LIMIT)}) {
+        injected = e;
+        CHECK_THROWS_AS(shared_ndarray<double>::create({1000}), ndshm::out_of_space);
+        CHECK(default_dir_segments() == before); // the half-made file is removed
+    }
+    injected = ERROR_ACCESS_DENIED;
+    CHECK_THROWS_AS(shared_ndarray<double>::create({1000}), ndshm::permission_denied);
+    table.posix_fallocate = saved;
+    CHECK(shared_ndarray<double>::create({1000}).size() == 1000);
+}
+
 TEST_CASE("read-only attach, attach_any, persist and unlink", "[segment]")
 {
     std::string name;
@@ -295,6 +330,37 @@ TEST_CASE("a segment persisted by a process that exited stays until unlinked", "
     auto a = shared_ndarray<std::uint8_t>::attach(name);
     CHECK(a(6) == 6);
     ndshm::unlink(name);
+}
+
+TEST_CASE("ls and gc: a segment whose creator died unpersisted is garbage, a persisted one is kept",
+          "[segment][gc][multiprocess]")
+{
+    temp_dir dir;
+    ndshm::options opt;
+    opt.directory = dir.str();
+    CHECK(run_peer({"die-owning", dir.str(), "ndshm_win_test_orphan"}) == 0);
+    CHECK(run_peer({"persist-in", dir.str(), "ndshm_win_test_kept"}) == 0);
+    auto mine = shared_ndarray<double>::create({4}, opt); // alive creator: kept
+    const auto listed = ndshm::list_segments(opt);
+    REQUIRE(listed.size() == 3);
+    std::map<std::string, ndshm::segment_info> by_name;
+    for (const auto& s : listed) {
+        by_name[s.name] = s;
+    }
+    CHECK(by_name.at("ndshm_win_test_orphan").creator == ndshm::creator_status::dead);
+    CHECK(by_name.at("ndshm_win_test_kept").persisted());
+    CHECK(by_name.at(mine.name()).creator == ndshm::creator_status::alive);
+    {
+        auto held = shared_ndarray<std::int16_t>::attach("ndshm_win_test_orphan", opt); // gc removes it anyway
+        const auto removed = ndshm::gc(opt);
+        REQUIRE(removed.size() == 1);
+        CHECK(removed[0].segment.name == "ndshm_win_test_orphan");
+        CHECK(removed[0].removed);
+        CHECK(held(2) == 2); // the mapping stays valid, as on Linux
+    }
+    CHECK_THROWS_AS(shared_ndarray<std::int16_t>::attach("ndshm_win_test_orphan", opt), ndshm::not_found);
+    CHECK(ndshm::list_segments(opt).size() == 2);
+    ndshm::unlink("ndshm_win_test_kept", opt);
 }
 
 // ---- composite objects, files, the store ---------------------------------------------------------
@@ -475,6 +541,49 @@ TEST_CASE("a channel streams frames to another process through two slots", "[cha
     ch.close();
 }
 
+// ---- uninterruptible -------------------------------------------------------------------------------
+
+// Wine cannot raise console control events (GenerateConsoleCtrlEvent fails without a real console), so
+// these tests call the handler the guard installs the way Windows does: on a thread of its own.
+TEST_CASE("a console event inside the guard is passed on when the last guard ends", "[uninterruptible]")
+{
+    std::atomic<int> handler_result{-1};
+    std::atomic<bool> guard_ended{false};
+    std::atomic<bool> passed_on_after_guard{false};
+    std::thread windows_thread;
+    {
+        ndshm::uninterruptible outer;
+        {
+            ndshm::uninterruptible inner;
+            CHECK_FALSE(ndshm::uninterruptible::signal_pending());
+            windows_thread = std::thread([&] {
+                const BOOL r = ndshm::detail::deferring_console_handler(CTRL_C_EVENT);
+                passed_on_after_guard = guard_ended.load();
+                handler_result = r;
+            });
+            while (!ndshm::uninterruptible::signal_pending()) {
+                std::this_thread::yield(); // waits for the handler's state, set in the other thread
+            }
+        } // the inner guard ends: the event stays deferred
+        CHECK(ndshm::uninterruptible::signal_pending());
+        CHECK(handler_result == -1);
+        guard_ended = true;
+    } // the last guard ends: its destructor returns once the handler has passed the event on
+    windows_thread.join();
+    CHECK(handler_result == FALSE); // on to the next handler: the default one ends the process
+    CHECK(passed_on_after_guard);
+    CHECK_FALSE(ndshm::uninterruptible::signal_pending());
+}
+
+TEST_CASE("outside guards a console event is passed on at once", "[uninterruptible]")
+{
+    {
+        ndshm::uninterruptible g;
+    } // installs the handler
+    CHECK(ndshm::detail::deferring_console_handler(CTRL_BREAK_EVENT) == FALSE);
+    CHECK_FALSE(ndshm::uninterruptible::signal_pending());
+}
+
 // ---- the peer --------------------------------------------------------------------------------------
 
 namespace {
@@ -498,6 +607,18 @@ int peer_main(int argc, char** argv)
         auto a = shared_ndarray<std::uint8_t>::from_array(xt::arange<std::uint8_t>(10), opt);
         a.persist();
         return 0;
+    }
+    if (role == "die-owning" || role == "persist-in") {
+        ndshm::options opt;
+        opt.directory = arg;
+        opt.name = argv[4];
+        auto a = shared_ndarray<std::int16_t>::from_array(xt::arange<std::int16_t>(8), opt);
+        if (role == "persist-in") {
+            a.persist();
+            return 0;
+        }
+        std::fflush(nullptr);
+        ::ExitProcess(0); // dies owning it: no destructor unlinks it
     }
     if (role == "object") {
         frame g = ndshm::load<frame>(arg);

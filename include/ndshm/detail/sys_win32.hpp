@@ -64,6 +64,12 @@
 #include <unordered_map>
 #include <vector>
 
+namespace ndshm {
+// errno values the C runtime lacks (Linux's numbers), seen from namespace ndshm and its detail.
+inline constexpr int ESTALE = 116;
+inline constexpr int EDQUOT = 122;
+} // namespace ndshm
+
 namespace ndshm::detail {
 
 using uid_t = std::uint32_t;
@@ -119,8 +125,6 @@ inline constexpr int LOCK_EX = 2;
 inline constexpr int LOCK_NB = 4;
 inline constexpr int LOCK_UN = 8;
 inline constexpr unsigned RENAME_NOREPLACE = 1;
-inline constexpr int ESTALE = 116; // the C runtime has no ESTALE or EDQUOT; Linux's values
-inline constexpr int EDQUOT = 122;
 
 /// errno for a Win32 error code.
 inline int errno_of_win32(DWORD e) noexcept
