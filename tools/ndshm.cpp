@@ -16,8 +16,12 @@
 #include <CLI/CLI.hpp>
 
 #include <sys/stat.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <sys/statvfs.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <cstdio>
@@ -154,7 +158,12 @@ std::string time_text(std::int64_t ns)
     const std::time_t t = static_cast<std::time_t>(ns / 1000000000);
     struct tm tm {};
     char buf[64];
-    if (::localtime_r(&t, &tm) == nullptr || std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm) == 0) {
+#ifdef _WIN32
+    const bool local = ::localtime_s(&tm, &t) == 0;
+#else
+    const bool local = ::localtime_r(&t, &tm) != nullptr;
+#endif
+    if (!local || std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm) == 0) {
         return std::to_string(ns) + " ns since the epoch";
     }
     return buf;
@@ -262,13 +271,24 @@ std::string segment_arg(const std::string& arg, const place& where, std::string&
     return name;
 }
 
+/// lstat, or stat where there are no symbolic links to tell apart (Windows).
+int lstat_or_stat(const char* path, struct stat* st)
+{
+#ifdef _WIN32
+    return ::stat(path, st);
+#else
+    return ::lstat(path, st);
+#endif
+}
+
 /// Why the calling user may not look at `name`: its owner, as a sentence.
 std::string not_yours(const std::string& name, const place& where)
 {
     struct stat st {};
-    const std::string owner = ::lstat((where.path + "/" + name).c_str(), &st) == 0 ? "uid " + std::to_string(st.st_uid)
-                                                                                   : std::string("another user");
-    return "'" + name + "' belongs to " + owner + ", not to uid " + std::to_string(::geteuid()) +
+    const std::string owner = lstat_or_stat((where.path + "/" + name).c_str(), &st) == 0
+                                  ? "uid " + std::to_string(st.st_uid)
+                                  : std::string("another user");
+    return "'" + name + "' belongs to " + owner + ", not to uid " + std::to_string(ndshm::detail::current_uid()) +
            ": ndshm only touches the calling user's segments (run it as that user)";
 }
 
@@ -282,6 +302,18 @@ struct fs_space {
 fs_space space_of(const std::string& path)
 {
     fs_space f;
+#ifdef _WIN32
+    ULARGE_INTEGER avail{}, total{}, total_free{};
+    if (GetDiskFreeSpaceExA(path.c_str(), &avail, &total, &total_free) == 0) {
+        f.why = "GetDiskFreeSpaceEx failed: error " + std::to_string(GetLastError());
+        return f;
+    }
+    f.known = true;
+    f.size = total.QuadPart;
+    f.used = total.QuadPart - total_free.QuadPart;
+    f.free = avail.QuadPart;
+    return f;
+#else
     struct statvfs v {};
     if (::statvfs(path.c_str(), &v) != 0) {
         f.why = std::string("statvfs failed: ") + std::strerror(errno);
@@ -293,6 +325,7 @@ fs_space space_of(const std::string& path)
     f.used = (std::uint64_t(v.f_blocks) - std::uint64_t(v.f_bfree)) * unit;
     f.free = std::uint64_t(v.f_bavail) * unit;
     return f;
+#endif
 }
 
 /// Prints rows as columns two spaces apart, the last one unpadded.
@@ -336,7 +369,7 @@ int cmd_ls(const cli& c, const place& where)
     if (c.json) {
         json doc;
         doc["namespace"] = where.path;
-        doc["uid"] = ::geteuid();
+        doc["uid"] = ndshm::detail::current_uid();
         doc["all"] = c.all;
         doc["segments"] = json::array();
         for (const auto& s : segments) {

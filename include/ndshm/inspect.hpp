@@ -25,9 +25,11 @@
 #include <vector>
 
 #include <dirent.h>
+#ifndef _WIN32
 #include <signal.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#endif
 
 #include "detail/channel_format.hpp"
 #include "detail/collection_format.hpp"
@@ -392,7 +394,7 @@ inline bool may_be_this_users(const std::string& base)
         std::sscanf(status.c_str() + at + 5, "%lu %lu %lu %lu", &real, &effective, &saved, &fs) != 4) {
         return true;
     }
-    const unsigned long me = ::geteuid();
+    const unsigned long me = current_uid();
     return effective == me || fs == me;
 }
 
@@ -407,6 +409,14 @@ inline bool may_be_this_users(const std::string& base)
 inline std::string processes_using(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& files,
                                    std::vector<std::vector<std::int64_t>>& users, int own_fd = -1)
 {
+#ifdef _WIN32
+    // Windows has no /proc to walk, and no call that lists the processes that map a file: the answer is
+    // "unknown", so gc keeps what it would remove only on that evidence (unfinished segments without a
+    // trailer), and says why.
+    (void)own_fd;
+    users.assign(files.size(), {});
+    return "Windows cannot list the processes that have a file open or mapped";
+#else
     const std::int64_t me = ::getpid();
     users.assign(files.size(), {});
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::size_t> index;
@@ -526,6 +536,7 @@ inline std::string processes_using(const std::vector<std::pair<std::uint64_t, st
         }
     }
     return incomplete;
+#endif
 }
 
 /// Reads the 64 bytes of a lock at `off` and reports on it under the label `which`.
@@ -1093,10 +1104,10 @@ inline segment_info inspect_location(const location& loc, const options& opt,
         s.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
         s.uid = static_cast<std::uint32_t>(st.st_uid);
         s.modified_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-        if (st.st_uid != ::geteuid() && !opt.allow_other_users) {
+        if (st.st_uid != detail::current_uid() && !opt.allow_other_users) {
             raise<permission_denied>(op, loc.name,
                                      "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
-                                         std::to_string(::geteuid()),
+                                         std::to_string(detail::current_uid()),
                                      "ndshm only looks at the calling user's segments; run as that user, or set "
                                      "options::allow_other_users",
                                      errno_code(EACCES));
@@ -1180,7 +1191,7 @@ inline std::string namespace_path(const options& opt)
 /// the one that made the segment, or the one it was handed to since (array_queue, pool).
 inline std::string gc_reason(const segment_info& s)
 {
-    if (s.uid != ::geteuid() || s.name.rfind(detail::name_prefix, 0) != 0) {
+    if (s.uid != detail::current_uid() || s.name.rfind(detail::name_prefix, 0) != 0) {
         return {};
     }
     switch (s.kind) {
@@ -1219,7 +1230,7 @@ inline std::string gc_reason(const segment_info& s)
 /// because /proc could not be read for want of a descriptor.
 inline std::string gc_doubt(const segment_info& s)
 {
-    if (s.uid != ::geteuid() || s.name.rfind(detail::name_prefix, 0) != 0) {
+    if (s.uid != detail::current_uid() || s.name.rfind(detail::name_prefix, 0) != 0) {
         return {};
     }
     switch (s.kind) {
@@ -1321,48 +1332,7 @@ namespace detail {
 /// Returns false if `dir` is /dev/shm and does not exist.
 inline bool list_user_files(const std::string& op, const std::string& dir, std::vector<std::string>& names)
 {
-    DIR* d = nullptr;
-    do {
-        d = sys().opendir(dir.c_str());
-    } while (d == nullptr && errno == EINTR);
-    if (d == nullptr) {
-        const int err = errno;
-        if (err == ENOENT && dir == posix_shm_dir) {
-            return false;
-        }
-        raise_errno(op, dir, err, "opendir");
-    }
-    struct dir_guard {
-        DIR* d;
-        ~dir_guard() { (void)sys().closedir(d); }
-    } guard{d};
-    const uid_t me = ::geteuid();
-    for (;;) {
-        errno = 0;
-        const dirent* e = sys().readdir(d);
-        if (e == nullptr) {
-            if (errno == 0) {
-                return true;
-            }
-            if (errno == EINTR) {
-                continue;
-            }
-            raise_errno(op, dir, errno, "readdir");
-        }
-        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) {
-            continue;
-        }
-        struct stat st {};
-        if (retry_eintr([&] { return sys().fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
-            if (errno == ENOENT) {
-                continue; // removed since readdir
-            }
-            raise_errno(op, dir + "/" + e->d_name, errno, "fstatat");
-        }
-        if (S_ISREG(st.st_mode) && st.st_uid == me) {
-            names.emplace_back(e->d_name);
-        }
-    }
+    return list_user_files_with_prefix(op, dir, "", names);
 }
 
 } // namespace detail

@@ -4,6 +4,11 @@
 #ifndef NDSHM_POOL_HPP
 #define NDSHM_POOL_HPP
 
+#ifdef _WIN32
+#error                                                                                                                 \
+    "ndshm/pool.hpp: fork_pool forks its workers, and Windows has no fork(). On Windows, share the arrays (shared_ndarray, share()) and hand their names to worker processes you start yourself (CreateProcess, std::system), or move them through an array_queue or a channel: both work across processes on Windows."
+#endif
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>

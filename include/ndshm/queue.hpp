@@ -22,7 +22,9 @@
 #include <utility>
 #include <vector>
 
+#ifndef _WIN32
 #include <sys/mman.h>
+#endif
 
 #include "detail/array_handoff.hpp"
 #include "detail/npy.hpp"

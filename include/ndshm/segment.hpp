@@ -19,10 +19,11 @@ namespace ndshm {
 
 namespace detail {
 
-/// Collects the names in `dir` that start with `ndshm_` and are regular files of the calling user.
-/// Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
+/// Collects the names in `dir` that start with `prefix` (any name for "") and are regular files of the calling
+/// user. Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
 /// @throws the ndshm error that fits the errno if the directory cannot be listed
-inline bool list_user_segments(const std::string& op, const std::string& dir, std::vector<std::string>& names)
+inline bool list_user_files_with_prefix(const std::string& op, const std::string& dir, const char* prefix,
+                                        std::vector<std::string>& names)
 {
     DIR* d = nullptr;
     do {
@@ -39,7 +40,7 @@ inline bool list_user_segments(const std::string& op, const std::string& dir, st
         DIR* d;
         ~dir_guard() { (void)sys().closedir(d); }
     } guard{d};
-    const uid_t me = ::geteuid();
+    const uid_t me = current_uid();
     for (;;) {
         errno = 0;
         const dirent* e = sys().readdir(d);
@@ -52,11 +53,12 @@ inline bool list_user_segments(const std::string& op, const std::string& dir, st
             }
             raise_errno(op, dir, errno, "readdir");
         }
-        if (std::strncmp(e->d_name, name_prefix, std::strlen(name_prefix)) != 0) {
+        if (std::strncmp(e->d_name, prefix, std::strlen(prefix)) != 0 || std::strcmp(e->d_name, ".") == 0 ||
+            std::strcmp(e->d_name, "..") == 0) {
             continue;
         }
         struct stat st {};
-        if (retry_eintr([&] { return sys().fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+        if (retry_eintr([&] { return sys().fstatat(dir_fd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
             if (errno == ENOENT) {
                 continue; // removed since readdir
             }
@@ -66,6 +68,12 @@ inline bool list_user_segments(const std::string& op, const std::string& dir, st
             names.emplace_back(e->d_name);
         }
     }
+}
+
+/// The names of the calling user's regular files in `dir` that start with `ndshm_`.
+inline bool list_user_segments(const std::string& op, const std::string& dir, std::vector<std::string>& names)
+{
+    return list_user_files_with_prefix(op, dir, name_prefix, names);
 }
 
 } // namespace detail

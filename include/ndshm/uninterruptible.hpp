@@ -4,6 +4,11 @@
 #ifndef NDSHM_UNINTERRUPTIBLE_HPP
 #define NDSHM_UNINTERRUPTIBLE_HPP
 
+#ifdef _WIN32
+// Console control events instead of signals.
+#include "detail/uninterruptible_win32.hpp"
+#else
+
 #include <cerrno>
 
 #include <signal.h>
@@ -84,5 +89,7 @@ private:
 };
 
 } // namespace ndshm
+
+#endif // _WIN32
 
 #endif

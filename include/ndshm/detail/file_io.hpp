@@ -14,11 +14,13 @@
 #include <string>
 #include <vector>
 
+#ifndef _WIN32
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 #ifndef RENAME_NOREPLACE
 #define NDSHM_RENAME_NOREPLACE (1u << 0)
@@ -65,7 +67,7 @@ inline constexpr unsigned rename_noreplace = NDSHM_RENAME_NOREPLACE;
 /// The directory part of `path` ("." if it has none) and its last component.
 inline std::string dir_of(const std::string& path)
 {
-    const auto slash = path.find_last_of('/');
+    const auto slash = path.find_last_of(path_separators);
     if (slash == std::string::npos) {
         return ".";
     }
@@ -73,7 +75,7 @@ inline std::string dir_of(const std::string& path)
 }
 inline std::string base_of(const std::string& path)
 {
-    const auto slash = path.find_last_of('/');
+    const auto slash = path.find_last_of(path_separators);
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
@@ -146,7 +148,7 @@ public:
             raise<error>(m_op, m_path, "the path does not name a file", "give a file name", errno_code(EINVAL));
         }
         // The random part of a generated segment name makes the temporary name unguessable.
-        const std::string token = generate_name().substr(user_prefix(::geteuid()).size());
+        const std::string token = generate_name().substr(user_prefix(current_uid()).size());
         m_temp = dir_of(m_path) + "/." + base.substr(0, 120) + "." + token + ".tmp";
         m_fd = open_file(m_temp, O_WRONLY | O_CREAT | O_EXCL, 0666, m_op);
     }
@@ -356,7 +358,7 @@ inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, 
         },
         op, path, "file", dir_of(path).empty() ? std::string(".") : dir_of(path),
         "; or copy it into shared memory with load_npy, which reads the file without mapping it");
-    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t page = page_size();
     const std::size_t start = off / page * page;
     delta = off - start;
     const std::size_t size = std::max<std::size_t>(delta + len, 1);

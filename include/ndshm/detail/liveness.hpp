@@ -45,8 +45,12 @@ inline void count_fork_in_child() noexcept { fork_generation().fetch_add(1, std:
 /// True once the fork counter is installed (once per process; fails only if pthread_atfork is out of memory).
 inline bool fork_generation_tracked() noexcept
 {
+#ifdef _WIN32
+    return true; // no fork: a process keeps its pid
+#else
     static const bool tracked = ::pthread_atfork(nullptr, nullptr, &count_fork_in_child) == 0;
     return tracked;
+#endif
 }
 
 /// This process's pid without a system call on every use: getpid() is a real system call in glibc,
@@ -117,6 +121,9 @@ inline int read_proc_file(const char* path, std::string& out, std::size_t limit 
 /// (ENOENT: no such entry; EILSEQ: the entry did not parse). Opens one descriptor for the read.
 inline int read_proc_stat(std::uint64_t pid, proc_stat& out) noexcept
 {
+#ifdef _WIN32
+    return sys_win32::process_stat(pid, out.state, out.start); // no /proc: the process's (or thread's) times
+#endif
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%llu/stat", static_cast<unsigned long long>(pid));
     const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0); });

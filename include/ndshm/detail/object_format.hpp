@@ -256,7 +256,7 @@ inline void fill_object_trailer(trailer& t, std::size_t payload_bytes) noexcept
     t.size = sizeof(trailer);
     t.kind = kind_object;
     t.state = state_ready;
-    t.uid = static_cast<std::uint32_t>(::geteuid());
+    t.uid = static_cast<std::uint32_t>(current_uid());
     const auto me = static_cast<std::uint64_t>(::getpid());
     t.creator_pid = me;
     t.creator_start = process_start_time(me);

@@ -143,7 +143,7 @@ inline std::string generate_name(const std::string& op = "create")
 {
     unsigned char rnd[10];
     random_bytes(rnd, sizeof rnd, op);
-    std::string s = user_prefix(::geteuid());
+    std::string s = user_prefix(current_uid());
     static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
     for (int i = 0; i < 16; ++i) { // 16 groups of 5 bits from the 80-bit number
         unsigned v = 0;
@@ -764,7 +764,7 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
     t->size = sizeof(trailer);
     t->kind = kind;
     t->state = state_writing;
-    t->uid = static_cast<std::uint32_t>(::geteuid());
+    t->uid = static_cast<std::uint32_t>(current_uid());
     const process_identity me = this_process();
     t->creator_pid = me.pid;
     t->creator_start = me.start;
@@ -824,7 +824,7 @@ inline bool is_own_uid(uid_t uid) noexcept
     if (uid == last.load(std::memory_order_relaxed) && uid != static_cast<uid_t>(-1)) {
         return true;
     }
-    const uid_t me = ::geteuid();
+    const uid_t me = current_uid();
     last.store(me, std::memory_order_relaxed);
     return uid == me;
 }
@@ -879,7 +879,7 @@ inline published_segment open_published(const options& opt, const std::string& p
         if (!is_own_uid(st.st_uid) && !opt.allow_other_users) {
             raise<permission_denied>(op, name,
                                      "the segment belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
-                                         std::to_string(::geteuid()),
+                                         std::to_string(current_uid()),
                                      "attach as its owner, or set options::allow_other_users if you trust it",
                                      errno_code(EACCES));
         }

@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#ifndef _WIN32
 #include <sys/file.h>
 #include <sys/stat.h>
+#endif
 
 #include "../error.hpp"
 #include "file_io.hpp"
@@ -61,7 +63,7 @@ inline std::string store_segment_name(const std::string& dir, const std::string&
     const std::uint64_t h1 = mix64(fnv1a(id, 0xcbf29ce484222325ull));
     const std::uint64_t h2 = mix64(fnv1a(id, h1 ^ 0x9e3779b97f4a7c15ull));
     static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-    std::string name = user_prefix(::geteuid()) + "k";
+    std::string name = user_prefix(current_uid()) + "k";
     for (int i = 0; i < 15; ++i) { // 12 groups of 5 bits from h1, 3 from h2
         const std::uint64_t v = i < 12 ? h1 >> (5 * i) : h2 >> (5 * (i - 12));
         name += alphabet[v & 31u];
@@ -89,10 +91,10 @@ public:
             if (retry_eintr([&] { return sys().fstat(fd.get(), &owner); }) != 0) {
                 raise_errno(op, m_loc.name, errno, "fstat");
             }
-            if (owner.st_uid != ::geteuid()) {
+            if (owner.st_uid != current_uid()) {
                 raise<permission_denied>(op, m_loc.name,
                                          "the store's load lock belongs to uid " + std::to_string(owner.st_uid) +
-                                             ", not to uid " + std::to_string(::geteuid()),
+                                             ", not to uid " + std::to_string(current_uid()),
                                          "remove it (ndshm rm), or give this user's stores a private directory "
                                          "backend (options::directory or NDSHM_DIR)",
                                          errno_code(EACCES));

@@ -38,9 +38,11 @@
 #include <ctime>
 #include <string>
 
+#ifndef _WIN32
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
 
 #include "../error.hpp"
 #include "liveness.hpp"
@@ -286,7 +288,7 @@ inline const thread_identity& this_thread_identity() noexcept
     if (me.pid != pid) {
         me = thread_identity{};
         me.pid = pid;
-        me.tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+        me.tid = current_tid();
     }
     if (me.start == 0) {
         me.start = process_start_time(static_cast<std::uint64_t>(me.tid));

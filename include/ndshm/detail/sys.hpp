@@ -8,6 +8,11 @@
 #ifndef NDSHM_DETAIL_SYS_HPP
 #define NDSHM_DETAIL_SYS_HPP
 
+#ifdef _WIN32
+// The same table, implemented over Win32 (segments in a directory, futexes over named semaphores).
+#include "sys_win32.hpp"
+#else
+
 #include <cerrno>
 #include <cstddef>
 #include <cstdio> // renameat2 (glibc >= 2.28)
@@ -142,6 +147,26 @@ inline sys_table& sys() noexcept
         sys_default::msync};
     return table;
 }
+
+/// The directory of the listing `d`, for the *at calls.
+inline int dir_fd(DIR* d) noexcept { return ::dirfd(d); }
+
+/// The characters that separate a path's components.
+inline constexpr const char* path_separators = "/";
+
+/// The page size (the unit of mappings' offsets).
+inline std::size_t page_size() noexcept { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+
+/// This thread's id (the lock records it).
+inline std::uint32_t current_tid() noexcept { return static_cast<std::uint32_t>(::syscall(SYS_gettid)); }
+
+/// The effective uid.
+inline uid_t current_uid() noexcept { return ::geteuid(); }
+
+} // namespace ndshm::detail
+#endif // _WIN32
+
+namespace ndshm::detail {
 
 /// Calls f until it stops failing with EINTR; returns its result (errno is left as f set it).
 template <class F>
