@@ -16,8 +16,10 @@
 #include <utility>
 #include <vector>
 
+#ifndef _WIN32
 #include <sys/resource.h>
 #include <unistd.h>
+#endif
 
 #include "../dtype.hpp"
 #include "../error.hpp"
@@ -257,6 +259,10 @@ void copy_common(const T* from, const S& from_shape, const S& from_strides, T* t
 [[noreturn, gnu::cold]] inline void raise_pin_error(const std::string& op, const std::string& name, int err,
                                                     std::size_t bytes)
 {
+#ifdef _WIN32
+    const std::string limit = "the process's minimum working set size";
+    const std::string fix = "raise the minimum working set size (SetProcessWorkingSetSize) or pin less";
+#else
     struct rlimit lim {};
     const bool known = ::getrlimit(RLIMIT_MEMLOCK, &lim) == 0;
     const std::string limit = !known                          ? std::string("unknown")
@@ -264,6 +270,7 @@ void copy_common(const T* from, const S& from_shape, const S& from_strides, T* t
                                                               : human_bytes(lim.rlim_cur);
     const std::string fix = "raise the limit of locked memory (ulimit -l, LimitMEMLOCK= in a systemd unit, "
                             "docker run --ulimit memlock=-1), or grant CAP_IPC_LOCK";
+#endif
     if (err == EPERM) {
         raise<permission_denied>(
             op, name, "mlock failed: not permitted (the limit of locked memory, RLIMIT_MEMLOCK, is " + limit + ")", fix,
@@ -577,7 +584,7 @@ public:
         }
         // msync wants a page-aligned start: the data of every array ndshm maps starts on a page boundary
         // of its mapping, but arrays inside an object or a channel slot may not.
-        const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+        const auto page = static_cast<std::uintptr_t>(page_size());
         const auto begin = reinterpret_cast<std::uintptr_t>(m_data) / page * page;
         const auto end = reinterpret_cast<std::uintptr_t>(m_data) + nbytes();
         if (retry_eintr([&] { return sys().msync(reinterpret_cast<void*>(begin), end - begin, MS_SYNC); }) != 0) {

@@ -113,6 +113,7 @@ inline constexpr int MAP_SHARED = 1;
 inline constexpr int MAP_PRIVATE = 2;
 inline constexpr int MAP_ANONYMOUS = 0x20;
 inline void* const MAP_FAILED = reinterpret_cast<void*>(~std::uintptr_t(0));
+inline constexpr int MS_SYNC = 4;
 inline constexpr int MADV_NORMAL = 0;
 inline constexpr int MADV_WILLNEED = 3;
 inline constexpr int MADV_DONTNEED = 4;
@@ -884,6 +885,15 @@ inline int munmap(void* p, std::size_t)
 /// creation (posix_fallocate), so nothing is lost by taking the advice as given.
 inline int madvise(void*, std::size_t, int) { return 0; }
 
+/// mlock/munlock: VirtualLock/VirtualUnlock (the limit is the process's minimum working set size).
+inline int mlock(const void* a, std::size_t n) { return ::VirtualLock(const_cast<void*>(a), n) ? 0 : fail_win32(); }
+inline int munlock(const void* a, std::size_t n)
+{
+    return ::VirtualUnlock(const_cast<void*>(a), n) ? 0 : fail_win32();
+}
+/// msync: FlushViewOfFile writes the view's changed pages to the file.
+inline int msync(void* a, std::size_t n, int) { return ::FlushViewOfFile(a, n) ? 0 : fail_win32(); }
+
 inline int close(int fd) { return ::_close(fd); }
 
 inline DIR* opendir(const char* p)
@@ -1211,6 +1221,9 @@ struct sys_table {
     int (*fstatfs)(int, struct statfs*);
     long (*futex)(std::uint32_t*, int, std::uint32_t, const struct timespec*);
     ssize_t (*write)(int, const void*, std::size_t);
+    int (*mlock)(const void*, std::size_t);
+    int (*munlock)(const void*, std::size_t);
+    int (*msync)(void*, std::size_t, int);
 };
 
 /// The process-wide table of system calls.
@@ -1223,7 +1236,7 @@ inline sys_table& sys() noexcept
                            sys_win32::fstatat,   sys_win32::pwrite,          sys_win32::fsync,     sys_win32::renameat2,
                            sys_win32::flock,     sys_win32::madvise,         sys_win32::getrandom, sys_win32::read,
                            sys_win32::kill,      sys_win32::fallocate,       sys_win32::fstatfs,   sys_win32::futex,
-                           sys_win32::write};
+                           sys_win32::write,     sys_win32::mlock,           sys_win32::munlock,   sys_win32::msync};
     return table;
 }
 
