@@ -676,6 +676,7 @@ private:
             it->bytes = hi - lo;
             it->writable = it->writable || a.writable;
             it->exclusive = it->exclusive && a.exclusive && same;
+            it->only_for = it->only_for == a.only_for ? a.only_for : -1;
         }
         return out;
     }
@@ -700,7 +701,11 @@ private:
         m.args = t.args;
         if (!shares_memory(w)) {
             s.arrays = merge_arrays(t.arrays);
-            for (const detail::core::task_array& a : s.arrays) {
+            for (detail::core::task_array& a : s.arrays) {
+                if (a.only_for >= 0 && static_cast<std::size_t>(a.only_for) != w) {
+                    a.first = 0; // another worker's accumulator: this task never touches it
+                    a.bytes = 0;
+                }
                 const detail::segment_key k = detail::segment_key::of(*a.map);
                 detail::wire_array x;
                 x.dir = k.dir;

@@ -678,6 +678,9 @@ public:
                 task_codec<shared_ndarray<U>>::save(ar, p);
             }
         });
+        for (std::size_t w = 0; w < extra.arrays.size(); ++w) {
+            extra.arrays[w].only_for = static_cast<long>(w); // each worker adds into its own accumulator
+        }
         encoded rest = encode_args<P...>(std::forward<A>(args)...);
         extra.bytes += rest.bytes;
         extra.arrays.insert(extra.arrays.end(), rest.arrays.begin(), rest.arrays.end());

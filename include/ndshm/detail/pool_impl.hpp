@@ -55,7 +55,7 @@ namespace ndshm {
 
 /// Which pool worker the calling code runs in (see fork_pool).
 struct worker_info {
-    bool in_worker = false; ///< true inside a task of a fork_pool (also for pool(0), which runs in-process)
+    bool in_worker = false; ///< true inside a task of a fork_pool or mpi::pool (also for pool(0), in-process)
     std::size_t index = 0;  ///< 0 .. count-1
     std::size_t count = 0;  ///< workers of the pool (1 for pool(0))
 };
@@ -224,6 +224,7 @@ struct task_array {
     std::size_t bytes = 0;
     bool writable = false;  ///< the task may write it (a handle of non-const T)
     bool exclusive = false; ///< no other task of the call writes [first, first + bytes): it may all go back
+    long only_for = -1;     ///< >= 0: only the worker of that index uses it (an add_into accumulator)
 };
 
 template <class T>
