@@ -133,7 +133,7 @@ void histogram(chunk<const std::int64_t> c, shared_ndarray<std::int64_t>& partia
 // Doubles the chunk in place: a map with no result (reduce::none).
 void double_in_place(chunk<std::int64_t> c) { c.view() *= 2; }
 
-std::int64_t rows_seen(chunk<const std::int64_t> c) { return static_cast<std::int64_t>(c.size()) + 1; }
+std::uint64_t rows_seen(chunk<const std::int64_t> c) { return c.size() + 1; }
 
 // Adds into its accumulator, then dies in the chunk that holds row `row`.
 void add_then_die(chunk<const std::int64_t> c, shared_ndarray<std::int64_t>& partial, std::size_t row)
@@ -214,16 +214,16 @@ TEST_CASE("map_reduce with a reducer of the caller's, which may capture", "[pool
     const auto a = make_data(50, 3);
     int calls = 0;
     // Runs in the calling process: a capture is fine here, unlike in the task.
-    const auto combine = [&calls](std::int64_t x, std::int64_t y) {
+    const auto combine = [&calls](std::uint64_t x, std::uint64_t y) {
         ++calls;
-        return x * 1000 + y; // not commutative: shows the fold is left to right, in chunk order
+        return x * 1000 + y; // not commutative: shows the fold is left to right, in chunk order (modulo 2^64)
     };
-    const std::int64_t r = pool.map_reduce(rows_seen, shared_ndarray<const std::int64_t>(a), combine);
+    const std::uint64_t r = pool.map_reduce(rows_seen, shared_ndarray<const std::int64_t>(a), combine);
     // The chunks: pieces of the 50 rows, in order; recompute the expected fold from their sizes.
     const std::size_t k = std::min<std::size_t>(50, workers == 0 ? 1 : 4 * workers);
-    std::int64_t expected = 0;
+    std::uint64_t expected = 0;
     for (std::size_t i = 0; i < k; ++i) {
-        const auto size = static_cast<std::int64_t>((i + 1) * 50 / k - i * 50 / k) + 1;
+        const std::uint64_t size = (i + 1) * 50 / k - i * 50 / k + 1;
         expected = i == 0 ? size : expected * 1000 + size;
     }
     CHECK(r == expected);
