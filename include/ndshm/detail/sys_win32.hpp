@@ -887,10 +887,7 @@ inline int madvise(void*, std::size_t, int) { return 0; }
 
 /// mlock/munlock: VirtualLock/VirtualUnlock (the limit is the process's minimum working set size).
 inline int mlock(const void* a, std::size_t n) { return ::VirtualLock(const_cast<void*>(a), n) ? 0 : fail_win32(); }
-inline int munlock(const void* a, std::size_t n)
-{
-    return ::VirtualUnlock(const_cast<void*>(a), n) ? 0 : fail_win32();
-}
+inline int munlock(const void* a, std::size_t n) { return ::VirtualUnlock(const_cast<void*>(a), n) ? 0 : fail_win32(); }
 /// msync: FlushViewOfFile writes the view's changed pages to the file.
 inline int msync(void* a, std::size_t n, int) { return ::FlushViewOfFile(a, n) ? 0 : fail_win32(); }
 
