@@ -136,7 +136,9 @@ void fuzz_queue(std::uint8_t ops, const std::uint8_t* data, std::size_t size)
         guarded([&] {
             auto m = other.make<double>({4});
             if ((ops & 4) != 0) {
-                other.push(std::move(m));
+                // Timed: an untimed push into a full queue (which a patched count can make it) waits for a
+                // consumer forever, as documented, and this process is the only one.
+                (void)other.push(std::move(m), std::chrono::milliseconds(1));
             }
         });
         guarded([&] { (void)other.pop<double>(std::chrono::milliseconds(1)); });
