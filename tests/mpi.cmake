@@ -56,6 +56,9 @@ if(NDSHM_WITH_MPI)
   if(NDSHM_BUILD_TOOLS)
     add_dependencies(ndshm_mpi_checks ndshm_tool)
   endif()
+  if(TARGET ndshm_python) # installed beside the headers, so the package test needs it built
+    add_dependencies(ndshm_mpi_checks ndshm_python)
+  endif()
 endif()
 
 # ndshm::mpi::pool (ndshm/mpi_pool.hpp): fork_pool's calls over the ranks, on 2 ranks (the only worker on

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -264,15 +265,20 @@ TEST_CASE("node_array: each node's leader creates the segment, the node's other 
     // Created by the node's leader; mapped by the node's ranks and by no one else.
     const auto pids = allgather(t.comm(), ::getpid());
     if (t.is_leader()) {
+        // CHECK, not REQUIRE: a rank that left the test case here would leave the others at the barrier.
         const ndshm::segment_info s = ndshm::inspect(a.name());
-        REQUIRE(s.trailer);
-        CHECK(s.trailer->creator_pid == static_cast<std::uint64_t>(::getpid()));
-        REQUIRE(s.users_known);
+        CHECK(s.trailer);
+        CHECK((s.trailer && s.trailer->creator_pid == static_cast<std::uint64_t>(::getpid())));
         auto users = s.users;
         std::sort(users.begin(), users.end());
         std::vector<std::int64_t> node_pids{pids[static_cast<std::size_t>(r)], pids[static_cast<std::size_t>(r + 1)]};
         std::sort(node_pids.begin(), node_pids.end());
-        CHECK(users == node_pids);
+        // Where some process's /proc entries cannot be read (a container's init, say), the walk says so,
+        // and what it saw still holds this user's processes: the node's ranks are among them.
+        CHECK(std::includes(users.begin(), users.end(), node_pids.begin(), node_pids.end()));
+        if (s.users_known) {
+            CHECK(users == node_pids);
+        }
     }
 
     // A rank's write is seen by the other rank of its node, not by the other node.
