@@ -54,8 +54,11 @@ namespace ndshm {
 ///
 /// A default-constructed, moved-from or reset handle holds no dict: `name()` is empty, `size()` 0,
 /// and every other call throws ndshm::error.
-class shared_dict {
+class shared_dict : public detail::collection_handle<shared_dict> {
 public:
+    /// What messages call it.
+    static constexpr const char* noun = "dict";
+
     /// What iteration yields: a key and its entry, dtype-erased.
     using value_type = std::pair<std::string, any_ndarray>;
     /// Iterates over a snapshot taken by begin(), in insertion order.
@@ -85,21 +88,6 @@ public:
     {
         return shared_dict(detail::open_collection(detail::kind_dict, name, opt, "open dict"));
     }
-
-    /// The dict's name, to pass to other processes; empty for an empty handle.
-    const std::string& name() const noexcept
-    {
-        static const std::string none;
-        return m_impl ? m_impl->name() : none;
-    }
-    /// The most entries it holds.
-    std::size_t capacity() const noexcept { return m_impl ? m_impl->capacity() : 0; }
-    /// Entries now (a snapshot: other processes may change it at once).
-    std::size_t size() const noexcept { return m_impl ? m_impl->size() : 0; }
-    /// True if it holds no entries (or the handle holds no dict).
-    bool empty() const noexcept { return size() == 0; }
-    /// True for a handle that holds a dict.
-    explicit operator bool() const noexcept { return static_cast<bool>(m_impl); }
 
     /// True if `key` is in the dict now.
     bool contains(const std::string& key) const
@@ -361,32 +349,8 @@ public:
     iterator begin() const { return iterator(std::make_shared<const std::vector<value_type>>(items())); }
     iterator end() const { return iterator(); }
 
-    /// Hands the dict over: neither it nor its entries are unlinked by any handle any more, and `ndshm
-    /// gc` keeps them; remove() (on a handle from open()) removes them later. Call it on the owner's
-    /// handle.
-    void persist() { impl("persist").persist("persist"); }
-
-    /// Removes the dict now, for every process: unlinks every entry and the dict's name. Handles in
-    /// other processes see it removed (every call but reset() throws); arrays they attached stay valid.
-    void remove() { impl("remove").remove_now("remove dict", std::chrono::steady_clock::time_point::max()); }
-
-    /// Drops this handle, which becomes empty (the owner's last handle removes the dict).
-    void reset() noexcept { m_impl.reset(); }
-
-    shared_dict(const shared_dict&) = default;
-    shared_dict& operator=(const shared_dict&) = default;
-    /// A moved-from handle is empty.
-    shared_dict(shared_dict&& o) noexcept : m_impl(std::move(o.m_impl)) {}
-    shared_dict& operator=(shared_dict&& o) noexcept
-    {
-        m_impl = std::move(o.m_impl);
-        o.m_impl.reset();
-        return *this;
-    }
-    ~shared_dict() = default;
-
 private:
-    explicit shared_dict(std::shared_ptr<detail::collection_impl> impl) : m_impl(std::move(impl)) {}
+    explicit shared_dict(std::shared_ptr<detail::collection_impl> impl) : collection_handle(std::move(impl)) {}
 
     /// Finds `key` under the lock (for collection_impl::fetch).
     struct key_locator {
@@ -401,16 +365,6 @@ private:
             return std::make_pair(*r, std::size_t(0));
         }
     };
-
-    detail::collection_impl& impl(const char* op) const
-    {
-        if (!m_impl) {
-            detail::raise<error>(op, "", "the shared_dict handle is empty",
-                                 "create a dict with shared_dict::create or open one with shared_dict::open",
-                                 make_error_code(errc::invalid_argument));
-        }
-        return *m_impl;
-    }
 
     void check_key(const char* op, const std::string& key) const
     {
@@ -479,8 +433,6 @@ private:
             }
         });
     }
-
-    std::shared_ptr<detail::collection_impl> m_impl;
 };
 
 } // namespace ndshm

@@ -44,8 +44,11 @@ namespace ndshm {
 /// Lifetime, capacity and empty handles as for shared_dict (dict.hpp): the creating process owns the
 /// list and its last handle unlinks it with every entry; capacity fixed at creation (default 1024, at
 /// most 2^20 entries), each unit of it costing 264 bytes of table.
-class shared_list {
+class shared_list : public detail::collection_handle<shared_list> {
 public:
+    /// What messages call it.
+    static constexpr const char* noun = "list";
+
     /// What iteration yields: an entry, dtype-erased.
     using value_type = any_ndarray;
     /// Iterates over a snapshot taken by begin(), in order.
@@ -75,21 +78,6 @@ public:
     {
         return shared_list(detail::open_collection(detail::kind_list, name, opt, "open list"));
     }
-
-    /// The list's name, to pass to other processes; empty for an empty handle.
-    const std::string& name() const noexcept
-    {
-        static const std::string none;
-        return m_impl ? m_impl->name() : none;
-    }
-    /// The most entries it holds.
-    std::size_t capacity() const noexcept { return m_impl ? m_impl->capacity() : 0; }
-    /// Entries now (a snapshot: other processes may change it at once).
-    std::size_t size() const noexcept { return m_impl ? m_impl->size() : 0; }
-    /// True if it holds no entries (or the handle holds no list).
-    bool empty() const noexcept { return size() == 0; }
-    /// True for a handle that holds a list.
-    explicit operator bool() const noexcept { return static_cast<bool>(m_impl); }
 
     /// The entry at position `i`, attached without copying; `shared_ndarray<const T>` maps it read-only.
     /// @throws std::out_of_range if `i` is not below size(), dtype_mismatch naming both dtypes
@@ -281,32 +269,8 @@ public:
     iterator begin() const { return iterator(std::make_shared<const std::vector<value_type>>(values())); }
     iterator end() const { return iterator(); }
 
-    /// Hands the list over: neither it nor its entries are unlinked by any handle any more, and `ndshm
-    /// gc` keeps them; remove() (on a handle from open()) removes them later. Call it on the owner's
-    /// handle.
-    void persist() { impl("persist").persist("persist"); }
-
-    /// Removes the list now, for every process: unlinks every entry and the list's name. Handles in
-    /// other processes see it removed (every call but reset() throws); arrays they attached stay valid.
-    void remove() { impl("remove").remove_now("remove list", std::chrono::steady_clock::time_point::max()); }
-
-    /// Drops this handle, which becomes empty (the owner's last handle removes the list).
-    void reset() noexcept { m_impl.reset(); }
-
-    shared_list(const shared_list&) = default;
-    shared_list& operator=(const shared_list&) = default;
-    /// A moved-from handle is empty.
-    shared_list(shared_list&& o) noexcept : m_impl(std::move(o.m_impl)) {}
-    shared_list& operator=(shared_list&& o) noexcept
-    {
-        m_impl = std::move(o.m_impl);
-        o.m_impl.reset();
-        return *this;
-    }
-    ~shared_list() = default;
-
 private:
-    explicit shared_list(std::shared_ptr<detail::collection_impl> impl) : m_impl(std::move(impl)) {}
+    explicit shared_list(std::shared_ptr<detail::collection_impl> impl) : collection_handle(std::move(impl)) {}
 
     /// Finds position `i` under the lock (for collection_impl::fetch).
     struct position_locator {
@@ -321,16 +285,6 @@ private:
             return std::make_pair(*r, i);
         }
     };
-
-    detail::collection_impl& impl(const char* op) const
-    {
-        if (!m_impl) {
-            detail::raise<error>(op, "", "the shared_list handle is empty",
-                                 "create a list with shared_list::create or open one with shared_list::open",
-                                 make_error_code(errc::invalid_argument));
-        }
-        return *m_impl;
-    }
 
     [[noreturn]] void raise_range(const char* op, std::size_t i, std::optional<std::size_t> n = std::nullopt) const
     {
@@ -374,8 +328,6 @@ private:
         }
         return out;
     }
-
-    std::shared_ptr<detail::collection_impl> m_impl;
 };
 
 } // namespace ndshm

@@ -1059,6 +1059,72 @@ private:
     std::size_t m_pos = 0;
 };
 
+/// What shared_dict and shared_list share: a handle on a collection_impl, empty when default-made,
+/// moved from or reset. `Derived::noun` ("dict", "list") names the container in messages.
+template <class Derived>
+class collection_handle {
+public:
+    /// The container's name, to pass to other processes; empty for an empty handle.
+    const std::string& name() const noexcept
+    {
+        static const std::string none;
+        return m_impl ? m_impl->name() : none;
+    }
+    /// The most entries it holds.
+    std::size_t capacity() const noexcept { return m_impl ? m_impl->capacity() : 0; }
+    /// Entries now (a snapshot: other processes may change it at once).
+    std::size_t size() const noexcept { return m_impl ? m_impl->size() : 0; }
+    /// True if it holds no entries (or the handle holds no container).
+    bool empty() const noexcept { return size() == 0; }
+    /// True for a handle that holds a container.
+    explicit operator bool() const noexcept { return static_cast<bool>(m_impl); }
+
+    /// Hands the container over: neither it nor its entries are unlinked by any handle any more, and
+    /// `ndshm gc` keeps them; remove() (on a handle from open()) removes them later. Call it on the
+    /// owner's handle.
+    void persist() { impl("persist").persist("persist"); }
+
+    /// Removes the container now, for every process: unlinks every entry and its name. Handles in other
+    /// processes see it removed (every call but reset() throws); arrays they attached stay valid.
+    void remove()
+    {
+        impl("remove").remove_now(std::string("remove ") + Derived::noun, std::chrono::steady_clock::time_point::max());
+    }
+
+    /// Drops this handle, which becomes empty (the owner's last handle removes the container).
+    void reset() noexcept { m_impl.reset(); }
+
+protected:
+    collection_handle() = default;
+    explicit collection_handle(std::shared_ptr<collection_impl> impl) : m_impl(std::move(impl)) {}
+    collection_handle(const collection_handle&) = default;
+    collection_handle& operator=(const collection_handle&) = default;
+    /// A moved-from handle is empty.
+    collection_handle(collection_handle&& o) noexcept : m_impl(std::move(o.m_impl)) {}
+    collection_handle& operator=(collection_handle&& o) noexcept
+    {
+        m_impl = std::move(o.m_impl);
+        o.m_impl.reset();
+        return *this;
+    }
+    ~collection_handle() = default;
+
+    /// The container, or an error naming `op` for an empty handle.
+    collection_impl& impl(const char* op) const
+    {
+        if (!m_impl) {
+            const std::string type = std::string("shared_") + Derived::noun;
+            raise<error>(op, "", "the " + type + " handle is empty",
+                         std::string("create a ") + Derived::noun + " with " + type + "::create or open one with " +
+                             type + "::open",
+                         make_error_code(errc::invalid_argument));
+        }
+        return *m_impl;
+    }
+
+    std::shared_ptr<collection_impl> m_impl;
+};
+
 } // namespace ndshm::detail
 
 #endif
