@@ -232,7 +232,7 @@ worker g_worker;
                 } else if (cmd == 'q') { // the queue's name: pop the object from it
                     static ndshm::array_queue q;
                     if (q.name() != payload) {
-                        q = ndshm::array_queue::open(payload);
+                        q = ndshm::array_queue::attach(payload);
                     }
                     const bag_views b = ndshm::load<bag_views>(q.pop_object());
                     ok = read_everything(b.arrays) ? 1 : 0;

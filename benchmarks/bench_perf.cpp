@@ -274,7 +274,7 @@ private:
         if (m_how == channel_m) {
             in_channel = ndshm::channel<std::uint32_t>::attach(m_channel.name());
         } else if (m_how == queue_fresh_m || m_how == queue_recycled_m) {
-            in_queue = ndshm::array_queue::open(m_queue.name());
+            in_queue = ndshm::array_queue::attach(m_queue.name());
         } else {
             buf = warm_buffer(m_n);
         }

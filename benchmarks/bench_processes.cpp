@@ -217,8 +217,8 @@ void BM_queue_handoff_64MiB(benchmark::State& state)
         try {
             ndshm::options o;
             o.populate = populate; // the receiver maps every page up front (MAP_POPULATE)
-            auto in = ndshm::array_queue::open(to_child.name(), o);
-            auto back = ndshm::array_queue::open(to_parent.name());
+            auto in = ndshm::array_queue::attach(to_child.name(), o);
+            auto back = ndshm::array_queue::attach(to_parent.name());
             while (auto a = in.pop<std::uint64_t>()) {
                 if (read && read_all(a.data(), a.size()) != static_cast<std::uint64_t>(words) * 3u) {
                     code = 2;

@@ -113,7 +113,7 @@ def bench_attach(sizes, min_batch_time, batches):
 # -- 2. handoff --------------------------------------------------------------------------------------
 
 def consume_ndshm_queue(qname, frames, shape, ready, result):
-    q = ndshm.Queue.open(qname)
+    q = ndshm.Queue.attach(qname)
     ready.send(True)
     total = 0.0
     for a in q:  # until the producer closes the queue

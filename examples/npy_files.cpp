@@ -20,8 +20,8 @@ int run(const std::string& dir)
     const std::string path = dir + "/samples.npy";
     ndshm::save_npy(path, samples);                                        // atomic write; np.load reads it
     ndshm::npy_header h = ndshm::read_npy_header(path);                    // dtype, shape, order
-    auto all = ndshm::load_npy<double>(path);                              // into a new shared array
-    auto some = ndshm::load_npy<double>(path, ndshm::row_range{100, 200}); // reads only rows 100 to 199
+    auto all = ndshm::read_npy<double>(path);                              // into a new shared array
+    auto some = ndshm::read_npy<double>(path, ndshm::row_range{100, 200}); // reads only rows 100 to 199
     auto tail = ndshm::map_npy<double>(path, ndshm::row_range{900});       // maps rows 900 to 999, no copy
     std::printf("%s: %s %zu x %zu; loaded %s and %s, mapped %zu rows\n", path.c_str(), ndshm::dtype_name(h.dtype),
                 h.shape[0], h.shape[1], all.name().c_str(), some.name().c_str(), tail.shape()[0]);

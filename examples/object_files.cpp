@@ -32,7 +32,7 @@ int run(const std::string& dir)
     f.pixels = ndshm::shared_ndarray<float>::create({480, 640});
     // [readme]
     ndshm::save_object(dir + "/frame.npy", f);               // one file, atomic
-    frame g = ndshm::load_object<frame>(dir + "/frame.npy"); // maps the file: g.pixels is a view of it
+    frame g = ndshm::read_object<frame>(dir + "/frame.npy"); // maps the file: g.pixels is a view of it
 
     ndshm::file_options packed;
     packed.compression = ndshm::zstd(); // #include <ndshm/zstd.hpp>, link libzstd

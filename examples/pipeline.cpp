@@ -28,7 +28,7 @@ constexpr int frames = 12;
 // Stage 1: makes frames and pushes them; only their names travel.
 int source(const std::string& out_name)
 {
-    auto out = ndshm::array_queue::open(out_name);
+    auto out = ndshm::array_queue::attach(out_name);
     for (int k = 0; k < frames; ++k) {
         auto frame = ndshm::shared_ndarray<float>::create({rows, cols});
         for (std::size_t i = 0; i < rows; ++i) {
@@ -45,8 +45,8 @@ int source(const std::string& out_name)
 // Stage 2: pops each frame, subtracts its mean in place, passes it on.
 int filter(const std::string& in_name, const std::string& out_name)
 {
-    auto in = ndshm::array_queue::open(in_name);
-    auto out = ndshm::array_queue::open(out_name);
+    auto in = ndshm::array_queue::attach(in_name);
+    auto out = ndshm::array_queue::attach(out_name);
     while (auto frame = in.pop<float>()) { // an empty handle once q1 is closed and drained
         const double mean = xt::mean(frame.view())();
         frame.view() -= static_cast<float>(mean);

@@ -13,7 +13,7 @@ import ndshm
 
 # [readme]
 frames = ndshm.Channel.attach(sys.argv[1])  # dtype and slot shape come from the segment
-results = ndshm.Queue.open(sys.argv[2])
+results = ndshm.Queue.attach(sys.argv[2])
 
 means = []
 for frame in frames:  # a read-only numpy.ndarray over each slot, no copy

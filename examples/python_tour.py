@@ -35,7 +35,7 @@ assert (a[1] == 7.0).all()
 # [readme-end]
 
 # [readme]
-q = ndshm.Queue.create(4)  # other processes: ndshm.Queue.open(q.name)
+q = ndshm.Queue.create(4)  # other processes: ndshm.Queue.attach(q.name)
 q.push(ndshm.from_array(np.ones((2, 2))))  # hands the array over: only its name travels
 m = q.pop(timeout=1.0)  # the popping process owns it now; None on time-out
 

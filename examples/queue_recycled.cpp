@@ -35,7 +35,7 @@ pid_t start_consumer(const std::string& name)
     }
     int bad = 0;
     try {
-        auto in = ndshm::array_queue::open(name);
+        auto in = ndshm::array_queue::attach(name);
         for (std::uint32_t k = 0; k < items; ++k) {
             auto b = in.pop<std::uint32_t>(); // owned here; when b goes, the segment returns to the queue
             bad += b.size() != n || b(0) != k || b(n - 1) != k + n - 1;

@@ -22,8 +22,8 @@ namespace {
 // A worker: any process that knows the two names would do.
 int work(const std::string& params_name, const std::string& results_name, int w)
 {
-    auto params = ndshm::shared_dict::open(params_name);
-    auto results = ndshm::shared_list::open(results_name);
+    auto params = ndshm::shared_dict::attach(params_name);
+    auto results = ndshm::shared_list::attach(results_name);
     auto weights = params.get<const float>("weights");          // zero copy; a wrong dtype throws
     results.append(weights.view() * static_cast<float>(w + 1)); // one atomic change
     params.assign("done_" + std::to_string(w), xt::xarray<int>{w});

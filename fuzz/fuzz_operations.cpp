@@ -128,7 +128,7 @@ void fuzz_queue(std::uint8_t ops, const std::uint8_t* data, std::size_t size)
     patch_file(q.name(), 4096, 4096 + ndshm::detail::queue_data_bytes(2, 4), data, size);
     guarded([&] { check_internals(q.name()); });
     guarded([&] {
-        auto other = ndshm::array_queue::open(q.name(), opts());
+        auto other = ndshm::array_queue::attach(q.name(), opts());
         (void)other.size();
         guarded([&] { (void)other.front_dtype(); });
         guarded([&] { (void)other.try_pop<double>(); });

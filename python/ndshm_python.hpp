@@ -200,7 +200,11 @@ bool wait_released(const timeout_type& timeout, F&& attempt)
     if (timeout && std::isnan(*timeout)) {
         throw py::value_error("timeout must be a number of seconds or None, not NaN");
     }
-    const bool forever = !timeout || *timeout < 0 || *timeout > 1e9; // 1e9 s (31 years): infinity too
+    if (timeout && *timeout < 0) {
+        throw py::value_error("timeout must be a non-negative number of seconds or None (wait forever), as in "
+                              "queue.Queue");
+    }
+    const bool forever = !timeout || *timeout > 1e9; // 1e9 s (31 years): infinity too
     const auto deadline = forever ? clock::time_point::max()
                                   : clock::now() + std::chrono::duration_cast<clock::duration>(
                                                        std::chrono::duration<double>(*timeout));

@@ -56,11 +56,11 @@ public:
         return q;
     }
 
-    static queue_object open(const std::string& name, const std::optional<std::string>& directory, bool populate)
+    static queue_object attach(const std::string& name, const std::optional<std::string>& directory, bool populate)
     {
         queue_object q(directory, populate);
         py::gil_scoped_release unlocked;
-        q.m_queue = ndshm::array_queue::open(name, q.m_opt);
+        q.m_queue = ndshm::array_queue::attach(name, q.m_opt);
         return q;
     }
 
@@ -468,7 +468,11 @@ public:
         if (!blocking) {
             return m_lock->try_lock();
         }
-        return wait_released(timeout < 0 ? timeout_type() : timeout_type(timeout),
+        if (timeout < 0 && timeout != -1) {
+            throw py::value_error("timeout value must be a non-negative number, or -1 (wait forever), as in "
+                                  "threading.Lock");
+        }
+        return wait_released(timeout == -1 ? timeout_type() : timeout_type(timeout),
                              [&](std::chrono::nanoseconds slice) { return m_lock->try_lock_for(slice); });
     }
     void release() { m_lock->unlock(); }
@@ -498,7 +502,7 @@ processes open it by name, C++ or Python alike.
                     py::arg("directory") = py::none(), py::arg("populate") = false,
                     R"(Creates a queue for up to `capacity` arrays, owned by this process: its last handle closes
 and removes it with every array still queued. populate: prefault the pages of popped arrays.)")
-        .def_static("open", &queue_object::open, py::arg("name"), py::kw_only(), py::arg("directory") = py::none(),
+        .def_static("attach", &queue_object::attach, py::arg("name"), py::kw_only(), py::arg("directory") = py::none(),
                     py::arg("populate") = false, "Opens the queue `name` another process (or this one) created.")
         .def("push", &queue_object::push, py::arg("a"), py::arg("timeout") = py::none(),
              R"(Pushes `a`, an array this process created (create, from_array) or popped, whole; waits while

@@ -86,6 +86,8 @@ TEST_CASE("slots come back to the pool, loan applies back-pressure", "[channel]"
     CHECK(a.index() != b.index());
     CHECK(ch.try_loan().empty()); // every slot is loaned
     CHECK(ch.loan(5ms).empty());  // a bounded wait ends empty
+    CHECK(ch.loan(-5ms).empty()); // a negative timeout is a try, as everywhere in the library
+    CHECK(ch.receive(0ms).empty()); // nothing published: a zero timeout does not wait
     const std::size_t first = a.index();
     a.release(); // an unpublished loan goes back
     CHECK(a.empty());

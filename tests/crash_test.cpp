@@ -294,7 +294,7 @@ TEST_CASE("a producer killed while it holds a recycled array: gc removes the arr
     } // back to the queue: free
     test_util::event holding;
     tools_util::child_guard child(test_util::fork_child([&]() -> int {
-        auto out = ndshm::array_queue::open(q.name(), d.opts());
+        auto out = ndshm::array_queue::attach(q.name(), d.opts());
         auto a = out.make<double>({64}); // the free segment, now the child's
         a(0) = 1;
         holding.set(a.name() == made ? 1 : 2);
@@ -332,7 +332,7 @@ TEST_CASE("a consumer killed while it holds a recycled array: gc removes it, the
     q.push(std::move(a));
     test_util::event holding;
     tools_util::child_guard child(test_util::fork_child([&]() -> int {
-        auto in = ndshm::array_queue::open(q.name(), d.opts());
+        auto in = ndshm::array_queue::attach(q.name(), d.opts());
         auto b = in.pop<std::int64_t>();
         holding.set(b(31) == 7 ? 1 : 2);
         tools_util::block_forever(); // killed while it owns the popped array

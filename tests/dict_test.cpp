@@ -272,17 +272,17 @@ TEST_CASE("bad arguments and empty handles give clear errors", "[dict][errors]")
     SECTION("opening what is not a dict")
     {
         auto a = shared_ndarray<double>::create({4});
-        CHECK_THROWS_WITH(shared_dict::open(a.name()), Catch::Contains("not a dict"));
+        CHECK_THROWS_WITH(shared_dict::attach(a.name()), Catch::Contains("not a dict"));
         auto l = ndshm::shared_list::create(4);
         try {
-            (void)shared_dict::open(l.name());
+            (void)shared_dict::attach(l.name());
             FAIL("no exception");
         } catch (const ndshm::format_error& e) {
             CHECK(e.code() == ndshm::errc::wrong_kind);
         }
         auto d = shared_dict::create(4);
-        CHECK_THROWS_WITH(shared_ndarray<std::uint8_t>::attach(d.name()), Catch::Contains("shared_dict::open"));
-        CHECK_THROWS_AS(shared_dict::open("ndshm_no_such_dict"), ndshm::not_found);
+        CHECK_THROWS_WITH(shared_ndarray<std::uint8_t>::attach(d.name()), Catch::Contains("shared_dict::attach"));
+        CHECK_THROWS_AS(shared_dict::attach("ndshm_no_such_dict"), ndshm::not_found);
     }
     SECTION("adopting what cannot be handed over leaves it as it was")
     {
@@ -328,7 +328,7 @@ TEST_CASE("the owner's last handle removes the dict and every entry; others neve
         CHECK(dir.files().size() == 3);
         // A forked child that opens the dict, changes it and exits removes nothing.
         const auto st = test_util::run_child([&] {
-            auto c = shared_dict::open(name, dir.opts());
+            auto c = shared_dict::attach(name, dir.opts());
             c.assign("c", xt::xarray<double>{3});
             auto inherited = d; // the owner's handle, copied into the child: never owns
             d.reset();
@@ -341,7 +341,7 @@ TEST_CASE("the owner's last handle removes the dict and every entry; others neve
         // The entry the child made belongs to the dict's owner now (gc judges it by this process).
         auto c = d.get<double>("c");
         CHECK(ndshm::inspect(c.name(), dir.opts()).trailer->creator_pid == static_cast<std::uint64_t>(::getpid()));
-        auto other = shared_dict::open(name, dir.opts());
+        auto other = shared_dict::attach(name, dir.opts());
         auto popped = d.pop<double>("a");
         d.reset();
         // other still holds a handle, but it does not own: the dict went with the owner's last handle.
@@ -367,7 +367,7 @@ TEST_CASE("a persisted dict outlives its owner until remove()", "[dict][lifetime
     for (const auto& s : ndshm::list_segments(dir.opts())) {
         CHECK(s.persisted());
     }
-    auto d = shared_dict::open(name, dir.opts());
+    auto d = shared_dict::attach(name, dir.opts());
     CHECK(d.get<double>("b")(0) == 2);
     auto popped = d.pop<double>("a"); // a popped entry is this process's, no longer persisted
     CHECK_FALSE(ndshm::inspect(popped.name(), dir.opts()).persisted());
@@ -412,7 +412,7 @@ TEST_CASE("several processes change and read one dict at once", "[dict][multipro
     std::vector<pid_t> writer_pids, reader_pids;
     for (int w = 0; w < writers; ++w) {
         writer_pids.push_back(test_util::fork_child([&, w] {
-            auto c = shared_dict::open(d.name(), dir.opts());
+            auto c = shared_dict::attach(d.name(), dir.opts());
             start.wait();
             for (int i = 0; i < rounds; ++i) {
                 c.assign("shared", stamp(w * 100000 + i)); // every writer on one key
@@ -428,7 +428,7 @@ TEST_CASE("several processes change and read one dict at once", "[dict][multipro
     }
     for (int r = 0; r < readers; ++r) {
         reader_pids.push_back(test_util::fork_child([&] {
-            auto c = shared_dict::open(d.name(), dir.opts());
+            auto c = shared_dict::attach(d.name(), dir.opts());
             start.wait();
             int bad = 0, reads = 0;
             while (!writers_done.is_set() || reads < 10) {
@@ -482,7 +482,7 @@ TEST_CASE("concurrent inserts of one key: exactly one wins", "[dict][multiproces
     std::vector<pid_t> pids;
     for (int k = 0; k < 4; ++k) {
         pids.push_back(test_util::fork_child([&, k] {
-            auto c = shared_dict::open(d.name(), dir.opts());
+            auto c = shared_dict::attach(d.name(), dir.opts());
             start.wait();
             return c.insert("only", stamp(k)) ? 0 : 1;
         }));
@@ -530,7 +530,7 @@ TEST_CASE("an insert that loses the race to another process changes nothing and 
     REQUIRE(::pipe(making) == 0);
     REQUIRE(::pipe(go) == 0);
     const pid_t pid = test_util::fork_child([&] {
-        auto c = shared_dict::open(d.name(), dir.opts());
+        auto c = shared_dict::attach(d.name(), dir.opts());
         g_making_fd = making[1];
         g_go_fd = go[0];
         g_real_ftruncate = ndshm::detail::sys().ftruncate;
@@ -571,7 +571,7 @@ TEST_CASE("a writer killed in the middle of a change leaves a consistent dict", 
     {
         const std::string old_name = d.get<std::int64_t>("k").name();
         const auto st = test_util::run_child([&] {
-            auto c = shared_dict::open(d.name(), dir.opts());
+            auto c = shared_dict::attach(d.name(), dir.opts());
             collection_util::die_at_next_unlink();
             c.assign("k", stamp(2));
             return 0;
@@ -589,7 +589,7 @@ TEST_CASE("a writer killed in the middle of a change leaves a consistent dict", 
     SECTION("killed after committing an erase")
     {
         const auto st = test_util::run_child([&] {
-            auto c = shared_dict::open(d.name(), dir.opts());
+            auto c = shared_dict::attach(d.name(), dir.opts());
             collection_util::die_at_next_unlink();
             (void)c.erase("k");
             return 0;
@@ -668,7 +668,7 @@ TEST_CASE("writers killed at random points never corrupt the dict or leak for go
     for (int round = 0; round < 24; ++round) {
         test_util::event progress;
         const pid_t pid = test_util::fork_child([&] {
-            auto c = shared_dict::open(d.name(), dir.opts());
+            auto c = shared_dict::attach(d.name(), dir.opts());
             for (int i = 0;; ++i) {
                 c.assign("k" + std::to_string(i % 5), stamp(round * 1000 + i));
                 if (i % 3 == 0) {
@@ -721,7 +721,7 @@ TEST_CASE("a damaged table is a format_error, never a crash", "[dict][errors][fa
     {
         raw.control().magic[0] = 'X';
         corrupt([&] { (void)d.get<double>("a"); }, __LINE__);
-        CHECK_THROWS_AS(shared_dict::open(d.name(), dir.opts()), ndshm::format_error);
+        CHECK_THROWS_AS(shared_dict::attach(d.name(), dir.opts()), ndshm::format_error);
     }
     SECTION("a size beyond the capacity")
     {

@@ -66,7 +66,7 @@ void numpy_reads(const temp_dir& dir, const std::vector<std::size_t>& shape)
     CHECK(ndshm::read_npy_header(f_path).fortran_order == (shape.size() > 1));
 }
 
-/// NumPy saves the pattern in C and Fortran order; load_npy and map_npy read both.
+/// NumPy saves the pattern in C and Fortran order; read_npy and map_npy read both.
 template <class T>
 void numpy_writes(const temp_dir& dir, const std::vector<std::size_t>& shape)
 {
@@ -79,7 +79,7 @@ void numpy_writes(const temp_dir& dir, const std::vector<std::size_t>& shape)
         CHECK(h.dtype == ndshm::dtype_of<T>);
         CHECK(h.shape == ndshm::shape_type(shape.begin(), shape.end()));
         CHECK(h.data_offset % 64 == 0);
-        const auto loaded = ndshm::load_npy<T>(path);
+        const auto loaded = ndshm::read_npy<T>(path);
         CHECK((loaded.view() == want));
         CHECK(!loaded.name().empty());
         const auto mapped = ndshm::map_npy<T>(path);
@@ -140,14 +140,14 @@ TEST_CASE("save_npy of expressions, views and empty arrays round-trips", "[file]
     temp_dir dir("npy");
     const xt::xarray<double> a = xt::arange<double>(24.0).reshape({4, 6});
     ndshm::save_npy(dir / "expr.npy", 2.0 * a + 1.0); // evaluated first
-    CHECK((ndshm::load_npy<double>(dir / "expr.npy").view() == 2.0 * a + 1.0));
+    CHECK((ndshm::read_npy<double>(dir / "expr.npy").view() == 2.0 * a + 1.0));
     ndshm::save_npy(dir / "view.npy", xt::view(a, xt::range(1, 3), xt::all()));
-    CHECK((ndshm::load_npy<double>(dir / "view.npy").view() == xt::view(a, xt::range(1, 3), xt::all())));
+    CHECK((ndshm::read_npy<double>(dir / "view.npy").view() == xt::view(a, xt::range(1, 3), xt::all())));
     const xt::xtensor<float, 2, xt::layout_type::column_major> cm = xt::ones<float>({3, 2});
     ndshm::save_npy(dir / "cm.npy", cm);
     CHECK(ndshm::read_npy_header(dir / "cm.npy").fortran_order);
     ndshm::save_npy(dir / "empty.npy", shared_ndarray<double>());
-    CHECK(ndshm::load_npy<double>(dir / "empty.npy").size() == 0);
+    CHECK(ndshm::read_npy<double>(dir / "empty.npy").size() == 0);
     // Saving over an existing file replaces it.
     ndshm::save_npy(dir / "expr.npy", a);
     CHECK((ndshm::map_npy<double>(dir / "expr.npy").view() == a));
@@ -163,7 +163,7 @@ TEST_CASE("row ranges read and map only those rows", "[file]")
     const std::size_t row = 16 * sizeof(double);
     {
         read_counter count;
-        const auto part = ndshm::load_npy<double>(path, row_range{100, 200});
+        const auto part = ndshm::read_npy<double>(path, row_range{100, 200});
         CHECK(part.shape() == ndshm::shape_type{100, 16});
         CHECK((part.view() == xt::view(a, xt::range(100, 200), xt::all())));
         // The header, then exactly the 100 rows.
@@ -200,7 +200,7 @@ TEST_CASE("row ranges of Fortran-order files load, and map only whole", "[file]"
     ndshm::save_npy(path, f);
     const std::size_t offset = ndshm::read_npy_header(path).data_offset;
     read_counter count;
-    const auto part = ndshm::load_npy<std::int32_t>(path, row_range{10, 20});
+    const auto part = ndshm::read_npy<std::int32_t>(path, row_range{10, 20});
     CHECK(part.fortran_order());
     CHECK((part.view() == xt::view(f.view(), xt::range(10, 20), xt::all())));
     CHECK(read_counter::bytes == offset + 3 * 10 * sizeof(std::int32_t));
@@ -211,14 +211,14 @@ TEST_CASE("row ranges of Fortran-order files load, and map only whole", "[file]"
 TEST_CASE("bad files and bad row ranges get clear errors", "[file][bad-input]")
 {
     temp_dir dir("bad");
-    CHECK_THROWS_AS(ndshm::load_npy<double>(dir / "missing.npy"), ndshm::not_found);
+    CHECK_THROWS_AS(ndshm::read_npy<double>(dir / "missing.npy"), ndshm::not_found);
     CHECK_THROWS_AS(ndshm::map_npy<double>(dir / "missing.npy"), ndshm::not_found);
     CHECK_THROWS_AS(ndshm::read_npy_header(dir / "missing.npy"), ndshm::not_found);
     CHECK_THROWS_AS(ndshm::save_npy(dir / "no_such_dir/x.npy", xt::xarray<double>{1}), ndshm::not_found);
-    CHECK_THROWS_AS(ndshm::load_npy<double>(dir.path()), ndshm::error);
+    CHECK_THROWS_AS(ndshm::read_npy<double>(dir.path()), ndshm::error);
 
     objects_util::write_file(dir / "text.npy", {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!'});
-    CHECK_THROWS_AS(ndshm::load_npy<double>(dir / "text.npy"), ndshm::format_error);
+    CHECK_THROWS_AS(ndshm::read_npy<double>(dir / "text.npy"), ndshm::format_error);
     objects_util::write_file(dir / "empty.npy", {});
     CHECK_THROWS_AS(ndshm::map_npy<double>(dir / "empty.npy"), ndshm::format_error);
 
@@ -226,18 +226,18 @@ TEST_CASE("bad files and bad row ranges get clear errors", "[file][bad-input]")
     auto bytes = objects_util::read_file(dir / "a.npy");
     bytes.resize(bytes.size() - 8);
     objects_util::write_file(dir / "short.npy", bytes);
-    CHECK_THROWS_WITH(ndshm::load_npy<double>(dir / "short.npy"), Catch::Contains("truncated"));
+    CHECK_THROWS_WITH(ndshm::read_npy<double>(dir / "short.npy"), Catch::Contains("truncated"));
     CHECK_THROWS_AS(ndshm::map_npy<double>(dir / "short.npy"), ndshm::format_error);
 
-    CHECK_THROWS_AS(ndshm::load_npy<float>(dir / "a.npy"), ndshm::dtype_mismatch);
+    CHECK_THROWS_AS(ndshm::read_npy<float>(dir / "a.npy"), ndshm::dtype_mismatch);
     CHECK_THROWS_WITH(ndshm::map_npy<float>(dir / "a.npy"), Catch::Contains("float64") && Catch::Contains("float32"));
-    CHECK_THROWS_WITH(ndshm::load_npy<double>(dir / "a.npy", row_range{2, 1}), Catch::Contains("outside"));
-    CHECK_THROWS_WITH(ndshm::load_npy<double>(dir / "a.npy", row_range{0, 4}), Catch::Contains("3 rows"));
+    CHECK_THROWS_WITH(ndshm::read_npy<double>(dir / "a.npy", row_range{2, 1}), Catch::Contains("outside"));
+    CHECK_THROWS_WITH(ndshm::read_npy<double>(dir / "a.npy", row_range{0, 4}), Catch::Contains("3 rows"));
     CHECK_THROWS_AS(ndshm::map_npy<double>(dir / "a.npy", row_range{4}), ndshm::error);
 
     ndshm::save_npy(dir / "scalar.npy", xt::xarray<double>(7.0));
-    CHECK(ndshm::load_npy<double>(dir / "scalar.npy")() == 7.0);
-    CHECK_THROWS_WITH(ndshm::load_npy<double>(dir / "scalar.npy", row_range{0, 1}), Catch::Contains("0-dimensional"));
+    CHECK(ndshm::read_npy<double>(dir / "scalar.npy")() == 7.0);
+    CHECK_THROWS_WITH(ndshm::read_npy<double>(dir / "scalar.npy", row_range{0, 1}), Catch::Contains("0-dimensional"));
 }
 
 TEST_CASE("a writer that dies mid-write leaves the old file intact", "[file][crash]")
@@ -260,7 +260,7 @@ TEST_CASE("a writer that dies mid-write leaves the old file intact", "[file][cra
         return 0;
     });
     CHECK(status.signal == SIGKILL);
-    CHECK((ndshm::load_npy<double>(path).view() == old));
+    CHECK((ndshm::read_npy<double>(path).view() == old));
     // What is left is a hidden temporary file beside it, never the final name.
     const auto names = dir.entries();
     REQUIRE(names.size() == 2);
@@ -291,7 +291,7 @@ TEST_CASE("a full disk is out_of_space and leaves the old file and no temporary"
         CHECK_THROWS_AS(ndshm::save_npy(path, xt::xarray<double>{4, 5, 6, 7}), ndshm::error);
     }
     CHECK(dir.entries() == std::vector<std::string>{"data.npy"});
-    CHECK((ndshm::load_npy<double>(path).view() == xt::xarray<double>{1, 2, 3}));
+    CHECK((ndshm::read_npy<double>(path).view() == xt::xarray<double>{1, 2, 3}));
 }
 
 namespace {
@@ -334,13 +334,13 @@ TEST_CASE("objects save to one file and load back by mapping it", "[file][object
     ndshm::save_object(path, r);
     CHECK(dir.entries() == std::vector<std::string>{"record.obj.npy"});
     {
-        record g = ndshm::load_object<record>(path);
+        record g = ndshm::read_object<record>(path);
         CHECK(same_record(g, r));
         // The shared_ndarray member is a view of the mapped file, privately: writes stay here.
         CHECK(objects_util::mappings_of(path) == 1);
         CHECK(g.image.name() == "record.obj.npy");
         g.image(0, 0) = -5.0f;
-        CHECK(ndshm::load_object<record>(path).image(0, 0) == 0.0f);
+        CHECK(ndshm::read_object<record>(path).image(0, 0) == 0.0f);
     }
     CHECK(objects_util::mappings_of(path) == 0);
     // NumPy sees a .npy of bytes whose payload is the object.
@@ -358,7 +358,7 @@ TEST_CASE("an object file holds exactly the layout of the segment", "[file][obje
     // And a segment saved to a file loads from the file.
     const auto h = ndshm::share(make_record());
     ndshm::save_object(dir / "from_segment.npy", h);
-    CHECK(same_record(ndshm::load_object<record>(dir / "from_segment.npy"), make_record()));
+    CHECK(same_record(ndshm::read_object<record>(dir / "from_segment.npy"), make_record()));
     const auto seg_bytes = objects_util::read_file("/dev/shm/" + h.name());
     const auto file_bytes = objects_util::read_file(dir / "from_segment.npy");
     REQUIRE(seg_bytes.size() == file_bytes.size());
@@ -383,19 +383,19 @@ TEST_CASE("share_file loads an object file into shared memory for other processe
 TEST_CASE("an object file that is not one, or is damaged, is format_error", "[file][object][bad-input]")
 {
     temp_dir dir("objfile");
-    CHECK_THROWS_AS(ndshm::load_object<record>(dir / "missing.npy"), ndshm::not_found);
+    CHECK_THROWS_AS(ndshm::read_object<record>(dir / "missing.npy"), ndshm::not_found);
     ndshm::save_npy(dir / "array.npy", xt::xarray<double>{1, 2});
-    CHECK_THROWS_WITH(ndshm::load_object<record>(dir / "array.npy"), Catch::Contains("not a composite object"));
+    CHECK_THROWS_WITH(ndshm::read_object<record>(dir / "array.npy"), Catch::Contains("not a composite object"));
     ndshm::save_object(dir / "r.npy", make_record());
     auto bytes = objects_util::read_file(dir / "r.npy");
     for (const std::size_t size : {std::size_t(50), std::size_t(4200), bytes.size() / 2, bytes.size() - 10}) {
         objects_util::write_file(
             dir / "cut.npy",
             std::vector<unsigned char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(size)));
-        CHECK_THROWS_AS(ndshm::load_object<record>(dir / "cut.npy"), ndshm::format_error);
+        CHECK_THROWS_AS(ndshm::read_object<record>(dir / "cut.npy"), ndshm::format_error);
         CHECK_THROWS_AS(ndshm::share_file(dir / "cut.npy"), ndshm::format_error);
     }
     ndshm::detail::put_u64(bytes.data() + 4096 + 128 + 24, std::uint64_t(1) << 40);
     objects_util::write_file(dir / "toc.npy", bytes);
-    CHECK_THROWS_WITH(ndshm::load_object<record>(dir / "toc.npy"), Catch::Contains("outside"));
+    CHECK_THROWS_WITH(ndshm::read_object<record>(dir / "toc.npy"), Catch::Contains("outside"));
 }

@@ -143,7 +143,7 @@ TEST_CASE("positions out of range, dtype mismatches and a full list are clear er
     CHECK_THROWS_AS(shared_list().values(), ndshm::error);
     CHECK_THROWS_AS(shared_list::create(0), ndshm::error);
     auto d = ndshm::shared_dict::create(2);
-    CHECK_THROWS_WITH(shared_list::open(d.name()), Catch::Contains("not a list"));
+    CHECK_THROWS_WITH(shared_list::attach(d.name()), Catch::Contains("not a list"));
 }
 
 TEST_CASE("the list's owner removes it with its entries; forked children never do", "[list][lifetime]")
@@ -154,7 +154,7 @@ TEST_CASE("the list's owner removes it with its entries; forked children never d
         const std::string name = l.name();
         l.append(stamp(1));
         const auto st = test_util::run_child([&] {
-            auto c = shared_list::open(l.name(), dir.opts());
+            auto c = shared_list::attach(l.name(), dir.opts());
             c.append(stamp(2));
             l.reset(); // the owner's handle, inherited: its last copy in the child removes nothing
             return 0;
@@ -166,7 +166,7 @@ TEST_CASE("the list's owner removes it with its entries; forked children never d
         l.reset();
         CHECK(dir.files().size() == 3);
         // The persisted list is removed by whoever calls remove().
-        auto again = shared_list::open(name, dir.opts());
+        auto again = shared_list::attach(name, dir.opts());
         CHECK(again.size() == 2);
         again.remove();
     }
@@ -182,7 +182,7 @@ TEST_CASE("several processes append, pop and read one list at once", "[list][mul
     std::vector<pid_t> pids;
     for (int p = 0; p < producers; ++p) {
         pids.push_back(test_util::fork_child([&, p] {
-            auto c = shared_list::open(l.name(), dir.opts());
+            auto c = shared_list::attach(l.name(), dir.opts());
             start.wait();
             for (int i = 0; i < per_producer; ++i) {
                 if (i % 10 == 9) {
@@ -200,7 +200,7 @@ TEST_CASE("several processes append, pop and read one list at once", "[list][mul
     REQUIRE(::pipe(fds) == 0);
     const pid_t consumer = test_util::fork_child([&] {
         ::close(fds[0]);
-        auto c = shared_list::open(l.name(), dir.opts());
+        auto c = shared_list::attach(l.name(), dir.opts());
         start.wait();
         int taken = 0, bad = 0;
         while (taken < 40) {
@@ -222,7 +222,7 @@ TEST_CASE("several processes append, pop and read one list at once", "[list][mul
     });
     ::close(fds[1]);
     const pid_t reader = test_util::fork_child([&] {
-        auto c = shared_list::open(l.name(), dir.opts());
+        auto c = shared_list::attach(l.name(), dir.opts());
         start.wait();
         int bad = 0;
         for (int k = 0; k < 100; ++k) {
@@ -281,7 +281,7 @@ TEST_CASE("a list writer killed in the middle of a change leaves a consistent li
     SECTION("killed after committing an assign")
     {
         const auto st = test_util::run_child([&] {
-            auto c = shared_list::open(l.name(), dir.opts());
+            auto c = shared_list::attach(l.name(), dir.opts());
             collection_util::die_at_next_unlink();
             c.assign(0, stamp(7));
             return 0;
@@ -296,7 +296,7 @@ TEST_CASE("a list writer killed in the middle of a change leaves a consistent li
     SECTION("killed after committing a clear")
     {
         const auto st = test_util::run_child([&] {
-            auto c = shared_list::open(l.name(), dir.opts());
+            auto c = shared_list::attach(l.name(), dir.opts());
             collection_util::die_at_next_unlink();
             c.clear();
             return 0;
@@ -310,7 +310,7 @@ TEST_CASE("a list writer killed in the middle of a change leaves a consistent li
         for (int round = 0; round < 16; ++round) {
             test_util::event progress;
             const pid_t pid = test_util::fork_child([&] {
-                auto c = shared_list::open(l.name(), dir.opts());
+                auto c = shared_list::attach(l.name(), dir.opts());
                 for (int i = 0;; ++i) {
                     if (c.size() < 6) {
                         c.extend(std::vector<xt::xarray<std::int64_t>>{stamp(i), stamp(i)});
@@ -364,7 +364,7 @@ TEST_CASE("a damaged list table is a format_error, never a crash", "[list][error
     {
         raw.control().capacity = 1u << 30;
         corrupt([&] { (void)l.at(0); });
-        CHECK_THROWS_AS(shared_list::open(l.name(), dir.opts()), ndshm::format_error);
+        CHECK_THROWS_AS(shared_list::attach(l.name(), dir.opts()), ndshm::format_error);
     }
     SECTION("the order")
     {
@@ -441,7 +441,7 @@ TEST_CASE("the ndshm tool lists a list, checks it, and gc removes it once its cr
         CHECK(s.contents.text == "3 of 8 entries");
         CHECK(ndshm::segment_problems(s).empty());
         CHECK(ndshm::gc(dir.opts()).empty());
-        auto seen = shared_list::open(name, dir.opts());
+        auto seen = shared_list::attach(name, dir.opts());
         CHECK(firsts(seen) == std::vector<std::int64_t>{1, 2, 3});
     }
 #ifdef NDSHM_TEST_TOOL

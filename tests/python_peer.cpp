@@ -191,7 +191,7 @@ int arrays_check(const std::string& type, const std::string& order, const std::s
 
 int queue_produce(const std::string& queue, std::size_t count)
 {
-    auto q = ndshm::array_queue::open(queue);
+    auto q = ndshm::array_queue::attach(queue);
     for (std::size_t i = 0; i < count; ++i) {
         const ndshm::dtype t = all_dtypes[i % (sizeof all_dtypes / sizeof all_dtypes[0])];
         with_type(t, [&](auto v) {
@@ -209,7 +209,7 @@ int queue_produce(const std::string& queue, std::size_t count)
 
 int queue_consume(const std::string& queue)
 {
-    auto q = ndshm::array_queue::open(queue);
+    auto q = ndshm::array_queue::attach(queue);
     bool ok = true;
     for (std::size_t i = 0;; ++i) {
         // front_dtype() is empty while the queue is empty: pop (waiting) as any type first, then as the
@@ -312,7 +312,7 @@ int error(const std::string& op, const std::string& name)
         } else if (op == "attach-float64") {
             (void)ndshm::shared_ndarray<double>::attach(name);
         } else if (op == "pop-float64") {
-            (void)ndshm::array_queue::open(name).pop<double>(std::chrono::milliseconds(0));
+            (void)ndshm::array_queue::attach(name).pop<double>(std::chrono::milliseconds(0));
         } else if (op == "channel-int16") {
             (void)ndshm::channel<std::int16_t>::attach(name);
         } else if (op == "create") {

@@ -122,7 +122,7 @@ TEST_CASE("arrays cross processes in order, and the receiver owns them", "[queue
     SECTION("a child pushes, exits, and the parent pops what it sent")
     {
         const auto st = test_util::run_child([&] {
-            auto cq = array_queue::open(q.name());
+            auto cq = array_queue::attach(q.name());
             for (int i = 0; i < 10; ++i) {
                 auto a = shared_ndarray<std::int32_t>::create({100});
                 a(0) = i;
@@ -148,7 +148,7 @@ TEST_CASE("arrays cross processes in order, and the receiver owns them", "[queue
         q.push(std::move(a));
         test_util::event popped, checked;
         const pid_t pid = test_util::fork_child([&] {
-            auto b = array_queue::open(q.name()).pop<double>();
+            auto b = array_queue::attach(q.name()).pop<double>();
             const bool ok = !b.empty() && b(999) == 2.5 && owner_pid(b) == static_cast<std::uint64_t>(::getpid());
             popped.set();
             checked.wait();
@@ -189,7 +189,7 @@ TEST_CASE("a queue opened with options::populate hands over prefaulted arrays", 
     auto q = array_queue::create(1);
     ndshm::options o;
     o.populate = true;
-    auto consumer = array_queue::open(q.name(), o);
+    auto consumer = array_queue::attach(q.name(), o);
     q.push(filled(100000, 4.0));
     auto b = consumer.pop<double>();
     REQUIRE(b.size() == 100000);
@@ -304,7 +304,7 @@ TEST_CASE("several producers and consumers: every array arrives exactly once", "
     std::vector<pid_t> prod, cons;
     for (int c = 0; c < consumers; ++c) {
         cons.push_back(test_util::fork_child([&, c] {
-            auto cq = array_queue::open(q.name());
+            auto cq = array_queue::attach(q.name());
             std::int64_t n = 0, sum = 0;
             while (auto a = cq.pop<std::int64_t>()) {
                 for (std::size_t i = 1; i < a.size(); ++i) {
@@ -322,7 +322,7 @@ TEST_CASE("several producers and consumers: every array arrives exactly once", "
     }
     for (int p = 0; p < producers; ++p) {
         prod.push_back(test_util::fork_child([&, p] {
-            auto pq = array_queue::open(q.name());
+            auto pq = array_queue::attach(q.name());
             for (int i = 0; i < per_producer; ++i) {
                 auto a = shared_ndarray<std::int64_t>::create({64});
                 for (auto& x : a) {
@@ -387,7 +387,7 @@ TEST_CASE("removing the queue unlinks the arrays still in it", "[queue][lifetime
                   return 0;
               }).ok());
         CHECK(test_util::shm_exists(qname));
-        auto other = array_queue::open(qname); // a non-owning handle does not remove it either
+        auto other = array_queue::attach(qname); // a non-owning handle does not remove it either
         other = array_queue();
         CHECK(test_util::shm_exists(qname));
     } // the owner's last handle
@@ -399,7 +399,7 @@ TEST_CASE("removing the queue unlinks the arrays still in it", "[queue][lifetime
     SECTION("remove() does it at once, and open handles see a closed queue")
     {
         auto q = array_queue::create(2);
-        auto opened = array_queue::open(q.name());
+        auto opened = array_queue::attach(q.name());
         auto a = filled(1, 0);
         const std::string an = a.name();
         q.push(std::move(a));
@@ -513,10 +513,10 @@ TEST_CASE("bad input to a queue gets a clear ndshm error", "[queue][errors]")
     }
     SECTION("opening what is not a queue")
     {
-        CHECK_THROWS_AS(array_queue::open("ndshm_test_no_such_queue"), ndshm::not_found);
+        CHECK_THROWS_AS(array_queue::attach("ndshm_test_no_such_queue"), ndshm::not_found);
         auto a = shared_ndarray<double>::create({4});
-        CHECK_THROWS_AS(array_queue::open(a.name()), ndshm::format_error);
-        CHECK_THROWS_WITH(array_queue::open(a.name()), Catch::Contains("not a queue"));
+        CHECK_THROWS_AS(array_queue::attach(a.name()), ndshm::format_error);
+        CHECK_THROWS_WITH(array_queue::attach(a.name()), Catch::Contains("not a queue"));
     }
     SECTION("pushing an array this process does not own")
     {
@@ -747,7 +747,7 @@ TEST_CASE("recycled arrays cross processes: a producer makes, a consumer lets go
     constexpr int frames = 200;
     auto q = array_queue::create(3);
     const pid_t producer = test_util::fork_child([&] {
-        auto out = array_queue::open(q.name());
+        auto out = array_queue::attach(q.name());
         for (int f = 0; f < frames; ++f) {
             auto a = out.make<std::uint32_t>({64, 64});
             std::fill(a.begin(), a.end(), static_cast<std::uint32_t>(f));
@@ -963,7 +963,7 @@ TEST_CASE("between two processes, recycled handoffs make no system call but fute
     int counts_pipe[2];
     REQUIRE(::pipe(counts_pipe) == 0);
     const pid_t consumer = test_util::fork_child([&] {
-        auto in = array_queue::open(q.name());
+        auto in = array_queue::attach(q.name());
         std::unique_ptr<test_util::count_syscalls> counting;
         bool ok = true;
         for (int f = 0; f < frames; ++f) {

@@ -207,7 +207,7 @@ TEST_CASE("map_npy and the directory backend refuse or reserve sparse files on a
         SPARSE_EXPECT(touch_signal(npy) == SIGBUS);
         const std::string mapped = out_of_space_message([&] { (void)ndshm::map_npy<double>(npy); });
         std::fprintf(stderr, "%s\n", mapped.c_str());
-        SPARSE_EXPECT(mapped.find("sparse") != std::string::npos && mapped.find("load_npy") != std::string::npos);
+        SPARSE_EXPECT(mapped.find("sparse") != std::string::npos && mapped.find("read_npy") != std::string::npos);
         ndshm::options o;
         o.directory = files.path;
         const std::string attached = out_of_space_message(

@@ -195,7 +195,7 @@ TEST_CASE("put and get round-trip, a second get reuses the segment", "[store]")
     CHECK(s.stats().loaded == 1);
     CHECK(s.stats().attached == 0);
     // The array on disk is a plain .npy.
-    CHECK((ndshm::load_npy<double>(s.path("x")).view() == dataset()));
+    CHECK((ndshm::read_npy<double>(s.path("x")).view() == dataset()));
 }
 
 TEST_CASE("another process attaches what this one loaded", "[store][multiprocess]")

@@ -1,4 +1,4 @@
-// Compressed object files (zstd.hpp): smaller files, round trips through load_object and share_file,
+// Compressed object files (zstd.hpp): smaller files, round trips through read_object and share_file,
 // incompressible arrays stored as they are, and clear errors for a missing codec or corrupt data.
 #include <ndshm/all.hpp>
 
@@ -82,8 +82,8 @@ TEST_CASE("compressed object files are smaller and load back", "[zstd][file][obj
     CHECK(obj.entries[0].compressed);
     CHECK(obj.entries[0].stored_bytes < obj.entries[0].nbytes);
     CHECK(!obj.entries[1].compressed);
-    CHECK(same(ndshm::load_object<sample>(dir / "packed.npy", fo), s));
-    CHECK(same(ndshm::load_object<sample>(dir / "plain.npy", fo), s)); // a codec does not hurt plain files
+    CHECK(same(ndshm::read_object<sample>(dir / "packed.npy", fo), s));
+    CHECK(same(ndshm::read_object<sample>(dir / "plain.npy", fo), s)); // a codec does not hurt plain files
     // Still a .npy of bytes that NumPy opens.
     CHECK(objects_util::numpy({"object", dir / "packed.npy"}).ok());
 }
@@ -99,7 +99,7 @@ TEST_CASE("share_file decompresses into a segment other processes load", "[zstd]
     CHECK(test_util::run_child([&] { return same(ndshm::load<sample>(name), make_sample()) ? 0 : 1; }).ok());
     // And a shared object saves compressed.
     ndshm::save_object(dir / "again.npy", h, fo);
-    CHECK(same(ndshm::load_object<sample>(dir / "again.npy", fo), make_sample()));
+    CHECK(same(ndshm::read_object<sample>(dir / "again.npy", fo), make_sample()));
 }
 
 TEST_CASE("a compressed file without its codec, or with corrupt data, is format_error", "[zstd][file][bad-input]")
@@ -108,7 +108,7 @@ TEST_CASE("a compressed file without its codec, or with corrupt data, is format_
     ndshm::file_options fo;
     fo.compression = ndshm::zstd();
     ndshm::save_object(dir / "packed.npy", make_sample(), fo);
-    CHECK_THROWS_WITH(ndshm::load_object<sample>(dir / "packed.npy"), Catch::Contains("zstd"));
+    CHECK_THROWS_WITH(ndshm::read_object<sample>(dir / "packed.npy"), Catch::Contains("zstd"));
     CHECK_THROWS_AS(ndshm::share_file(dir / "packed.npy"), ndshm::format_error);
     auto bytes = objects_util::read_file(dir / "packed.npy");
     const auto obj = parse_file(bytes);
@@ -118,7 +118,7 @@ TEST_CASE("a compressed file without its codec, or with corrupt data, is format_
         bytes[e.offset + e.stored_bytes / 2 + k] ^= 0x5A;
     }
     objects_util::write_file(dir / "corrupt.npy", bytes);
-    CHECK_THROWS_AS(ndshm::load_object<sample>(dir / "corrupt.npy", fo), ndshm::format_error);
+    CHECK_THROWS_AS(ndshm::read_object<sample>(dir / "corrupt.npy", fo), ndshm::format_error);
     CHECK_THROWS_AS(ndshm::share_file(dir / "corrupt.npy", {}, fo), ndshm::format_error);
     // A compressed array in a segment (only files may hold them) is refused too.
     objects_util::raw_segment seg(objects_util::read_file(dir / "packed.npy"));

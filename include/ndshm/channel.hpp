@@ -26,14 +26,6 @@ namespace ndshm {
 
 namespace detail {
 
-/// The deadline of a channel call: `timeout` from now, a negative timeout waits forever.
-inline std::chrono::steady_clock::time_point channel_deadline(std::chrono::nanoseconds timeout) noexcept
-{
-    return timeout < std::chrono::nanoseconds::zero()
-               ? std::chrono::steady_clock::time_point::max()
-               : deadline_in(std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
-}
-
 /// Where a channel's control block, slot records and ring are in its mapping.
 struct channel_parts {
     channel_control* ctl = nullptr;
@@ -297,17 +289,116 @@ public:
     /// Drops this handle, which becomes empty. Slots it loaned or received stay valid.
     void reset() noexcept { clear(); }
 
-    /// Loans a free slot, waiting up to `timeout` while all are taken (negative: forever). A loan that
-    /// finds no free slot checks, at growing intervals (at once for a try, then 1 ms to 50 ms), for slots
-    /// whose holder died, and takes them back.
-    /// @returns an empty slot on time-out
+    /// Loans a free slot, waiting while all are taken. A loan that finds no free slot checks, at growing
+    /// intervals (at once for a try, then 1 ms to 50 ms), for slots whose holder died, and takes them
+    /// back.
     /// @throws error if the channel is closed or the handle is empty
-    slot<T> loan(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1))
+    slot<T> loan() { return loan_until(std::chrono::steady_clock::time_point::max()); }
+
+    /// Like loan(), but waits at most `timeout` (zero or negative: a try, as try_loan()).
+    /// @returns an empty slot on time-out
+    template <class Rep, class Period>
+    slot<T> loan(const std::chrono::duration<Rep, Period>& timeout)
+    {
+        return loan_until(detail::deadline_in(std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)));
+    }
+
+    /// Loans a free slot if one is free now; an empty slot otherwise.
+    slot<T> try_loan() { return loan_until(std::chrono::steady_clock::now()); }
+
+    /// Publishes a loaned slot: it goes to the next receive, in order. The slot is consumed.
+    /// @throws error if `s` is empty or not a loan of this channel, or the handle is empty
+    void publish(slot<T>&& s)
+    {
+        live("publish");
+        if (s.empty() || s.m_rec == nullptr || s.m_freed != &m_ctl->freed || s.m_pid != detail::current_pid()) {
+            detail::raise<error>("publish", name(), "the slot is empty or was not loaned from this channel",
+                                 "publish a slot returned by this channel's loan()",
+                                 make_error_code(errc::invalid_argument));
+        }
+        const std::size_t i = s.m_index;
+        const std::string op = "publish";
+        {
+            detail::held_lock lock(m_ctl->producer_lock, std::chrono::steady_clock::time_point::max(), producers(op));
+            auto& rec = m_recs[i];
+            const std::uint64_t n = __atomic_load_n(&m_ctl->tail, __ATOMIC_RELAXED);
+            __atomic_store_n(&m_ring[n % m_slots], static_cast<std::uint32_t>(i), __ATOMIC_RELAXED);
+            __atomic_store_n(&rec.seq, n, __ATOMIC_RELAXED);
+            __atomic_store_n(&rec.pid, std::uint64_t(0), __ATOMIC_RELAXED);
+            __atomic_store_n(&rec.state, std::uint32_t(detail::slot_ready), __ATOMIC_RELEASE);
+            __atomic_store_n(&m_ctl->tail, n + 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&m_ctl->published, __atomic_load_n(&m_ctl->published, __ATOMIC_RELAXED) + 1,
+                             __ATOMIC_RELAXED);
+        }
+        s.forget(); // the channel holds it now
+        detail::event_signal(m_ctl->posted);
+    }
+
+    /// Receives the oldest published slot as a read-only view, waiting while none is published.
+    /// @returns an empty slot once the channel is closed and drained
+    /// @throws format_error if the ring is corrupt; error if the handle is empty
+    slot<const T> receive() { return receive_until(std::chrono::steady_clock::time_point::max()); }
+
+    /// Like receive(), but waits at most `timeout` (zero or negative: a try, as try_receive()).
+    /// @returns an empty slot on time-out, or when the channel is closed and drained
+    template <class Rep, class Period>
+    slot<const T> receive(const std::chrono::duration<Rep, Period>& timeout)
+    {
+        return receive_until(detail::deadline_in(std::chrono::ceil<std::chrono::steady_clock::duration>(timeout)));
+    }
+
+    /// Receives a published slot if one is waiting now.
+    slot<const T> try_receive() { return receive_until(std::chrono::steady_clock::now()); }
+
+    /// Closes the channel: loans fail from now on, and receivers wake and get what is still published,
+    /// then empty slots. Never waits.
+    /// @throws error if the handle is empty
+    void close()
+    {
+        live("close");
+        __atomic_store_n(&m_ctl->closed, 1u, __ATOMIC_RELEASE);
+        detail::event_signal(m_ctl->posted);
+        detail::event_signal(m_ctl->freed);
+    }
+    /// True once the channel is closed (false for an empty handle).
+    bool closed() const noexcept { return m_ctl != nullptr && closed_now(); }
+
+    /// Slots taken back from processes that died while holding them (0 for an empty handle).
+    std::uint64_t reclaimed() const noexcept
+    {
+        return m_ctl != nullptr ? __atomic_load_n(&m_ctl->reclaimed, __ATOMIC_ACQUIRE) : 0;
+    }
+    /// Slots published so far, by every process (0 for an empty handle).
+    std::uint64_t published() const noexcept
+    {
+        return m_ctl != nullptr ? __atomic_load_n(&m_ctl->published, __ATOMIC_ACQUIRE) : 0;
+    }
+
+    /// The longest a call of this handle spins for a slot or a message before it sleeps (10 µs by
+    /// default; the spin adapts below it to how long waits turn out to be). Zero never spins: every
+    /// wait sleeps at once, and each wake-up costs a system call on both sides.
+    std::chrono::nanoseconds spin_limit() const noexcept { return m_receive_spin.limit(); }
+    void set_spin_limit(std::chrono::nanoseconds limit) noexcept
+    {
+        m_receive_spin.set_limit(limit);
+        m_loan_spin.set_limit(limit);
+    }
+
+    /// Hands the name over like shared_ndarray::persist.
+    void persist() noexcept
+    {
+        if (m_map) {
+            m_map->persist();
+        }
+    }
+
+private:
+    /// loan() with its deadline (time_point::max(): none; now or earlier: a try).
+    slot<T> loan_until(std::chrono::steady_clock::time_point deadline)
     {
         live("loan");
         const std::string op = "loan";
         using clock = std::chrono::steady_clock;
-        const auto deadline = detail::channel_deadline(timeout);
         // When to look for slots of dead holders next: at once for a try, else after 1 ms of waiting.
         clock::time_point next_check{};
         auto interval = std::chrono::milliseconds(1);
@@ -357,46 +448,12 @@ public:
         }
     }
 
-    /// Loans a free slot if one is free now; an empty slot otherwise.
-    slot<T> try_loan() { return loan(std::chrono::nanoseconds::zero()); }
-
-    /// Publishes a loaned slot: it goes to the next receive, in order. The slot is consumed.
-    /// @throws error if `s` is empty or not a loan of this channel, or the handle is empty
-    void publish(slot<T>&& s)
-    {
-        live("publish");
-        if (s.empty() || s.m_rec == nullptr || s.m_freed != &m_ctl->freed || s.m_pid != detail::current_pid()) {
-            detail::raise<error>("publish", name(), "the slot is empty or was not loaned from this channel",
-                                 "publish a slot returned by this channel's loan()",
-                                 make_error_code(errc::invalid_argument));
-        }
-        const std::size_t i = s.m_index;
-        const std::string op = "publish";
-        {
-            detail::held_lock lock(m_ctl->producer_lock, std::chrono::steady_clock::time_point::max(), producers(op));
-            auto& rec = m_recs[i];
-            const std::uint64_t n = __atomic_load_n(&m_ctl->tail, __ATOMIC_RELAXED);
-            __atomic_store_n(&m_ring[n % m_slots], static_cast<std::uint32_t>(i), __ATOMIC_RELAXED);
-            __atomic_store_n(&rec.seq, n, __ATOMIC_RELAXED);
-            __atomic_store_n(&rec.pid, std::uint64_t(0), __ATOMIC_RELAXED);
-            __atomic_store_n(&rec.state, std::uint32_t(detail::slot_ready), __ATOMIC_RELEASE);
-            __atomic_store_n(&m_ctl->tail, n + 1, __ATOMIC_RELEASE);
-            __atomic_store_n(&m_ctl->published, __atomic_load_n(&m_ctl->published, __ATOMIC_RELAXED) + 1,
-                             __ATOMIC_RELAXED);
-        }
-        s.forget(); // the channel holds it now
-        detail::event_signal(m_ctl->posted);
-    }
-
-    /// Receives the oldest published slot as a read-only view, waiting up to `timeout` (negative:
-    /// forever). @returns an empty slot on time-out, or when the channel is closed and drained.
-    /// @throws format_error if the ring is corrupt; error if the handle is empty
-    slot<const T> receive(std::chrono::nanoseconds timeout = std::chrono::nanoseconds(-1))
+    /// receive() with its deadline, as loan_until.
+    slot<const T> receive_until(std::chrono::steady_clock::time_point deadline)
     {
         live("receive");
         const std::string op = "receive";
         using clock = std::chrono::steady_clock;
-        const auto deadline = detail::channel_deadline(timeout);
         clock::time_point waiting{};
         for (;;) {
             if (published_now()) {
@@ -435,52 +492,6 @@ public:
         }
     }
 
-    /// Receives a published slot if one is waiting now.
-    slot<const T> try_receive() { return receive(std::chrono::nanoseconds::zero()); }
-
-    /// Closes the channel: loans fail from now on, and receivers wake and get what is still published,
-    /// then empty slots. Never waits.
-    /// @throws error if the handle is empty
-    void close()
-    {
-        live("close");
-        __atomic_store_n(&m_ctl->closed, 1u, __ATOMIC_RELEASE);
-        detail::event_signal(m_ctl->posted);
-        detail::event_signal(m_ctl->freed);
-    }
-    /// True once the channel is closed (false for an empty handle).
-    bool closed() const noexcept { return m_ctl != nullptr && closed_now(); }
-
-    /// Slots taken back from processes that died while holding them (0 for an empty handle).
-    std::uint64_t reclaimed() const noexcept
-    {
-        return m_ctl != nullptr ? __atomic_load_n(&m_ctl->reclaimed, __ATOMIC_ACQUIRE) : 0;
-    }
-    /// Slots published so far, by every process (0 for an empty handle).
-    std::uint64_t published() const noexcept
-    {
-        return m_ctl != nullptr ? __atomic_load_n(&m_ctl->published, __ATOMIC_ACQUIRE) : 0;
-    }
-
-    /// The longest a call of this handle spins for a slot or a message before it sleeps (10 µs by
-    /// default; the spin adapts below it to how long waits turn out to be). Zero never spins: every
-    /// wait sleeps at once, and each wake-up costs a system call on both sides.
-    std::chrono::nanoseconds spin_limit() const noexcept { return m_receive_spin.limit(); }
-    void set_spin_limit(std::chrono::nanoseconds limit) noexcept
-    {
-        m_receive_spin.set_limit(limit);
-        m_loan_spin.set_limit(limit);
-    }
-
-    /// Hands the name over like shared_ndarray::persist.
-    void persist() noexcept
-    {
-        if (m_map) {
-            m_map->persist();
-        }
-    }
-
-private:
     channel(std::shared_ptr<detail::mapping> m, const detail::npy_info& info, shape_type slot_shape,
             std::size_t ctl_off)
         : m_map(std::move(m)), m_slot_shape(std::move(slot_shape)), m_slots(info.shape[0]),

@@ -4,7 +4,7 @@
 ///
 ///     auto d = ndshm::shared_dict::create();                  // this process owns it
 ///     d.assign("weights", xt::xarray<float>{{1, 2}, {3, 4}});  // a copy in a segment of its own
-///     auto w = ndshm::shared_dict::open(d.name()).get<float>("weights");  // any process, zero copy
+///     auto w = ndshm::shared_dict::attach(d.name()).get<float>("weights");  // any process, zero copy
 #ifndef NDSHM_DICT_HPP
 #define NDSHM_DICT_HPP
 
@@ -84,7 +84,7 @@ public:
     /// Opens the dict `name` that another process (or this one) created. The handle does not own it.
     /// `opt.populate` prefaults the entries it attaches.
     /// @throws not_found, permission_denied, format_error (not a dict, or corrupt), error
-    static shared_dict open(const std::string& name, const options& opt = {})
+    static shared_dict attach(const std::string& name, const options& opt = {})
     {
         return shared_dict(detail::open_collection(detail::kind_dict, name, opt, "open dict"));
     }

@@ -1,11 +1,11 @@
 /// @file file.hpp
 /// Arrays and composite objects on disk.
 ///
-/// - `.npy` files: `save_npy` writes any shared_ndarray or xtensor expression; `load_npy<T>` reads one
+/// - `.npy` files: `save_npy` writes any shared_ndarray or xtensor expression; `read_npy<T>` reads one
 ///   (or an axis-0 row range of one) into a new shared array; `map_npy<T>` maps one (or a row range)
 ///   read-only without copying. NumPy reads what ndshm writes and the other way round.
 /// - Object files: `save_object` writes a composite object to one file with the same layout as its
-///   segment (arrays optionally compressed, see ndshm/zstd.hpp); `load_object<T>` maps such a file and
+///   segment (arrays optionally compressed, see ndshm/zstd.hpp); `read_object<T>` maps such a file and
 ///   rebuilds the object; `share_file` loads it into a new segment for other processes.
 ///
 /// Every write is atomic: the file is written under a temporary name in the same directory, flushed
@@ -149,10 +149,10 @@ void save_npy(const std::string& path, const xt::xexpression<E>& expr)
 /// @throws not_found, permission_denied, format_error (not a .npy, truncated, unsupported dtype),
 /// dtype_mismatch, out_of_space, error (a row range outside the array)
 template <class T>
-shared_ndarray<T> load_npy(const std::string& path, row_range rows, const options& opt = {})
+shared_ndarray<T> read_npy(const std::string& path, row_range rows, const options& opt = {})
 {
-    static_assert(!std::is_const_v<T>, "load_npy makes a new writable array: use load_npy<T> (or map_npy<T>)");
-    const std::string op = "load_npy";
+    static_assert(!std::is_const_v<T>, "read_npy makes a new writable array: use read_npy<T> (or map_npy<T>)");
+    const std::string op = "read_npy";
     const detail::npy_file f = detail::open_npy_file(path, op);
     detail::check_file_dtype<T>(op, path, f.info.type);
     const detail::row_slice s = detail::resolve_rows(f.info, rows.begin, rows.end, op, path);
@@ -166,9 +166,9 @@ shared_ndarray<T> load_npy(const std::string& path, row_range rows, const option
 
 /// Loads the whole `.npy` file at `path` into a new shared array (see above).
 template <class T>
-shared_ndarray<T> load_npy(const std::string& path, const options& opt = {})
+shared_ndarray<T> read_npy(const std::string& path, const options& opt = {})
 {
-    return load_npy<T>(path, row_range{}, opt);
+    return read_npy<T>(path, row_range{}, opt);
 }
 
 /// Maps the rows `rows` (default: all) of the `.npy` file at `path` read-only, without copying: the
@@ -190,7 +190,7 @@ shared_ndarray<const T> map_npy(const std::string& path, row_range rows = {})
         detail::raise<error>(op, path,
                              "rows [" + std::to_string(s.begin) + ", " + std::to_string(s.end) +
                                  ") of a Fortran-order array are not contiguous on disk, so they cannot be mapped",
-                             "map the whole file, load the rows with load_npy (it gathers them), or save the array "
+                             "map the whole file, load the rows with read_npy (it gathers them), or save the array "
                              "in C order",
                              detail::errno_code(EINVAL));
     }
@@ -221,7 +221,7 @@ public:
 /// Options of the object-file functions.
 struct file_options {
     /// save_object: compress every array with this codec (an array that does not shrink is stored as
-    /// is). load_object and share_file: the codec to decompress a compressed file with. Empty: none.
+    /// is). read_object and share_file: the codec to decompress a compressed file with. Empty: none.
     std::shared_ptr<const codec> compression;
 };
 
@@ -394,11 +394,11 @@ inline void save_object(const std::string& path, const shared_object& obj, const
 /// @throws not_found, permission_denied, format_error (not an object file, corrupt, compressed without
 /// the codec), serialization_error, dtype_mismatch, error
 template <class T>
-T load_object(const std::string& path, const file_options& fo = {})
+T read_object(const std::string& path, const file_options& fo = {})
 {
     detail::check_loadable<T>();
     if constexpr (detail::is_shareable_v<T> && detail::is_loadable_v<T> && std::is_default_constructible_v<T>) {
-        const std::string op = "load_object";
+        const std::string op = "read_object";
         detail::parsed_object obj;
         auto m = detail::map_object_file(path, op, obj);
         const codec* c = detail::codec_for(obj, fo, op, path);
@@ -423,7 +423,7 @@ T load_object(const std::string& path, const file_options& fo = {})
 /// Loads the object file at `path` into a new segment (decompressing its arrays if needed) and
 /// returns its owning handle: other processes then `ndshm::load<T>` it by name. `opt` is as for
 /// share.
-/// @throws as load_object, and already_exists, out_of_space
+/// @throws as read_object, and already_exists, out_of_space
 inline shared_object share_file(const std::string& path, const options& opt = {}, const file_options& fo = {})
 {
     const std::string op = "share_file";

@@ -4,7 +4,7 @@
 ///
 ///     auto l = ndshm::shared_list::create();                  // this process owns it
 ///     l.append(xt::xarray<double>{1, 2, 3});                  // a copy in a segment of its own
-///     auto a = ndshm::shared_list::open(l.name()).at<double>(0);  // any process, zero copy
+///     auto a = ndshm::shared_list::attach(l.name()).at<double>(0);  // any process, zero copy
 #ifndef NDSHM_LIST_HPP
 #define NDSHM_LIST_HPP
 
@@ -74,7 +74,7 @@ public:
     /// Opens the list `name` that another process (or this one) created. The handle does not own it.
     /// `opt.populate` prefaults the entries it attaches.
     /// @throws not_found, permission_denied, format_error (not a list, or corrupt), error
-    static shared_list open(const std::string& name, const options& opt = {})
+    static shared_list attach(const std::string& name, const options& opt = {})
     {
         return shared_list(detail::open_collection(detail::kind_list, name, opt, "open list"));
     }

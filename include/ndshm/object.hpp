@@ -113,7 +113,7 @@ inline parsed_object parse_object_image(const mapping& m, const npy_info& info, 
 {
     if (kind == 0) {
         raise<format_error>(op, name, "not a composite object: it has no ndshm trailer (a plain .npy)",
-                            "attach it with ndshm::attach_any or load it with ndshm::load_npy", errno_code(EINVAL));
+                            "attach it with ndshm::attach_any or load it with ndshm::read_npy", errno_code(EINVAL));
     }
     if (kind == kind_array) {
         raise<format_error>(op, name, "not a composite object: it holds a single array",

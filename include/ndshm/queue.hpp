@@ -1153,7 +1153,7 @@ public:
 
     /// Opens the queue `name` that another process (or this one) created. The handle does not own it.
     /// @throws not_found, permission_denied, format_error (not a queue, or corrupt), error
-    static array_queue open(const std::string& name, const options& opt = {})
+    static array_queue attach(const std::string& name, const options& opt = {})
     {
         const std::string op = "open queue";
         if (opt.read_only) {
@@ -1345,7 +1345,7 @@ private:
     {
         if (!m_impl) {
             detail::raise<error>(op, "", "the array_queue handle is empty (default-constructed, moved from or reset)",
-                                 "create a queue with array_queue::create or open one with array_queue::open",
+                                 "create a queue with array_queue::create or open one with array_queue::attach",
                                  make_error_code(errc::invalid_argument));
         }
         return *m_impl;

@@ -6,7 +6,7 @@
 ///     ndshm::file_options fo;
 ///     fo.compression = ndshm::zstd();            // level 3; ndshm::zstd(19) compresses harder
 ///     ndshm::save_object("frame.obj.npy", f, fo);
-///     auto g = ndshm::load_object<frame>("frame.obj.npy", fo);
+///     auto g = ndshm::read_object<frame>("frame.obj.npy", fo);
 #ifndef NDSHM_ZSTD_HPP
 #define NDSHM_ZSTD_HPP
 

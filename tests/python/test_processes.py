@@ -58,6 +58,10 @@ def test_queue_timeouts_close_and_refusals():
     a, b = ndshm.create(2), ndshm.create(3)
     assert q.push(a, timeout=0)
     assert q.push(b, timeout=0.01) is False  # full: b stays the caller's
+    with pytest.raises(ValueError, match="non-negative"):
+        q.push(b, timeout=-1)  # as queue.Queue: a negative timeout is refused, None waits for ever
+    with pytest.raises(ValueError, match="non-negative"):
+        q.pop(timeout=-0.5)
     assert b.flags.writeable
     with pytest.raises(ndshm.Error, match="not in an ndshm segment"):
         q.push(np.zeros(2))
@@ -274,6 +278,10 @@ def test_lock_as_a_context_manager_and_like_threading_lock():
             lock.acquire()
     assert not lock.locked
     assert lock.acquire(blocking=False) and lock.locked
+    lock.release()
+    with pytest.raises(ValueError, match="non-negative"):
+        lock.acquire(timeout=-2)  # as threading.Lock: only -1 means for ever
+    assert lock.acquire(timeout=-1) and lock.locked
     lock.release()
     with pytest.raises(ndshm.Error, match="unlock"):
         lock.release()

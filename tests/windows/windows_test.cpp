@@ -391,22 +391,22 @@ TEST_CASE(".npy files: save, load into shared memory, map rows read-only", "[fil
     const std::string path = (dir.path / "a.npy").string();
     const xt::xarray<double> want = xt::arange<double>(40.0).reshape({10, 4});
     ndshm::save_npy(path, want);
-    auto a = ndshm::load_npy<double>(path);
+    auto a = ndshm::read_npy<double>(path);
     CHECK(a.shape() == ndshm::shape_type{10, 4});
     CHECK(a(9, 3) == 39.0);
     auto rows = ndshm::map_npy<double>(path, ndshm::row_range{2, 5});
     CHECK(rows.shape() == ndshm::shape_type{3, 4});
     CHECK(rows(0, 0) == 8.0);
-    auto part = ndshm::load_npy<double>(path, ndshm::row_range{7, 10});
+    auto part = ndshm::read_npy<double>(path, ndshm::row_range{7, 10});
     CHECK(part(2, 3) == 39.0);
-    CHECK_THROWS_AS(ndshm::load_npy<float>(path), ndshm::dtype_mismatch);
-    CHECK_THROWS_AS(ndshm::load_npy<double>((dir.path / "missing.npy").string()), ndshm::not_found);
+    CHECK_THROWS_AS(ndshm::read_npy<float>(path), ndshm::dtype_mismatch);
+    CHECK_THROWS_AS(ndshm::read_npy<double>((dir.path / "missing.npy").string()), ndshm::not_found);
     // An object file round trip.
     frame f;
     f.label = "saved";
     f.pixels = shared_ndarray<float>::from_array(xt::arange<float>(6.0f));
     ndshm::save_object(path + ".obj", f);
-    frame g = ndshm::load_object<frame>(path + ".obj");
+    frame g = ndshm::read_object<frame>(path + ".obj");
     CHECK(g.label == "saved");
     CHECK(g.pixels(5) == 5.0f);
 }
@@ -654,7 +654,7 @@ int peer_main(int argc, char** argv)
         return 0;
     }
     if (role == "queue-producer") {
-        auto q = ndshm::array_queue::open(arg);
+        auto q = ndshm::array_queue::attach(arg);
         for (int i = 0; i < count; ++i) {
             auto a = shared_ndarray<double>::from_array(xt::arange<double>(1000.0) + double(i));
             q.push(std::move(a));
@@ -662,7 +662,7 @@ int peer_main(int argc, char** argv)
         return 0;
     }
     if (role == "queue-consumer") {
-        auto q = ndshm::array_queue::open(arg);
+        auto q = ndshm::array_queue::attach(arg);
         for (int i = 0; i < count; ++i) {
             auto a = q.pop<std::int32_t>();
             if (a.size() != 64 || a(63) != i) {

@@ -118,7 +118,7 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
                             known ? "the segment is a " + what + ", not an array"
                                   : "the segment is of an unknown kind " + std::to_string(kind),
                             known ? std::string(kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
-                                                                     : "open it with ndshm::array_queue::open")
+                                                                     : "open it with ndshm::array_queue::attach")
                                   : "use the ndshm version that made it",
                             make_error_code(errc::wrong_kind));
     }

@@ -1080,7 +1080,7 @@ public:
     explicit operator bool() const noexcept { return static_cast<bool>(m_impl); }
 
     /// Hands the container over: neither it nor its entries are unlinked by any handle any more, and
-    /// `ndshm gc` keeps them; remove() (on a handle from open()) removes them later. Call it on the
+    /// `ndshm gc` keeps them; remove() (on a handle from attach()) removes them later. Call it on the
     /// owner's handle.
     void persist() { impl("persist").persist("persist"); }
 

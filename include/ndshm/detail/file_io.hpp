@@ -357,7 +357,7 @@ inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, 
                 [&] { return sys().openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0); }));
         },
         op, path, "file", dir_of(path).empty() ? std::string(".") : dir_of(path),
-        "; or copy it into shared memory with load_npy, which reads the file without mapping it");
+        "; or copy it into shared memory with read_npy, which reads the file without mapping it");
     const std::size_t page = page_size();
     const std::size_t start = off / page * page;
     delta = off - start;
