@@ -84,9 +84,9 @@ TEST_CASE("slots come back to the pool, loan applies back-pressure", "[channel]"
     auto a = ch.loan();
     auto b = ch.loan();
     CHECK(a.index() != b.index());
-    CHECK(ch.try_loan().empty()); // every slot is loaned
-    CHECK(ch.loan(5ms).empty());  // a bounded wait ends empty
-    CHECK(ch.loan(-5ms).empty()); // a negative timeout is a try, as everywhere in the library
+    CHECK(ch.try_loan().empty());   // every slot is loaned
+    CHECK(ch.loan(5ms).empty());    // a bounded wait ends empty
+    CHECK(ch.loan(-5ms).empty());   // a negative timeout is a try, as everywhere in the library
     CHECK(ch.receive(0ms).empty()); // nothing published: a zero timeout does not wait
     const std::size_t first = a.index();
     a.release(); // an unpublished loan goes back
@@ -342,6 +342,34 @@ TEST_CASE("a steady stream makes no system call: publish and release wake only a
     CHECK(ok);
     CHECK(counting.counts().total() == 0);
     CHECK(ch.published() == 1001);
+}
+
+TEST_CASE("the spin before a sleep shrinks only after a run of failures and comes back at once", "[channel]")
+{
+    using policy = ndshm::detail::spin_policy;
+    policy p(20us);
+    const auto never = [] { return false; };
+    const auto always = [] { return true; };
+    const auto no_deadline = std::chrono::steady_clock::time_point::max();
+    CHECK(p.budget() == 20us);
+    for (std::int64_t i = 1; i < policy::failures_to_shrink; ++i) {
+        CHECK_FALSE(p.spin(never, no_deadline));
+    }
+    CHECK(p.budget() == 20us); // single failures (a peer descheduled for a moment) keep the budget
+    CHECK_FALSE(p.spin(never, no_deadline));
+    CHECK(p.budget() == 5us); // a run of them is a slow stream: spin less
+    CHECK(p.spin(always, no_deadline));
+    CHECK(p.budget() == 20us); // a spin that caught its condition restores it
+    for (std::int64_t i = 0; i < 2 * policy::failures_to_shrink; ++i) {
+        CHECK_FALSE(p.spin(never, no_deadline));
+    }
+    CHECK(p.budget() == 1250ns);
+    p.slept(policy::short_sleep * 20us + 1us); // a long sleep says nothing
+    CHECK(p.budget() == 1250ns);
+    p.slept(100us); // a short one, wake-up latency included: a spin would have caught it
+    CHECK(p.budget() == 20us);
+    p.set_limit(0us);
+    CHECK_FALSE(p.spin(always, no_deadline)); // a limit of zero never spins
 }
 
 TEST_CASE("a sleeping receiver is woken by a publish, a sleeping producer by a release", "[channel][multiprocess]")

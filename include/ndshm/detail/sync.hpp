@@ -138,21 +138,35 @@ inline void spin_pause() noexcept
 #endif
 }
 
-/// A bounded, adaptive spin before sleeping, kept per handle: spin up to budget() for the condition;
-/// a wait that the spin would have caught (it ended within the limit) raises the budget, a spin that
-/// failed lowers it, so a stream whose items come quickly is received without a sleep and a wake-up,
-/// while a slow one costs little CPU.
+/// A bounded, adaptive spin before sleeping, kept per handle: spin up to budget() for the condition,
+/// then sleep. A spin is cheaper than a sleep and its wake-up (two system calls and a context switch,
+/// tens of microseconds on a virtual machine) whenever the wait ends within the limit, so the budget
+/// stays at the limit while waits are short: a spin that succeeds, or a sleep that ended soon
+/// (within `short_sleep` limits: the sleep's own wake-up latency counts in it), restores it. Only a
+/// run of `failures_to_shrink` spins in a row that all failed (a slow stream, or a peer that is not
+/// running) shrinks it, by 4 each time, so that a slow stream costs little CPU. Shrinking on single
+/// failures would be wrong: a budget too small to bridge short waits makes both sides sleep, each
+/// wake-up then delays the waker, and the stream settles into sleeping on every item.
 class spin_policy {
 public:
+    /// Consecutive failed spins after which the budget shrinks.
+    static constexpr std::int64_t failures_to_shrink = 8;
+    /// A sleep shorter than this many limits restores the budget.
+    static constexpr std::int64_t short_sleep = 10;
+
     explicit spin_policy(std::chrono::nanoseconds limit = std::chrono::microseconds(10)) noexcept
         : m_limit(limit.count()), m_budget(limit.count())
     {
     }
-    spin_policy(const spin_policy& o) noexcept : m_limit(o.m_limit.load(relaxed)), m_budget(o.m_budget.load(relaxed)) {}
+    spin_policy(const spin_policy& o) noexcept
+        : m_limit(o.m_limit.load(relaxed)), m_budget(o.m_budget.load(relaxed)), m_failures(o.m_failures.load(relaxed))
+    {
+    }
     spin_policy& operator=(const spin_policy& o) noexcept
     {
         m_limit.store(o.m_limit.load(relaxed), relaxed);
         m_budget.store(o.m_budget.load(relaxed), relaxed);
+        m_failures.store(o.m_failures.load(relaxed), relaxed);
         return *this;
     }
 
@@ -162,6 +176,7 @@ public:
         const auto ns = std::max<std::int64_t>(limit.count(), 0);
         m_limit.store(ns, relaxed);
         m_budget.store(ns, relaxed);
+        m_failures.store(0, relaxed);
     }
     std::chrono::nanoseconds budget() const noexcept { return std::chrono::nanoseconds(m_budget.load(relaxed)); }
 
@@ -177,33 +192,48 @@ public:
         const auto end = std::min(deadline, start + std::chrono::nanoseconds(budget));
         for (unsigned i = 1;; ++i) {
             if (ready()) {
+                succeeded();
                 return true;
             }
             spin_pause();
             if ((i & 31u) == 0 && std::chrono::steady_clock::now() >= end) {
-                // It did not come in time (the other side is slow, or not running at all): spin much less
-                // next time, so that a machine short of CPUs does not spend them spinning.
-                m_budget.store(budget / 4, relaxed);
+                failed(budget);
                 return false;
             }
         }
     }
 
-    /// After a sleep: `waited` is how long the whole wait took. A wait within the limit is one a spin
-    /// would have caught.
+    /// After a sleep: `waited` is how long the whole wait took, spin, sleep and wake-up.
     void slept(std::chrono::nanoseconds waited) noexcept
     {
-        const std::int64_t limit = m_limit.load(relaxed), w = waited.count();
-        if (w <= limit) {
-            m_budget.store(std::min(limit, std::max(2 * w, std::int64_t(500))), relaxed);
+        const std::int64_t limit = m_limit.load(relaxed);
+        if (waited.count() <= short_sleep * limit) {
+            succeeded();
         }
     }
 
 private:
+    void succeeded() noexcept
+    {
+        m_failures.store(0, relaxed);
+        const std::int64_t limit = m_limit.load(relaxed);
+        if (m_budget.load(relaxed) != limit) {
+            m_budget.store(limit, relaxed);
+        }
+    }
+    void failed(std::int64_t budget) noexcept
+    {
+        if (m_failures.fetch_add(1, relaxed) + 1 >= failures_to_shrink) {
+            m_failures.store(0, relaxed);
+            m_budget.store(budget / 4, relaxed);
+        }
+    }
+
     static constexpr std::memory_order relaxed = std::memory_order_relaxed;
     // Per handle, shared by the threads that use it: atomics, relaxed (a budget is only a hint).
     std::atomic<std::int64_t> m_limit;
     std::atomic<std::int64_t> m_budget;
+    std::atomic<std::int64_t> m_failures{0};
 };
 
 /// The lock's 64 bytes in shared memory (the trailer's lock area, and a field of the queue's and the
