@@ -1,5 +1,5 @@
 // Must NOT compile: ndshm::share of a type cereal cannot serialise stops with ndshm's static_assert,
-// which says how to fix it. tests/objects.cmake compiles this file and expects that message.
+// which says how to fix it. tests/CMakeLists.txt compiles this file and expects that message.
 #include <ndshm/object.hpp>
 
 struct no_serialize {

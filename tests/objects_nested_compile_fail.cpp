@@ -1,6 +1,6 @@
 // Must NOT compile: ndshm::share of an object whose nested member (inside a std::vector) cereal cannot
 // serialise stops with ndshm's static_assert naming the member's type, not with cereal's long error.
-// tests/objects.cmake compiles this file and expects that message.
+// tests/CMakeLists.txt compiles this file and expects that message.
 #include <ndshm/object.hpp>
 
 #include <vector>

@@ -1,4 +1,4 @@
-"""Fixtures of the Python module's tests, run by ctest (tests/python.cmake) as
+"""Fixtures of the Python module's tests, run by ctest (tests/CMakeLists.txt) as
 
     PYTHONPATH=<build>/python NDSHM_TEST_PEER=<ndshm_python_peer> NDSHM_TEST_TOOL=<ndshm> \\
         /usr/bin/python3 -m pytest tests/python/test_<area>.py

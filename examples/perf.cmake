@@ -1,4 +1,0 @@
-add_executable(ndshm_example_channel_stream channel_stream.cpp)
-target_link_libraries(ndshm_example_channel_stream PRIVATE ndshm::ndshm ndshm_warnings)
-add_test(NAME example_channel_stream COMMAND ndshm_example_channel_stream)
-set_tests_properties(example_channel_stream PROPERTIES FIXTURES_REQUIRED ndshm_suite)
