@@ -124,37 +124,37 @@ public:
     template <class F, class... A, class = if_lambda<F>>
     decltype(auto) run(const F& f, A&&... args)
     {
-        return run(task_function(f), std::forward<A>(args)...);
+        return run(detail::task_function(f), std::forward<A>(args)...);
     }
     template <class F, class... A, class = if_lambda<F>>
     void broadcast(const F& f, A&&... args)
     {
-        broadcast(task_function(f), std::forward<A>(args)...);
+        broadcast(detail::task_function(f), std::forward<A>(args)...);
     }
     template <class F, class... A, class = if_lambda<F>>
     auto gather(const F& f, A&&... args)
     {
-        return gather(task_function(f), std::forward<A>(args)...);
+        return gather(detail::task_function(f), std::forward<A>(args)...);
     }
     template <class F, class... A, class = if_lambda<F>>
     decltype(auto) scatter(const F& f, A&&... args)
     {
-        return scatter(task_function(f), std::forward<A>(args)...);
+        return scatter(detail::task_function(f), std::forward<A>(args)...);
     }
     template <class F, class... A, class = if_lambda<F>>
     decltype(auto) scatterv(const F& f, A&&... args)
     {
-        return scatterv(task_function(f), std::forward<A>(args)...);
+        return scatterv(detail::task_function(f), std::forward<A>(args)...);
     }
     template <class F, class... A, class = if_lambda<F>>
     decltype(auto) map(const F& f, A&&... args)
     {
-        return map(task_function(f), std::forward<A>(args)...);
+        return map(detail::task_function(f), std::forward<A>(args)...);
     }
     template <class F, class... A, class = if_lambda<F>>
     decltype(auto) map_reduce(const F& f, A&&... args)
     {
-        return map_reduce(task_function(f), std::forward<A>(args)...);
+        return map_reduce(detail::task_function(f), std::forward<A>(args)...);
     }
 
     /// Runs f(args...) on one worker and returns its result.
