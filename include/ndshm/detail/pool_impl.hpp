@@ -1,13 +1,12 @@
 /// @file detail/pool_impl.hpp
-/// The machinery of ndshm::fork_pool: length-prefixed frames over pipes, the worker's loop, argument
-/// and result codecs (cereal's binary archive; shared arrays travel as names), and how a worker's
-/// exception or death is described to the parent.
+/// The machinery of ndshm::fork_pool that both ends of a pipe share: length-prefixed frames, the tasks
+/// a call is made of, how a worker's exception or death is described to the parent, the worker's loop,
+/// and the in-process run of pool(0). Arguments and results travel as detail/pool_codec.hpp encodes
+/// them; the parent's side is detail/pool_core.hpp.
 #ifndef NDSHM_DETAIL_POOL_IMPL_HPP
 #define NDSHM_DETAIL_POOL_IMPL_HPP
 
 #include <algorithm>
-#include <memory>
-#include <vector>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
@@ -15,52 +14,27 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <istream>
+#include <functional>
 #include <mutex>
 #include <set>
-#include <sstream>
-#include <streambuf>
 #include <string>
 #include <string_view>
-#include <tuple>
-#include <type_traits>
 #include <utility>
+#include <vector>
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cereal/archives/binary.hpp>
-#include <cereal/types/array.hpp>
-#include <cereal/types/complex.hpp>
-#include <cereal/types/map.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/tuple.hpp>
-
-#include "array_cereal.hpp"
-#include <cereal/types/utility.hpp>
-#include <cereal/types/vector.hpp>
 
 #include "../error.hpp"
-#include "../options.hpp"
-#include "../segment.hpp"
-#include "../shared_ndarray.hpp"
-#include "array_handoff.hpp"
+#include "pool_codec.hpp"
+#include "pool_worker.hpp"
 #include "segment_impl.hpp"
-#include "trailer.hpp"
 
-namespace ndshm {
-
-/// Which pool worker the calling code runs in (see fork_pool).
-struct worker_info {
-    bool in_worker = false; ///< true inside a task of a fork_pool or mpi::pool (also for pool(0), in-process)
-    std::size_t index = 0;  ///< 0 .. count-1
-    std::size_t count = 0;  ///< workers of the pool (1 for pool(0))
-};
-
-namespace detail {
+namespace ndshm::detail {
 
 // ---- frames ---------------------------------------------------------------------------------------
 
@@ -128,312 +102,6 @@ inline std::string make_frame(std::uint32_t kind, std::uint64_t id, std::string_
     }
     return f;
 }
-
-// ---- cereal over memory ---------------------------------------------------------------------------
-
-/// A read-only streambuf over bytes someone else owns (cereal reads through std::istream).
-class memory_buf : public std::streambuf {
-public:
-    explicit memory_buf(std::string_view s)
-    {
-        char* p = const_cast<char*>(s.data()); // never written: this buffer only reads
-        setg(p, p, p + s.size());
-    }
-};
-
-// ---- argument and result codecs ---------------------------------------------------------------------
-
-template <class T>
-struct is_shared_ndarray : std::false_type {
-};
-template <class T>
-struct is_shared_ndarray<shared_ndarray<T>> : std::true_type {
-};
-
-/// Who receives the arrays a task returns (the pool's parent; this process for pool(0)), and which
-/// worker this is.
-struct worker_state {
-    worker_info info;
-    process_identity parent;
-};
-
-inline worker_state& current_worker() noexcept
-{
-    static worker_state s;
-    return s;
-}
-
-/// Values travel through cereal's binary archive; shared arrays travel as their backend and name, and
-/// the receiving side attaches them (a read-only mapping for shared_ndarray<const T>).
-template <class D>
-struct task_codec {
-    static_assert(std::is_default_constructible_v<D>,
-                  "ndshm::fork_pool: argument and result types must be default-constructible (and serialisable "
-                  "with cereal, or shared_ndarray handles)");
-    static void save(cereal::BinaryOutputArchive& ar, const D& v) { ar(v); }
-    static D load(cereal::BinaryInputArchive& ar)
-    {
-        D v{};
-        ar(v);
-        return v;
-    }
-};
-
-/// The mappings a forked worker keeps between tasks, so that the arrays of a map, a scatter or a run
-/// are attached (mapped, and their pages faulted in) once per worker rather than once per task. An
-/// entry is used only for the very segment the parent sent (name, file identity and creation time);
-/// the cache holds a few recent segments and is dropped whenever the worker has had no task for
-/// worker_cache_idle, so that an idle worker keeps no memory of arrays its parent has let go.
-struct worker_mapping_cache {
-    struct entry {
-        std::string dir;
-        std::string name;
-        file_id id;
-        std::uint64_t created_ns = 0;
-        std::shared_ptr<mapping> map;
-        std::uint64_t used = 0;
-    };
-    bool enabled = false; ///< only in forked workers: in the parent (pool(0)) a cached mapping would
-                          ///< outlive the caller's handles and hold back their unlink
-    std::vector<entry> entries;
-    std::uint64_t clock = 0;
-    static constexpr std::size_t limit = 16;
-
-    void clear() noexcept { entries.clear(); }
-};
-
-inline worker_mapping_cache& worker_mappings() noexcept
-{
-    static worker_mapping_cache c;
-    return c;
-}
-
-/// How long a worker keeps its cached mappings without a task.
-inline constexpr int worker_cache_idle_ms = 100;
-
-/// An array a task refers to, and the part of its data the task works on: what ndshm::mpi::pool moves
-/// to a rank on another node (which cannot attach the segment by name) and back. fork_pool ignores it.
-struct task_array {
-    std::shared_ptr<mapping> map;
-    dtype type = dtype::float64;
-    std::vector<std::size_t> shape;
-    bool fortran = false;
-    std::size_t data_offset = 0; ///< of the data in the segment
-    std::size_t nbytes = 0;      ///< of the whole array's data
-    std::size_t first = 0;       ///< the part the task uses: bytes [first, first + bytes) of the data
-    std::size_t bytes = 0;
-    bool writable = false;  ///< the task may write it (a handle of non-const T)
-    bool exclusive = false; ///< no other task of the call writes [first, first + bytes): it may all go back
-    long only_for = -1;     ///< >= 0: only the worker of that index uses it (an add_into accumulator)
-};
-
-template <class T>
-task_array make_task_array(const shared_ndarray<T>& a)
-{
-    task_array t;
-    t.map = array_access::mapping_of(a);
-    t.type = dtype_of<std::remove_const_t<T>>;
-    t.shape.assign(a.shape().begin(), a.shape().end());
-    t.fortran = a.fortran_order();
-    t.data_offset = t.map ? static_cast<std::size_t>(reinterpret_cast<const unsigned char*>(a.data()) - t.map->base())
-                          : 0;
-    t.nbytes = a.size() * sizeof(T);
-    t.bytes = t.nbytes;
-    t.writable = !std::is_const_v<T>;
-    return t;
-}
-
-/// While set (on this thread), every shared array that task_codec encodes is noted here; with `keep`,
-/// a result array is not handed over by name (its bytes travel instead: ndshm::mpi::pool between nodes).
-struct array_recorder {
-    std::vector<task_array> arrays;
-    bool keep = false;
-};
-
-inline array_recorder*& current_array_recorder() noexcept
-{
-    static thread_local array_recorder* r = nullptr;
-    return r;
-}
-
-/// While set (on this thread), task_codec asks it for the segment of an array the sender named before
-/// attaching the name: ndshm::mpi::pool hands out node-local copies of arrays that live on another node.
-class array_resolver {
-public:
-    virtual ~array_resolver() = default;
-    /// The mapping (and its layout in `info`) to use for the sender's segment `dir`/`name` made at
-    /// `created`, or null to attach the name.
-    virtual std::shared_ptr<mapping> resolve(const std::string& dir, const std::string& name, std::uint64_t created,
-                                             npy_info& info) = 0;
-};
-
-inline array_resolver*& current_array_resolver() noexcept
-{
-    static thread_local array_resolver* r = nullptr;
-    return r;
-}
-
-template <class T>
-struct task_codec<shared_ndarray<T>> {
-    using writable = std::remove_const_t<T>;
-
-    /// `transfer`: the sending process owns the array and hands it to the receiver (a result).
-    static void save(cereal::BinaryOutputArchive& ar, const shared_ndarray<T>& a, bool transfer = false)
-    {
-        const std::shared_ptr<mapping>& m = array_access::mapping_of(a);
-        std::string dir, name;
-        bool moved = false;
-        std::uint64_t dev = 0, ino = 0, created = 0; // identity: the receiver takes over this segment only
-        if (m && !whole_array_segment(a)) {
-            raise<error>("pass to a pool task", m->name(),
-                         "the handle is part of a larger segment (a composite object's member or a channel slot); "
-                         "only whole arrays travel by name",
-                         "pass a copy (shared_ndarray<T>::from_array(a.view())) or the whole object's name",
-                         errno_code(EINVAL));
-        }
-        if (array_recorder* rec = current_array_recorder(); rec != nullptr && m) {
-            rec->arrays.push_back(make_task_array(a));
-            transfer = transfer && !rec->keep;
-        }
-        if (m) {
-            dir = m->loc().dir;
-            name = m->name();
-            dev = m->id().dev;
-            ino = m->id().ino;
-            created = m->get_trailer() != nullptr ? m->get_trailer()->created_ns : 0;
-            if (transfer && m->writable() && m->get_trailer() != nullptr && m->owned()) {
-                // The parent owns it from now on: its name and its gc record.
-                set_trailer_owner(*m->get_trailer(), current_worker().parent);
-                m->disown();
-                moved = true;
-            }
-        }
-        ar(dir, name, moved, dev, ino, created);
-    }
-    static shared_ndarray<T> load(cereal::BinaryInputArchive& ar)
-    {
-        std::string dir, name;
-        bool moved = false;
-        std::uint64_t dev = 0, ino = 0, created = 0;
-        ar(dir, name, moved, dev, ino, created);
-        if (name.empty()) {
-            return {};
-        }
-        if (array_resolver* r = current_array_resolver(); r != nullptr) {
-            npy_info info;
-            if (std::shared_ptr<mapping> m = r->resolve(dir, name, created, info)) {
-                check_dtype<writable>("attach", name, info.type);
-                return array_access::make<T>(std::move(m), info);
-            }
-        }
-        options o;
-        o.directory = dir;
-        if (!moved) {
-            return attach_cached(dir, name, file_id{dev, ino}, created, o);
-        }
-        // A returned array: take ownership, which needs a writable mapping to update its trailer. Only
-        // of the segment the worker handed over: a name unlinked and created again meanwhile is not it.
-        shared_ndarray<writable> a = shared_ndarray<writable>::attach(name, o);
-        const mapping& m = *array_access::mapping_of(a);
-        if (m.id() != file_id{dev, ino} || m.get_trailer() == nullptr || m.get_trailer()->created_ns != created) {
-            raise<format_error>("take over a worker's result", name,
-                                "the name no longer names the segment the worker returned (it was removed and "
-                                "created again meanwhile); this process does not take it over",
-                                "do not remove a task's result before the call returns", errno_code(ESTALE));
-        }
-        take_ownership(*array_access::mapping_of(a));
-        return a;
-    }
-
-    /// An argument array: from the worker's cache if it holds this very segment, else attached (and
-    /// cached, in a forked worker).
-    static shared_ndarray<T> attach_cached(const std::string& dir, const std::string& name, file_id id,
-                                           std::uint64_t created, const options& o)
-    {
-        worker_mapping_cache& c = worker_mappings();
-        if (!c.enabled || !id.known()) {
-            return shared_ndarray<T>::attach(name, o);
-        }
-        for (auto& e : c.entries) {
-            if (e.id == id && e.created_ns == created && e.name == name && e.dir == dir &&
-                (e.map->writable() || std::is_const_v<T>)) {
-                // The header is read again (a queue's recycled segment may hold another shape now).
-                const npy_info info = parse_npy(e.map->base(), e.map->size(), name, e.map->size());
-                const trailer* t = find_trailer(*e.map, info, "attach");
-                if (t != nullptr && t->kind == kind_array && t->created_ns == created) {
-                    check_dtype<writable>("attach", name, info.type);
-                    e.used = ++c.clock;
-                    return array_access::make<T>(e.map, info);
-                }
-            }
-        }
-        shared_ndarray<T> a = shared_ndarray<T>::attach(name, o);
-        const std::shared_ptr<mapping>& m = array_access::mapping_of(a);
-        const trailer* t = m->get_trailer();
-        if (m->id() == id && t != nullptr && t->created_ns == created) {
-            c.entries.erase(
-                std::remove_if(c.entries.begin(), c.entries.end(),
-                               [&](const worker_mapping_cache::entry& e) { return e.name == name && e.dir == dir; }),
-                c.entries.end());
-            if (c.entries.size() >= worker_mapping_cache::limit) {
-                c.entries.erase(std::min_element(c.entries.begin(), c.entries.end(),
-                                                 [](const worker_mapping_cache::entry& x,
-                                                    const worker_mapping_cache::entry& y) { return x.used < y.used; }));
-            }
-            c.entries.push_back({dir, name, id, created, m, ++c.clock});
-        }
-        return a;
-    }
-};
-
-template <class D, class A>
-void save_arg(cereal::BinaryOutputArchive& ar, A&& a)
-{
-    const D& d = std::forward<A>(a); // converts (for example shared_ndarray<T> to shared_ndarray<const T>)
-    task_codec<D>::save(ar, d);
-}
-
-/// Encodes call arguments as the parameter types P of the function that receives them.
-template <class... P, class... A>
-void save_args(cereal::BinaryOutputArchive& ar, A&&... args)
-{
-    static_assert(sizeof...(P) == sizeof...(A), "ndshm::fork_pool: pass one argument per parameter of the function");
-    (save_arg<std::decay_t<P>>(ar, std::forward<A>(args)), ...);
-    (void)ar;
-}
-
-template <class... P>
-std::tuple<std::decay_t<P>...> load_args(cereal::BinaryInputArchive& ar)
-{
-    // Braced initialisation evaluates left to right, the order save_args wrote them.
-    return std::tuple<std::decay_t<P>...>{task_codec<std::decay_t<P>>::load(ar)...};
-}
-
-template <class R>
-void save_result(cereal::BinaryOutputArchive& ar, R& r)
-{
-    if constexpr (is_shared_ndarray<R>::value) {
-        task_codec<R>::save(ar, r, true);
-    } else {
-        task_codec<R>::save(ar, r);
-    }
-}
-
-template <class P>
-using param_t = std::decay_t<P>;
-
-/// The in-memory encoder: `f(ar)` writes into a fresh archive; returns the bytes.
-template <class F>
-std::string encode(F&& f)
-{
-    std::ostringstream os;
-    {
-        cereal::BinaryOutputArchive ar(os);
-        f(ar);
-    }
-    return std::move(os).str();
-}
-
 // ---- tasks ----------------------------------------------------------------------------------------
 
 /// Runs one task in a worker: decodes `payload`, calls the function at address `fn`, encodes the
@@ -448,6 +116,9 @@ struct task {
     long worker = -1;               // a fixed worker index, or -1: whichever is free
     std::vector<task_array> arrays; // what the arguments name (only for a pool that records them)
 };
+
+/// Receives result `index` of a call (its encoded bytes; empty for a function that returns void).
+using result_callback = std::function<void(std::size_t index, std::string_view bytes)>;
 
 /// The kinds of exception a worker reports, so that the parent throws the same ndshm type.
 enum : std::uint32_t {
@@ -682,12 +353,46 @@ inline pool_fd_registry& pool_fds()
     }
     std::fflush(nullptr);
     worker_mappings().clear();
-    // Arrays this worker still owns (kept in globals, say) are unlinked: nobody else could reach them.
-    (void)ndshm::free_session();
+    // Arrays this worker still owns (kept in globals, say) are unlinked, as free_session() does: nobody
+    // else could reach them.
+    for (const auto& owned : session().take_all()) {
+        (void)unlink_if_same(owned.first, owned.second);
+    }
     ::_exit(0);
 }
 
-} // namespace detail
-} // namespace ndshm
+/// Runs the tasks one after the other in the calling process, as worker 0 of 1 (a pool without workers).
+inline void run_tasks_in_process(const char* op, std::vector<task>& tasks, const result_callback& on_result)
+{
+    worker_state& w = current_worker();
+    const worker_state saved = w;
+    w.info = worker_info{true, 0, 1};
+    w.parent = this_process();
+    struct restore {
+        worker_state& w;
+        worker_state saved;
+        ~restore() { w = saved; }
+    } r{w, saved};
+    std::string out;
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        bool ok = true;
+        task_failure f;
+        try {
+            out.clear();
+            tasks[i].invoke(tasks[i].fn, tasks[i].args, out);
+        } catch (...) {
+            ok = false;
+            f = describe_current_exception();
+        }
+        if (!ok) {
+            rethrow_failure(op, 0, static_cast<long>(::getpid()), true, f);
+        }
+        if (on_result) {
+            on_result(i, out);
+        }
+    }
+}
+
+} // namespace ndshm::detail
 
 #endif
