@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include <xtensor/xoperation.hpp>
+#include "xtensor_compat.hpp"
 
 #include "../error.hpp"
 #include "array_handle.hpp"

@@ -2,7 +2,8 @@
 /// The only ndshm header that names xtensor's header paths. xtensor 0.26 moved its headers into
 /// subfolders; this header finds them in either place (0.24, 0.25 and 0.26 are supported). It takes
 /// what a view over a mapping needs and what users of ndshm's handles reach for with them: the
-/// containers and their adaptors (`xt::adapt`), broadcasting, `xt::view` and `xt::noalias`.
+/// containers and their adaptors (`xt::adapt`), broadcasting, the element-wise operators and functions (`xoperation`),
+/// `xt::view` and `xt::noalias`.
 #ifndef NDSHM_DETAIL_XTENSOR_COMPAT_HPP
 #define NDSHM_DETAIL_XTENSOR_COMPAT_HPP
 
@@ -12,6 +13,7 @@
 #include <xtensor/containers/xbuffer_adaptor.hpp>
 #include <xtensor/core/xexpression.hpp>
 #include <xtensor/core/xnoalias.hpp>
+#include <xtensor/core/xoperation.hpp>
 #include <xtensor/views/xbroadcast.hpp>
 #include <xtensor/views/xview.hpp>
 #else
@@ -21,6 +23,7 @@
 #include <xtensor/xbuffer_adaptor.hpp>
 #include <xtensor/xexpression.hpp>
 #include <xtensor/xnoalias.hpp>
+#include <xtensor/xoperation.hpp>
 #include <xtensor/xview.hpp>
 #endif
 
