@@ -271,7 +271,7 @@ inline std::vector<segment_info> list_segments(const options& opt, const list_op
             segment_info s;
             s.name = name;
             s.directory = dir;
-            s.path = detail::namespace_path(opt) + "/" + name;
+            s.path = detail::file_path({dir, name});
             s.kind = segment_kind::unreadable;
             s.problem = e.what();
             out.push_back(std::move(s));

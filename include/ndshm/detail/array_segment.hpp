@@ -152,23 +152,20 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
     return m;
 }
 
-/// Throws dtype_mismatch: a segment holding `found` was asked for as `want`.
-[[noreturn, gnu::cold]] inline void raise_segment_dtype(const std::string& op, const std::string& name, dtype found,
-                                                        dtype want)
+/// Throws dtype_mismatch unless a segment holding `found` may be seen as an array of `want`.
+inline void check_segment_dtype(const std::string& op, const std::string& name, dtype found, dtype want)
 {
-    raise<dtype_mismatch>(op, name, dtype_mismatch_cause("segment", found, want),
-                          std::string("attach it with the element type for ") + dtype_name(found) +
-                              ", or use ndshm::attach_any to inspect it",
-                          make_error_code(errc::dtype_mismatch));
+    if (found != want) {
+        raise_dtype_mismatch(op, name, "segment", found, want, "attach", ", or use ndshm::attach_any to inspect it",
+                             make_error_code(errc::dtype_mismatch));
+    }
 }
 
 /// Throws dtype_mismatch unless a segment holding `found` may be seen as T.
 template <class T>
 void check_dtype(const std::string& op, const std::string& name, dtype found)
 {
-    if (found != dtype_of<T>) {
-        raise_segment_dtype(op, name, found, dtype_of<T>);
-    }
+    check_segment_dtype(op, name, found, dtype_of<T>);
 }
 
 /// Attaches the array segment `name` for a handle of element type `want`: read-only for a read-only
@@ -195,9 +192,7 @@ inline std::shared_ptr<mapping> attach_array_as(const std::string& name, const o
         }
         m = attach_array_segment(name, opt, info);
     }
-    if (info.type != want) {
-        raise_segment_dtype("attach", name, info.type, want);
-    }
+    check_segment_dtype("attach", name, info.type, want);
     return m;
 }
 

@@ -291,22 +291,13 @@ inline npy_file open_npy_file(const std::string& path, const std::string& op, in
     return f;
 }
 
-/// Throws dtype_mismatch: the file at `path` holds `found`, not `want`.
-[[noreturn, gnu::cold]] inline void raise_file_dtype(const std::string& op, const std::string& path, dtype found,
-                                                     dtype want)
-{
-    raise<dtype_mismatch>(op, path, dtype_mismatch_cause("file", found, want),
-                          std::string("read it with the element type for ") + dtype_name(found) +
-                              " (read_npy_header tells it)",
-                          errno_code(EINVAL));
-}
-
 /// Throws dtype_mismatch unless the file at `path`, which holds `found`, may be read as T.
 template <class T>
 void check_file_dtype(const std::string& op, const std::string& path, dtype found)
 {
     if (found != dtype_of<T>) {
-        raise_file_dtype(op, path, found, dtype_of<T>);
+        raise_dtype_mismatch(op, path, "file", found, dtype_of<T>, "read", " (read_npy_header tells it)",
+                             errno_code(EINVAL));
     }
 }
 

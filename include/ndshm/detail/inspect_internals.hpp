@@ -138,8 +138,8 @@ void check_queue(Report& r, const Info& s, Read&& read)
         }
         ++counts[rec.state];
         if (rec.state == pool_held) {
-            const process_check p = check_process(rec.pid, rec.start, &cache);
-            if (!valid_pid(rec.pid) || p.state == liveness::dead) {
+            process_check p;
+            if (holder_gone(rec.pid, rec.start, &cache, &p)) {
                 r.problems.push_back("pooled segment " + std::to_string(i) + " is held by a process that is gone (" +
                                      p.detail + "): `ndshm gc` removes it, and the next make() forgets it");
             }
@@ -190,8 +190,8 @@ void check_channel(Report& r, const Info& s, Read&& read)
         }
         ++counts[rec.state];
         if (rec.state == slot_loaned || rec.state == slot_received) {
-            const process_check p = check_process(rec.pid, rec.start, &cache);
-            if (!valid_pid(rec.pid) || p.state == liveness::dead) {
+            process_check p;
+            if (holder_gone(rec.pid, rec.start, &cache, &p)) {
                 r.problems.push_back("slot " + std::to_string(i) + " is held by a process that is gone (" + p.detail +
                                      "): the next loan that finds no free slot takes it back");
             }

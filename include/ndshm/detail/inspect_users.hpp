@@ -96,6 +96,11 @@ inline std::string processes_using(const std::vector<std::pair<std::uint64_t, st
         }
     }
     std::string incomplete; // the first reason the walk missed something
+    const auto missed = [&](std::string why) {
+        if (!why.empty() && incomplete.empty()) {
+            incomplete = std::move(why);
+        }
+    };
     for (const std::int64_t pid : pids) {
         std::vector<bool> found(files.size(), false);
         const auto mark = [&](std::uint64_t dev, std::uint64_t ino) {
@@ -118,9 +123,7 @@ inline std::string processes_using(const std::vector<std::pair<std::uint64_t, st
         {
             dir_guard fds((base + "/fd").c_str());
             if (fds.get() == nullptr) {
-                if (std::string w = unreadable("fd", errno); !w.empty() && incomplete.empty()) {
-                    incomplete = std::move(w);
-                }
+                missed(unreadable("fd", errno));
                 continue;
             }
             for (;;) {
@@ -146,14 +149,10 @@ inline std::string processes_using(const std::vector<std::pair<std::uint64_t, st
                 }
             }
         }
-        if (!why.empty() && incomplete.empty()) {
-            incomplete = std::move(why);
-        }
+        missed(std::move(why));
         std::string maps;
         if (const int err = read_proc_file((base + "/maps").c_str(), maps); err != 0) {
-            if (std::string w = unreadable("maps", err); !w.empty() && incomplete.empty()) {
-                incomplete = std::move(w);
-            }
+            missed(unreadable("maps", err));
             continue;
         }
         for (std::size_t pos = 0; pos < maps.size();) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include <atomic>
 
@@ -315,6 +316,19 @@ inline process_check check_process(std::uint64_t pid, std::uint64_t start, proc_
         return judge_process(pid, start, p);
     }
     return judge_process(pid, start, probe_process(pid));
+}
+
+/// True if the holder recorded as `pid` with start time `start` (the holder of a channel slot, of a
+/// pooled queue segment) holds nothing any more: the record names no valid pid, or that process is dead
+/// by the rule above. What it held may be taken back. `check`, if given, receives the verdict.
+inline bool holder_gone(std::uint64_t pid, std::uint64_t start, proc_cache* cache, process_check* check = nullptr)
+{
+    process_check c = check_process(pid, start, cache);
+    const bool gone = !valid_pid(pid) || c.state == liveness::dead;
+    if (check != nullptr) {
+        *check = std::move(c);
+    }
+    return gone;
 }
 
 /// The inode of this process's pid namespace (/proc/self/ns/pid), 0 if unknown. Pids recorded by a

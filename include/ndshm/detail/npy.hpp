@@ -12,6 +12,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "../dtype.hpp"
@@ -373,12 +374,16 @@ private:
     std::size_t m_i = 0;
 };
 
-/// "the <holder> holds float32 ('<f4'), not float64 ('<f8') as requested": why an array of `found`
-/// cannot be seen as one of `want`, for a dtype_mismatch (`holder`: "segment", "file").
-inline std::string dtype_mismatch_cause(const char* holder, dtype found, dtype want)
+/// Throws dtype_mismatch: the `holder` ("segment", "file") `name` holds `found`, not `want` as
+/// requested. The fix: to `verb` ("attach", "read") it with the element type for `found`, then `more`.
+[[noreturn, gnu::cold]] inline void raise_dtype_mismatch(const std::string& op, const std::string& name,
+                                                         const char* holder, dtype found, dtype want, const char* verb,
+                                                         const char* more, std::error_code code)
 {
-    return std::string("the ") + holder + " holds " + dtype_name(found) + " ('" + dtype_descr(found) + "'), not " +
-           dtype_name(want) + " ('" + dtype_descr(want) + "') as requested";
+    raise<dtype_mismatch>(op, name,
+                          std::string("the ") + holder + " holds " + dtype_name(found) + " ('" + dtype_descr(found) +
+                              "'), not " + dtype_name(want) + " ('" + dtype_descr(want) + "') as requested",
+                          std::string(verb) + " it with the element type for " + dtype_name(found) + more, code);
 }
 
 /// Parses a complete `.npy` header at the start of `bytes[0, size)`. Checks magic, version, header
