@@ -20,6 +20,7 @@
 
 namespace ndshm::detail {
 
+/// Creates a new segment of `total` bytes exclusively, reserves its space, maps it read-write and
 /// returns it registered as owned by this process. The magic is not yet published. Nothing is left
 /// behind if any step fails.
 inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op)

@@ -138,8 +138,6 @@ inline void check_name(const std::string& op, const std::string& name)
     }
 }
 
-/// The segments this process created and still owns, each with the identity of the file it created
-/// (so that it never removes a file someone else created under the same name later). A forked child
 /// Collects the names in `dir` that start with `prefix` (any name for "") and are regular files of the calling
 /// user. Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
 /// @throws the ndshm error that fits the errno if the directory cannot be listed

@@ -93,7 +93,6 @@ inline trailer* find_trailer(const mapping& m, const npy_info& info, const std::
     return t;
 }
 
-/// Opens, parses and maps a published `.npy` segment: header and trailer are read and checked with
 /// Records `owner` as the segment's owner in its trailer, which is what `ndshm gc` checks to decide
 /// whether the owner is dead. Each field is stored atomically; a reader that sees a pair that names no
 /// live process should read it again before acting on it, since a transfer may be under way.
