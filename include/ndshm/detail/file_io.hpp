@@ -434,7 +434,7 @@ public:
             const struct stat mine = stat_fd(fd, op, path);
             struct stat now {};
             if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &now, 0); }) == 0 &&
-                now.st_ino == mine.st_ino && now.st_dev == mine.st_dev) {
+                id_of(now) == id_of(mine)) {
                 m_fd = std::move(guard);
                 return;
             }

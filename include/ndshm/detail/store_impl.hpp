@@ -109,8 +109,7 @@ public:
             struct stat mine {};
             struct stat there {};
             if (now.get() >= 0 && retry_eintr([&] { return sys().fstat(fd.get(), &mine); }) == 0 &&
-                retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && mine.st_ino == there.st_ino &&
-                mine.st_dev == there.st_dev) {
+                retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && id_of(mine) == id_of(there)) {
                 m_fd = std::move(fd);
                 m_id = id_of(mine);
                 return;
