@@ -135,7 +135,7 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
     if (kind == kind_dict || kind == kind_list) {
         const std::string what = kind == kind_dict ? "dict" : "list";
         raise<format_error>("attach", name, "the segment is a shared_" + what + "'s table, not an array",
-                            "open it with ndshm::shared_" + what + "::open; its entries are arrays",
+                            "attach it with ndshm::shared_" + what + "::attach; its entries are arrays",
                             make_error_code(errc::wrong_kind));
     }
     if (kind != 0 && kind != kind_array) {
@@ -145,7 +145,7 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
                             known ? "the segment is a " + what + ", not an array"
                                   : "the segment is of an unknown kind " + std::to_string(kind),
                             known ? std::string(kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
-                                                                     : "open it with ndshm::array_queue::attach")
+                                                                     : "attach it with ndshm::array_queue::attach")
                                   : "use the ndshm version that made it",
                             make_error_code(errc::wrong_kind));
     }
