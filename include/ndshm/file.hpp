@@ -23,8 +23,10 @@
 #include <utility>
 #include <vector>
 
+#include "detail/contiguous.hpp"
 #include "detail/file_io.hpp"
 #include "detail/object_archive.hpp"
+#include "detail/object_file.hpp"
 #include "detail/object_format.hpp"
 #include "detail/xtensor_compat.hpp"
 #include "dtype.hpp"
@@ -58,37 +60,6 @@ inline npy_header read_npy_header(const std::string& path)
     return npy_header{f.info.type, f.info.shape, f.info.fortran_order, f.info.data_offset};
 }
 
-namespace detail {
-
-/// Writes a whole `.npy` file atomically from `nbytes` bytes at `data` (already in the order the
-/// header states). With `replace` false, fails (returns false) if `path` exists.
-inline bool write_npy_file(const std::string& path, dtype t, const std::vector<std::size_t>& shape, bool fortran,
-                           const void* data, std::size_t nbytes, const std::string& op, bool replace = true)
-{
-    const std::vector<unsigned char> head = npy_file_header(t, shape, fortran);
-    atomic_file f(path, op);
-    f.write_at(head.data(), head.size(), 0);
-    if (nbytes != 0) {
-        f.write_at(data, nbytes, head.size());
-    }
-    return f.commit(head.size() + nbytes, replace);
-}
-
-template <class T>
-void check_file_dtype(const std::string& op, const std::string& path, dtype found)
-{
-    if (found != dtype_of<T>) {
-        raise<dtype_mismatch>(
-            op, path,
-            std::string("the file holds ") + dtype_name(found) + " ('" + dtype_descr(found) + "'), not " +
-                dtype_name(dtype_of<T>) + " ('" + dtype_descr(dtype_of<T>) + "') as requested",
-            std::string("read it with the element type for ") + dtype_name(found) + " (read_npy_header tells it)",
-            errno_code(EINVAL));
-    }
-}
-
-} // namespace detail
-
 /// Saves a shared array as a `.npy` file (C or Fortran order as it is). Atomic: a crash leaves either
 /// the old file or the new one under `path`, never a part of the new one.
 /// @throws not_found (no such directory), permission_denied, out_of_space, error
@@ -99,38 +70,6 @@ void save_npy(const std::string& path, const shared_ndarray<T>& a)
     (void)detail::write_npy_file(path, dtype_of<T>, shape, a.fortran_order() && shape.size() > 1, a.data(),
                                  a.size() * sizeof(T), "save_npy");
 }
-
-namespace detail {
-
-/// Calls f(dtype, shape, fortran, data, nbytes) with the elements of `expr` in memory: a C- or
-/// Fortran-order container's own bytes, or else (or if `c_order` and it is Fortran) a C-order copy.
-template <class E, class F>
-void with_contiguous(const xt::xexpression<E>& expr, bool c_order, F&& f)
-{
-    using value_type = std::decay_t<typename E::value_type>;
-    static_assert(is_element_type_v<value_type>,
-                  "ndshm: the expression's value type must be bool, a fixed-width integer, float, double, "
-                  "std::complex<float> or std::complex<double>");
-    const auto& e = expr.derived_cast();
-    const shape_type shape(e.shape().begin(), e.shape().end());
-    // Not xt::eval: in C++20 mode xtensor 0.24 evaluates a dynamic-rank expression into a container of
-    // rank 4, whatever its rank. A container is written from its own memory, anything else evaluated
-    // into an xarray.
-    if constexpr (is_container<E>::value) {
-        const xt::layout_type l = contiguous_layout(e.shape(), e.strides());
-        const bool fortran = l == xt::layout_type::column_major && shape.size() > 1;
-        const bool whole = e.storage().size() == e.size();
-        if (whole &&
-            (l == xt::layout_type::row_major || (l == xt::layout_type::column_major && !(c_order && fortran)))) {
-            f(dtype_of<value_type>, shape, fortran, static_cast<const void*>(e.data()), e.size() * sizeof(value_type));
-            return;
-        }
-    }
-    const xt::xarray<value_type, xt::layout_type::row_major> c = e;
-    f(dtype_of<value_type>, shape, false, static_cast<const void*>(c.data()), c.size() * sizeof(value_type));
-}
-
-} // namespace detail
 
 /// Saves any xtensor expression as a `.npy` file: a C- or Fortran-order container is written from its
 /// own memory, anything else is evaluated first (C order). Atomic, as above.
@@ -227,124 +166,19 @@ struct file_options {
 
 namespace detail {
 
-/// Writes an object file atomically: `descs` describe the arrays (whose stored bytes are at `src`),
-/// `blob` the rest; the file holds exactly the layout of a segment.
-inline void write_object_file(const std::string& path, const std::vector<array_desc>& descs,
-                              const std::vector<const void*>& src, const unsigned char* blob, std::size_t blob_bytes,
-                              std::uint32_t codec_id, const std::string& op)
+/// Parses the object image that `m` maps: its `.npy` header, its trailer, its table of contents.
+inline parsed_object parse_mapped_object(const mapping& m, const std::string& op, const std::string& name)
 {
-    const object_layout l = compute_layout(descs, blob_bytes, op, path);
-    std::vector<unsigned char> head(object_payload_offset + l.blob_offset + l.blob_bytes);
-    write_object_head(head.data(), l, descs, blob, codec_id);
-    head[0] = static_cast<unsigned char>(npy_magic[0]);
-    atomic_file f(path, op);
-    f.write_at(head.data(), head.size(), 0);
-    for (std::size_t i = 0; i < descs.size(); ++i) {
-        if (descs[i].stored_bytes != 0) {
-            f.write_at(src[i], descs[i].stored_bytes, object_payload_offset + l.offsets[i]);
-        }
-    }
-    trailer t;
-    fill_object_trailer(t, l.payload_bytes);
-    f.write_at(&t, sizeof t, l.trailer_offset);
-    (void)f.commit(l.total);
-}
-
-/// Writes the arrays of an object (described by `descs`, bytes at `src`) and its blob to `path`,
-/// compressing the arrays with fo.compression if set.
-inline void save_object_arrays(const std::string& path, std::vector<array_desc> descs, std::vector<const void*> src,
-                               const unsigned char* blob, std::size_t blob_bytes, const file_options& fo,
-                               const std::string& op)
-{
-    std::vector<std::vector<unsigned char>> packed;
-    std::uint32_t codec_id = codec_none;
-    if (fo.compression) {
-        codec_id = fo.compression->id();
-        if (codec_id != codec_zstd) {
-            raise<error>(op, path, std::string("unknown codec '") + fo.compression->name() + "'",
-                         "use ndshm::zstd() from <ndshm/zstd.hpp>", errno_code(EINVAL));
-        }
-        packed.resize(descs.size());
-        for (std::size_t i = 0; i < descs.size(); ++i) {
-            if (descs[i].nbytes == 0) {
-                continue;
-            }
-            packed[i] = fo.compression->compress(src[i], descs[i].nbytes);
-            if (packed[i].size() < descs[i].nbytes) {
-                descs[i].compressed = true;
-                descs[i].stored_bytes = packed[i].size();
-                src[i] = packed[i].data();
-            }
-        }
-    }
-    write_object_file(path, descs, src, blob, blob_bytes, codec_id, op);
-}
-
-/// An uncompressed copy of the layout of `obj`: its arrays as array_descs in entry order.
-inline std::vector<array_desc> plain_descs(const parsed_object& obj)
-{
-    std::vector<array_desc> descs(obj.entries.size());
-    for (std::size_t i = 0; i < descs.size(); ++i) {
-        const object_entry& e = obj.entries[i];
-        descs[i].type = e.type;
-        descs[i].shape = e.shape();
-        descs[i].fortran = e.fortran;
-        descs[i].nbytes = e.nbytes;
-        descs[i].stored_bytes = e.nbytes;
-    }
-    return descs;
-}
-
-/// The codec that decompresses `obj`; format_error if the caller did not provide it.
-inline const codec* codec_for(const parsed_object& obj, const file_options& fo, const std::string& op,
-                              const std::string& path)
-{
-    if (obj.codec == codec_none) {
-        return nullptr;
-    }
-    if (!fo.compression || fo.compression->id() != obj.codec) {
-        raise<format_error>(op, path, "the file's arrays are compressed with zstd",
-                            "#include <ndshm/zstd.hpp>, link libzstd (zstd::libzstd_shared) and pass "
-                            "file_options{ndshm::zstd()}",
-                            make_error_code(errc::unsupported_format));
-    }
-    return fo.compression.get();
-}
-
-/// Writes an uncompressed image of the parsed object `obj` (image at `src_base`) into `dst`, a
-/// zero-filled buffer of `l.total` bytes laid out by `l`: head, blob and every array, copied or
-/// decompressed. The trailer is the caller's.
-inline void expand_object(const parsed_object& obj, const unsigned char* src_base, unsigned char* dst,
-                          const object_layout& l, const std::vector<array_desc>& descs, const codec* c,
-                          const std::string& path)
-{
-    write_object_head(dst, l, descs, obj.blob, codec_none);
-    for (std::size_t i = 0; i < descs.size(); ++i) {
-        const object_entry& e = obj.entries[i];
-        unsigned char* out = dst + object_payload_offset + l.offsets[i];
-        if (e.compressed) {
-            c->decompress(src_base + e.offset, e.stored_bytes, out, e.nbytes,
-                          path + " (array " + std::to_string(i) + ")");
-        } else if (e.nbytes != 0) {
-            std::memcpy(out, src_base + e.offset, e.nbytes);
-        }
-    }
+    const npy_info info = parse_npy(m.base(), m.size(), name);
+    const trailer* t = find_trailer(m, info, op);
+    return parse_object_image(m, info, t != nullptr ? t->kind : 0, op, name);
 }
 
 /// Maps the object file at `path` (privately: writes to the mapping never reach the file) and parses it.
 inline std::shared_ptr<mapping> map_object_file(const std::string& path, const std::string& op, parsed_object& obj)
 {
-    fd_guard fd = open_file(path, O_RDONLY, 0, op);
-    const struct stat st = stat_fd(fd.get(), op, path);
-    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-        raise<format_error>(op, path, S_ISREG(st.st_mode) ? "the file is empty" : "not a regular file",
-                            "give the path of an object file written by ndshm::save_object", errno_code(EINVAL));
-    }
-    std::size_t delta = 0;
-    auto m = map_file_range(fd.get(), path, 0, static_cast<std::size_t>(st.st_size), true, op, delta);
-    const npy_info info = parse_npy(m->base(), m->size(), path);
-    const trailer* t = find_trailer(*m, info, op);
-    obj = parse_object_image(*m, info, t != nullptr ? t->kind : 0, op, path);
+    auto m = map_object_image(path, op);
+    obj = parse_mapped_object(*m, op, path);
     return m;
 }
 
@@ -362,7 +196,8 @@ void save_object(const std::string& path, const T& obj, const file_options& fo =
         const std::string op = "save_object";
         detail::object_output_archive ar;
         detail::serialize_object(ar, obj, op);
-        detail::save_object_arrays(path, ar.descs(), ar.data(), ar.blob().data(), ar.blob().size(), fo, op);
+        detail::save_object_arrays(path, ar.descs(), ar.data(), ar.blob().data(), ar.blob().size(),
+                                   fo.compression.get(), op);
     }
 }
 
@@ -375,16 +210,13 @@ inline void save_object(const std::string& path, const shared_object& obj, const
         detail::raise<error>(op, path, "the shared_object handle is empty", "save a handle share() returned",
                              detail::errno_code(EINVAL));
     }
-    const detail::npy_info info = detail::parse_npy(m->base(), m->size(), m->name());
-    const detail::trailer* t = detail::find_trailer(*m, info, op);
-    const detail::parsed_object parsed = detail::parse_object_image(*m, info, t != nullptr ? t->kind : 0, op,
-                                                                    m->name());
+    const detail::parsed_object parsed = detail::parse_mapped_object(*m, op, m->name());
     std::vector<const void*> src;
     for (const auto& e : parsed.entries) {
         src.push_back(m->base() + e.offset);
     }
-    detail::save_object_arrays(path, detail::plain_descs(parsed), std::move(src), parsed.blob, parsed.blob_bytes, fo,
-                               op);
+    detail::save_object_arrays(path, detail::plain_descs(parsed), std::move(src), parsed.blob, parsed.blob_bytes,
+                               fo.compression.get(), op);
 }
 
 /// Rebuilds the object saved in the file at `path`. An uncompressed file is mapped (privately), so
@@ -401,7 +233,7 @@ T read_object(const std::string& path, const file_options& fo = {})
         const std::string op = "read_object";
         detail::parsed_object obj;
         auto m = detail::map_object_file(path, op, obj);
-        const codec* c = detail::codec_for(obj, fo, op, path);
+        const codec* c = detail::codec_for(obj, fo.compression.get(), op, path);
         if (c == nullptr) {
             return detail::decode_object<T>(m, obj, path);
         }
@@ -430,7 +262,7 @@ inline shared_object share_file(const std::string& path, const options& opt = {}
     (void)detail::data_offset_for(opt, op);
     detail::parsed_object obj;
     auto src = detail::map_object_file(path, op, obj);
-    const codec* c = detail::codec_for(obj, fo, op, path);
+    const codec* c = detail::codec_for(obj, fo.compression.get(), op, path);
     const std::vector<detail::array_desc> descs = detail::plain_descs(obj);
     const detail::object_layout l = detail::compute_layout(descs, obj.blob_bytes, op, path);
     auto m = detail::create_segment(opt, l.total, op);

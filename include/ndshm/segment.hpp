@@ -5,78 +5,14 @@
 
 #include <cerrno>
 #include <cstddef>
-#include <cstring>
 #include <string>
 #include <vector>
-
-#include <dirent.h>
 
 #include "detail/segment_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
 
 namespace ndshm {
-
-namespace detail {
-
-/// Collects the names in `dir` that start with `prefix` (any name for "") and are regular files of the calling
-/// user. Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
-/// @throws the ndshm error that fits the errno if the directory cannot be listed
-inline bool list_user_files_with_prefix(const std::string& op, const std::string& dir, const char* prefix,
-                                        std::vector<std::string>& names)
-{
-    DIR* d = nullptr;
-    do {
-        d = sys().opendir(dir.c_str());
-    } while (d == nullptr && errno == EINTR);
-    if (d == nullptr) {
-        const int err = errno;
-        if (err == ENOENT && dir == posix_shm_dir) {
-            return false;
-        }
-        raise_errno(op, dir, err, "opendir");
-    }
-    struct dir_guard {
-        DIR* d;
-        ~dir_guard() { (void)sys().closedir(d); }
-    } guard{d};
-    const uid_t me = current_uid();
-    for (;;) {
-        errno = 0;
-        const dirent* e = sys().readdir(d);
-        if (e == nullptr) {
-            if (errno == 0) {
-                return true;
-            }
-            if (errno == EINTR) {
-                continue;
-            }
-            raise_errno(op, dir, errno, "readdir");
-        }
-        if (std::strncmp(e->d_name, prefix, std::strlen(prefix)) != 0 || std::strcmp(e->d_name, ".") == 0 ||
-            std::strcmp(e->d_name, "..") == 0) {
-            continue;
-        }
-        struct stat st {};
-        if (retry_eintr([&] { return sys().fstatat(dir_fd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
-            if (errno == ENOENT) {
-                continue; // removed since readdir
-            }
-            raise_errno(op, dir + "/" + e->d_name, errno, "fstatat");
-        }
-        if (S_ISREG(st.st_mode) && st.st_uid == me) {
-            names.emplace_back(e->d_name);
-        }
-    }
-}
-
-/// The names of the calling user's regular files in `dir` that start with `ndshm_`.
-inline bool list_user_segments(const std::string& op, const std::string& dir, std::vector<std::string>& names)
-{
-    return list_user_files_with_prefix(op, dir, name_prefix, names);
-}
-
-} // namespace detail
 
 /// Removes the segment `name` now. Processes that have it mapped keep their mappings; new attaches
 /// fail with not_found. Clears this process's ownership of the name, so no handle unlinks it later.
@@ -85,13 +21,9 @@ inline void unlink(const std::string& name, const options& opt = {})
 {
     detail::check_name("unlink", detail::segment_name(name));
     const detail::location loc{detail::backend_dir(opt), detail::segment_name(name)};
-    const int err = detail::unlink_location(loc);
-    // Ownership goes with the name; a failed unlink leaves both, so the owning handle still removes it.
-    if (err == 0 || err == ENOENT) {
-        (void)detail::session().remove(loc);
-    }
+    const int err = detail::unlink_name(loc);
     if (err != 0) {
-        detail::raise_errno("unlink", name, err, loc.dir.empty() ? "shm_unlink" : "unlink");
+        detail::raise_errno("unlink", name, err, detail::unlink_call(loc));
     }
 }
 
@@ -131,9 +63,8 @@ inline std::size_t free_all(const options& opt = {})
         std::string failed_name;
         for (const auto& name : names) {
             const detail::location loc{dir == detail::posix_shm_dir ? std::string() : dir, name};
-            const int err = detail::unlink_location(loc);
+            const int err = detail::unlink_name(loc);
             if (err == 0 || err == ENOENT) { // ENOENT: someone else removed it meanwhile
-                (void)detail::session().remove(loc);
                 n += err == 0 ? 1 : 0;
             } else if (failed == 0) {
                 failed = err;

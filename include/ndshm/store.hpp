@@ -226,8 +226,8 @@ public:
                 // Like the owning handle's own release: only the process that loaded it, once, and only
                 // while the name still names the segment it loaded.
                 const auto& m = *cached.second.map;
-                if (cached.second.loaded && detail::session().remove(m.loc(), m.id())) {
-                    (void)detail::unlink_if_same(m.loc(), m.id());
+                if (cached.second.loaded) {
+                    detail::unlink_if_owned(m.loc(), m.id());
                 }
             }
             m_state->cache.clear();

@@ -1,6 +1,6 @@
 /// @file detail/array_handle.hpp
-/// What `shared_ndarray<T>` (any rank) and `shared_tensor<T, N>` (rank N) have in common: creating
-/// and attaching an array segment, the handle's state, element access and the view.
+/// What `shared_ndarray<T>` (any rank) and `shared_tensor<T, N>` (rank N) have in common: the handle's
+/// state, its factories (over detail/array_segment.hpp), element access and the view.
 #ifndef NDSHM_DETAIL_ARRAY_HANDLE_HPP
 #define NDSHM_DETAIL_ARRAY_HANDLE_HPP
 
@@ -24,9 +24,12 @@
 #include "../dtype.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
+#include "array_index.hpp"
+#include "array_segment.hpp"
 #include "array_view.hpp"
 #include "npy.hpp"
 #include "segment_impl.hpp"
+#include "sys.hpp"
 
 namespace ndshm {
 
@@ -56,204 +59,6 @@ inline constexpr bool checked_access = true;
 #else
 inline constexpr bool checked_access = false;
 #endif
-
-/// Byte offset of the data in a segment ndshm creates: always 4096, the page-aligned start of the
-/// format, which satisfies every alignment options::alignment may ask for.
-inline std::size_t data_offset_for(const options& opt, const std::string& op)
-{
-    const std::size_t a = opt.alignment;
-    if (a == 0 || (a & (a - 1)) != 0 || a > 4096) {
-        raise<error>(op, opt.name, "options::alignment " + std::to_string(a) + " is not a power of two up to 4096",
-                     "use 4096 (the default) or a smaller power of two", make_error_code(errc::invalid_argument));
-    }
-    return 4096;
-}
-
-/// Creates a segment for an array, writes its header and trailer; not yet published.
-inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const shape_type& shape, bool fortran,
-                                                     const std::string& op, npy_info& info)
-{
-    info.type = t;
-    info.shape = shape;
-    info.fortran_order = fortran;
-    info.data_offset = data_offset_for(opt, op);
-    if (shape.size() > npy_max_ndim) {
-        raise<error>(op, opt.name, std::to_string(shape.size()) + " dimensions requested", "use at most 64",
-                     make_error_code(errc::invalid_argument));
-    }
-    const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<off_t>::max()) / 2;
-    if (!checked_nbytes(shape, itemsize(t), info.size, info.nbytes) || info.nbytes > limit) {
-        raise<out_of_space>(op, opt.name, "the requested shape's size overflows", "check the shape",
-                            errno_code(EOVERFLOW));
-    }
-    const std::size_t toff = trailer_offset(info.data_offset + info.nbytes);
-    auto m = create_segment(opt, toff + sizeof(trailer), op);
-    if (!write_npy_header(m->base(), info.data_offset, t, shape, fortran)) {
-        raise<error>(op, m->name(), "the .npy header does not fit before the data", "use fewer dimensions",
-                     make_error_code(errc::invalid_argument));
-    }
-    write_trailer(*m, toff, kind_array, info.data_offset, info.nbytes);
-    return m;
-}
-
-/// Opens a published array segment and parses it: a valid .npy, not a composite object.
-inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, const options& opt, npy_info& info)
-{
-    std::uint32_t kind = 0;
-    auto m = open_npy_segment(opt, name, "attach", info, kind);
-    if (kind == kind_object) {
-        raise<format_error>("attach", name, "the segment holds a composite object, not an array",
-                            "load it with ndshm::load<T>(name)", make_error_code(errc::wrong_kind));
-    }
-    if (kind == kind_dict || kind == kind_list) {
-        const std::string what = kind == kind_dict ? "dict" : "list";
-        raise<format_error>("attach", name, "the segment is a shared_" + what + "'s table, not an array",
-                            "attach it with ndshm::shared_" + what + "::attach; its entries are arrays",
-                            make_error_code(errc::wrong_kind));
-    }
-    if (kind != 0 && kind != kind_array) {
-        const bool known = kind == kind_channel || kind == kind_queue;
-        const std::string what = kind == kind_channel ? "channel" : "queue";
-        raise<format_error>("attach", name,
-                            known ? "the segment is a " + what + ", not an array"
-                                  : "the segment is of an unknown kind " + std::to_string(kind),
-                            known ? std::string(kind == kind_channel ? "attach it with ndshm::channel<T>::attach"
-                                                                     : "attach it with ndshm::array_queue::attach")
-                                  : "use the ndshm version that made it",
-                            make_error_code(errc::wrong_kind));
-    }
-    return m;
-}
-
-/// Throws dtype_mismatch unless a segment holding `found` may be seen as T.
-template <class T>
-void check_dtype(const std::string& op, const std::string& name, dtype found)
-{
-    constexpr dtype want = dtype_of<T>;
-    if (found != want) {
-        raise<dtype_mismatch>(op, name,
-                              std::string("the segment holds ") + dtype_name(found) + " ('" + dtype_descr(found) +
-                                  "'), not " + dtype_name(want) + " ('" + dtype_descr(want) + "') as requested",
-                              std::string("attach it with the element type for ") + dtype_name(found) +
-                                  ", or use ndshm::attach_any to inspect it",
-                              make_error_code(errc::dtype_mismatch));
-    }
-}
-
-/// "(4, 5)": a shape as NumPy prints it.
-template <class S>
-std::string shape_string(const S& s)
-{
-    std::string r = "(";
-    for (std::size_t k = 0; k < s.size(); ++k) {
-        r += (k ? ", " : "") + std::to_string(s[k]);
-    }
-    return r + (s.size() == 1 ? ",)" : ")");
-}
-
-template <class I>
-std::string index_string(I i)
-{
-    if constexpr (std::is_same_v<I, bool>) {
-        return i ? "1" : "0";
-    } else {
-        return std::to_string(i);
-    }
-}
-
-/// Throws std::out_of_range unless `idx...` is one index per dimension of `shape`, each in range.
-template <class S, class... Idx>
-void check_index(const std::string& name, const S& shape, Idx... idx)
-{
-    static_assert((std::is_integral_v<Idx> && ...), "ndshm: array indices must be integers");
-    const std::string call = "ndshm: at(" +
-                             [&] {
-                                 std::string s;
-                                 ((s += (s.empty() ? "" : ", ") + index_string(idx)), ...);
-                                 return s;
-                             }() +
-                             ") on '" + name + "' of shape " + shape_string(shape) + ": ";
-    if (sizeof...(Idx) != shape.size()) {
-        throw std::out_of_range(call + std::to_string(sizeof...(Idx)) + " indices for " + std::to_string(shape.size()) +
-                                " dimensions; give one index per dimension");
-    }
-    std::size_t k = 0;
-    [[maybe_unused]] const auto one = [&](auto i) {
-        const bool negative = std::is_signed_v<decltype(i)> && i < 0;
-        if (negative || static_cast<std::size_t>(i) >= shape[k]) {
-            throw std::out_of_range(call + "index " + index_string(i) + " is out of range for axis " +
-                                    std::to_string(k) + " (size " + std::to_string(shape[k]) + ")");
-        }
-        ++k;
-    };
-    (one(idx), ...);
-}
-
-/// Rewrites the `.npy` header of the array `info` describes in the writable mapping `m` to `shape`
-/// (the same number of elements, the same dtype and order), and updates `info`. The header is
-/// unpublished while it changes: an attach meanwhile waits (options::ready_timeout) instead of reading
-/// half of it.
-inline void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::size_t>& shape)
-{
-    const std::string op = "reshape";
-    std::size_t size = 0, nbytes = 0;
-    if (!checked_nbytes(shape, itemsize(info.type), size, nbytes) || size != info.size) {
-        raise<error>(op, m.name(),
-                     "the new shape " + shape_string(shape) + " does not hold the " + std::to_string(info.size) +
-                         " elements of " + shape_string(info.shape),
-                     "give a shape with the same number of elements, or make a larger array with resized()",
-                     make_error_code(errc::invalid_argument));
-    }
-    if (!m.writable()) {
-        raise<error>(op, m.name(), "the handle maps the segment read-only", "reshape through a writable handle",
-                     make_error_code(errc::invalid_argument));
-    }
-    std::vector<unsigned char> header(info.data_offset);
-    if (shape.size() > npy_max_ndim ||
-        !write_npy_header(header.data(), info.data_offset, info.type, shape, info.fortran_order)) {
-        raise<error>(op, m.name(), "the header for shape " + shape_string(shape) + " does not fit before the data",
-                     "use fewer dimensions", make_error_code(errc::invalid_argument));
-    }
-    header[0] = static_cast<unsigned char>(npy_magic[0]);
-    unsigned char* base = m.base();
-    __atomic_store_n(base, static_cast<unsigned char>(0), __ATOMIC_RELEASE); // unpublished
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    std::memcpy(base + 1, header.data() + 1, header.size() - 1);
-    __atomic_store_n(base, header[0], __ATOMIC_RELEASE); // published again, the magic's first byte last
-    info.shape = shape;
-    remember_layout(m, info, m.get_trailer() != nullptr ? std::uint32_t{kind_array} : std::uint32_t{0});
-}
-
-/// Copies the elements that `from` and `to` (arrays of `from_shape` and `to_shape`, with element
-/// strides) have in common: the box of the smaller extent along every axis.
-template <class T, class S>
-void copy_common(const T* from, const S& from_shape, const S& from_strides, T* to, const S& to_shape,
-                 const S& to_strides)
-{
-    const std::size_t n = from_shape.size();
-    std::vector<std::size_t> extent(n), index(n, 0);
-    for (std::size_t k = 0; k < n; ++k) {
-        extent[k] = std::min(from_shape[k], to_shape[k]);
-        if (extent[k] == 0) {
-            return;
-        }
-    }
-    for (;;) {
-        std::size_t a = 0, b = 0;
-        for (std::size_t k = 0; k < n; ++k) {
-            a += index[k] * from_strides[k];
-            b += index[k] * to_strides[k];
-        }
-        to[b] = from[a];
-        std::size_t k = n;
-        while (k > 0 && ++index[k - 1] == extent[k - 1]) {
-            index[--k] = 0;
-        }
-        if (k == 0) {
-            return;
-        }
-    }
-}
 
 /// Turns a failed mlock, munlock or msync of `name` into the ndshm exception that says what to do.
 [[noreturn, gnu::cold]] inline void raise_pin_error(const std::string& op, const std::string& name, int err,
@@ -362,8 +167,7 @@ public:
         static_assert(!is_read_only, "create a handle of non-const T and convert it to one of const T");
         npy_info info;
         auto m = create_array_segment(opt, dtype_of<T>, to_vector(shape), ord == order::fortran, "create", info);
-        m->publish();
-        remember_layout(*m, info, kind_array);
+        publish_array(*m, info);
         return Derived(std::move(m), info);
     }
 
@@ -388,8 +192,7 @@ public:
         Derived a(std::move(m), info);
         // A fresh segment: nothing the expression reads can be in it.
         assign_unaliased(a.view(), e);
-        a.m_map->publish();
-        remember_layout(*a.m_map, info, kind_array);
+        publish_array(*a.m_map, info);
         return a;
     }
 
@@ -404,8 +207,7 @@ public:
         if (info.nbytes != 0) {
             std::memcpy(a.m_data, data, info.nbytes);
         }
-        a.m_map->publish();
-        remember_layout(*a.m_map, info, kind_array);
+        publish_array(*a.m_map, info);
         return a;
     }
 
@@ -417,25 +219,7 @@ public:
     static Derived attach(const std::string& name, const options& opt = {})
     {
         npy_info info;
-        std::shared_ptr<mapping> m;
-        if constexpr (is_read_only) {
-            if (opt.read_only) {
-                m = attach_array_segment(name, opt, info);
-            } else {
-                options o = opt;
-                o.read_only = true;
-                m = attach_array_segment(name, o, info);
-            }
-        } else {
-            if (opt.read_only) {
-                raise<error>("attach", name, "options::read_only asks for a read-only mapping of a writable handle",
-                             std::string("attach it with a const element type (for example shared_ndarray<const ") +
-                                 dtype_name(dtype_of<T>) + ">)",
-                             make_error_code(errc::invalid_argument));
-            }
-            m = attach_array_segment(name, opt, info);
-        }
-        check_dtype<T>("attach", name, info.type);
+        auto m = attach_array_as(name, opt, is_read_only, dtype_of<T>, info);
         return Derived(std::move(m), info);
     }
 

@@ -28,9 +28,14 @@
 #define NDSHM_RENAME_NOREPLACE RENAME_NOREPLACE
 #endif
 
+#include "../dtype.hpp"
 #include "../error.hpp"
+#include "mapping.hpp"
 #include "npy.hpp"
-#include "segment_impl.hpp"
+#include "segment_location.hpp"
+#include "segment_names.hpp"
+#include "segment_open.hpp"
+#include "segment_space.hpp"
 #include "sys.hpp"
 
 namespace ndshm::detail {
@@ -216,14 +221,28 @@ private:
 inline std::vector<unsigned char> npy_file_header(dtype t, const std::vector<std::size_t>& shape, bool fortran)
 {
     const std::size_t dict = npy_dict(t, shape, fortran).size();
-    std::size_t offset = (10 + dict + 1 + 63) / 64 * 64;
-    if (offset - 10 > 0xFFFF) {
-        offset = (12 + dict + 1 + 63) / 64 * 64;
+    std::size_t offset = (npy_prefix_bytes(1) + dict + 1 + 63) / 64 * 64;
+    if (npy_version_for(offset) != 1) {
+        offset = (npy_prefix_bytes(2) + dict + 1 + 63) / 64 * 64;
     }
     std::vector<unsigned char> head(offset);
     (void)write_npy_header(head.data(), offset, t, shape, fortran);
     head[0] = static_cast<unsigned char>(npy_magic[0]);
     return head;
+}
+
+/// Writes a whole `.npy` file atomically from `nbytes` bytes at `data` (already in the order the
+/// header states). With `replace` false, fails (returns false) if `path` exists.
+inline bool write_npy_file(const std::string& path, dtype t, const std::vector<std::size_t>& shape, bool fortran,
+                           const void* data, std::size_t nbytes, const std::string& op, bool replace = true)
+{
+    const std::vector<unsigned char> head = npy_file_header(t, shape, fortran);
+    atomic_file f(path, op);
+    f.write_at(head.data(), head.size(), 0);
+    if (nbytes != 0) {
+        f.write_at(data, nbytes, head.size());
+    }
+    return f.commit(head.size() + nbytes, replace);
 }
 
 /// An open `.npy` file and what its header says.
@@ -270,6 +289,16 @@ inline npy_file open_npy_file(const std::string& path, const std::string& op, in
     }
     f.info = read_npy_info(f.fd.get(), static_cast<std::size_t>(f.st.st_size), op, path);
     return f;
+}
+
+/// Throws dtype_mismatch unless the file at `path`, which holds `found`, may be read as T.
+template <class T>
+void check_file_dtype(const std::string& op, const std::string& path, dtype found)
+{
+    if (found != dtype_of<T>) {
+        raise_dtype_mismatch(op, path, "file", found, dtype_of<T>, "read", " (read_npy_header tells it)",
+                             errno_code(EINVAL));
+    }
 }
 
 /// A resolved axis-0 row range of an array on disk.
@@ -364,10 +393,7 @@ inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, 
     const std::size_t size = std::max<std::size_t>(delta + len, 1);
     const int prot = private_writable ? PROT_READ | PROT_WRITE : PROT_READ;
     const int flags = private_writable ? MAP_PRIVATE : MAP_SHARED;
-    void* p = MAP_FAILED;
-    do {
-        p = sys().mmap(nullptr, size, prot, flags, fd, static_cast<off_t>(start));
-    } while (p == MAP_FAILED && errno == EINTR);
+    void* p = map_memory(size, prot, flags, fd, static_cast<off_t>(start));
     if (p == MAP_FAILED) {
         raise_file_errno(op, path, errno, "mmap");
     }
@@ -378,11 +404,7 @@ inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, 
 /// Memory that is no file: a private anonymous mapping of `size` zero bytes, named `name` in messages.
 inline std::shared_ptr<mapping> map_anonymous(std::size_t size, const std::string& name, const std::string& op)
 {
-    void* p = MAP_FAILED;
-    do {
-        p = sys().mmap(nullptr, std::max<std::size_t>(size, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                       0);
-    } while (p == MAP_FAILED && errno == EINTR);
+    void* p = map_memory(std::max<std::size_t>(size, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         raise_errno(op, name, errno, "mmap");
     }
@@ -412,7 +434,7 @@ public:
             const struct stat mine = stat_fd(fd, op, path);
             struct stat now {};
             if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &now, 0); }) == 0 &&
-                now.st_ino == mine.st_ino && now.st_dev == mine.st_dev) {
+                id_of(now) == id_of(mine)) {
                 m_fd = std::move(guard);
                 return;
             }

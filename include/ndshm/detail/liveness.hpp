@@ -21,6 +21,7 @@
 #include <map>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include <atomic>
 
@@ -88,30 +89,54 @@ struct proc_stat {
     std::uint64_t start = 0; ///< field 22: start time, clock ticks since boot
 };
 
+/// Opens the /proc file `path` for reading through sys(): a descriptor, or -1 with errno set.
+inline int open_proc_file(const char* path) noexcept
+{
+    return retry_eintr([&] { return sys().openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0); });
+}
+
+/// Reads from `fd` into `buf` until `n` bytes are read or the file ends, through sys(), retrying EINTR.
+/// Returns the count read, or -1 with errno set.
+inline ssize_t read_up_to(int fd, char* buf, std::size_t n) noexcept
+{
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = sys().read(fd, buf + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return static_cast<ssize_t>(got);
+}
+
 /// Reads the whole text file `path` (a /proc file) into `out` through sys(), at most `limit` bytes.
 /// Returns 0 or the errno that stopped it (ESRCH, when the process went away, is given as ENOENT).
 inline int read_proc_file(const char* path, std::string& out, std::size_t limit = std::size_t(64) << 20)
 {
     out.clear();
-    const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0); });
+    const int fd = open_proc_file(path);
     if (fd < 0) {
         return errno == ESRCH ? ENOENT : errno;
     }
     int err = 0;
     char buf[4096];
     while (out.size() < limit) {
-        const ssize_t r = sys().read(fd, buf, sizeof buf);
+        const ssize_t r = read_up_to(fd, buf, sizeof buf);
         if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
             err = errno == ESRCH ? ENOENT : errno;
             break;
         }
-        if (r == 0) {
+        out.append(buf, static_cast<std::size_t>(r));
+        if (static_cast<std::size_t>(r) < sizeof buf) {
             break;
         }
-        out.append(buf, static_cast<std::size_t>(r));
     }
     (void)sys().close(fd);
     return err;
@@ -126,31 +151,18 @@ inline int read_proc_stat(std::uint64_t pid, proc_stat& out) noexcept
 #endif
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%llu/stat", static_cast<unsigned long long>(pid));
-    const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0); });
+    const int fd = open_proc_file(path);
     if (fd < 0) {
         return errno;
     }
     char buf[1024];
-    std::size_t n = 0;
-    int err = 0;
-    while (n < sizeof buf - 1) {
-        const ssize_t r = sys().read(fd, buf + n, sizeof buf - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            err = errno;
-            break;
-        }
-        if (r == 0) {
-            break;
-        }
-        n += static_cast<std::size_t>(r);
-    }
+    const ssize_t r = read_up_to(fd, buf, sizeof buf - 1);
+    const int err = r < 0 ? errno : 0;
     (void)sys().close(fd);
     if (err != 0) {
         return err == ESRCH ? ENOENT : err; // ESRCH: the process went away between open and read
     }
+    const auto n = static_cast<std::size_t>(r);
     buf[n] = '\0';
     // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
     const char* p = std::strrchr(buf, ')');
@@ -177,6 +189,24 @@ inline std::uint64_t process_start_time(std::uint64_t pid) noexcept
 inline std::uint64_t process_start_time(pid_t pid) noexcept
 {
     return pid > 0 ? process_start_time(static_cast<std::uint64_t>(pid)) : 0;
+}
+
+/// A process as the trailer records it: pid and start time (clock ticks since boot).
+struct process_identity {
+    std::uint64_t pid = 0;
+    std::uint64_t start = 0;
+};
+
+/// This process's identity, computed once per thread and process (a forked child computes its own). A
+/// start time that could not be read (say, with no descriptor free) is 0, and is read again next time.
+inline process_identity this_process()
+{
+    thread_local process_identity cached;
+    const auto me = static_cast<std::uint64_t>(current_pid());
+    if (cached.pid != me || cached.start == 0) {
+        cached = process_identity{me, process_start_time(me)};
+    }
+    return cached;
 }
 
 enum class liveness : std::uint8_t {
@@ -286,6 +316,19 @@ inline process_check check_process(std::uint64_t pid, std::uint64_t start, proc_
         return judge_process(pid, start, p);
     }
     return judge_process(pid, start, probe_process(pid));
+}
+
+/// True if the holder recorded as `pid` with start time `start` (the holder of a channel slot, of a
+/// pooled queue segment) holds nothing any more: the record names no valid pid, or that process is dead
+/// by the rule above. What it held may be taken back. `check`, if given, receives the verdict.
+inline bool holder_gone(std::uint64_t pid, std::uint64_t start, proc_cache* cache, process_check* check = nullptr)
+{
+    process_check c = check_process(pid, start, cache);
+    const bool gone = !valid_pid(pid) || c.state == liveness::dead;
+    if (check != nullptr) {
+        *check = std::move(c);
+    }
+    return gone;
 }
 
 /// The inode of this process's pid namespace (/proc/self/ns/pid), 0 if unknown. Pids recorded by a

@@ -4,6 +4,7 @@
 #ifndef NDSHM_DETAIL_NPY_HPP
 #define NDSHM_DETAIL_NPY_HPP
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "../dtype.hpp"
@@ -31,16 +33,51 @@ struct npy_info {
     std::size_t nbytes = 0;      ///< size * itemsize
 };
 
-/// The end of the header (the first data byte) of a `.npy` whose first bytes are `head`: 10 bytes of
-/// magic, version and a 2-byte length for version 1, 12 with a 4-byte length for versions 2 and 3.
-/// `head` holds at least 10 bytes, 12 for version 2 and later.
+/// Bytes before the header dict: the magic, the version (2 bytes) and the dict's length, 2 bytes for
+/// format version 1, 4 for versions 2 and 3.
+constexpr std::size_t npy_prefix_bytes(unsigned major) noexcept { return major >= 2 ? 12 : 10; }
+
+/// The format version a header ending at `data_offset` needs: 1 while the dict's length fits 16 bits,
+/// else 2.
+constexpr unsigned npy_version_for(std::size_t data_offset) noexcept
+{
+    return data_offset - npy_prefix_bytes(1) > 0xFFFF ? 2 : 1;
+}
+
+/// The end of the header (the first data byte) of a `.npy` whose first bytes are `head`: the prefix
+/// (see npy_prefix_bytes) and the dict's length stored in it, little-endian. `head` holds at least 10
+/// bytes, 12 for version 2 and later. The one place that decodes the length.
 inline std::size_t npy_header_end(const unsigned char* head) noexcept
 {
-    if (head[6] >= 2) {
-        return 12 + (static_cast<std::size_t>(head[8]) | static_cast<std::size_t>(head[9]) << 8 |
-                     static_cast<std::size_t>(head[10]) << 16 | static_cast<std::size_t>(head[11]) << 24);
+    const std::size_t prefix = npy_prefix_bytes(head[6]);
+    std::size_t hlen = 0;
+    for (std::size_t i = 8; i < prefix; ++i) {
+        hlen |= static_cast<std::size_t>(head[i]) << (8 * (i - 8));
     }
-    return 10 + (static_cast<std::size_t>(head[8]) | static_cast<std::size_t>(head[9]) << 8);
+    return prefix + hlen;
+}
+
+/// Bytes of a segment or file read to find its `.npy` header: enough for any header ndshm accepts.
+inline constexpr std::size_t head_limit = 65536 + 12;
+
+/// How many bytes from the start of a `.npy` of `total` bytes hold its whole header (at most
+/// head_limit), told from its first `got` bytes at `head`; `got` itself if they are fewer than 12.
+inline std::size_t npy_header_bytes(const unsigned char* head, std::size_t got, std::size_t total) noexcept
+{
+    return got < 12 ? got : std::min({total, head_limit, npy_header_end(head)});
+}
+
+/// True when the first six bytes are all zero: a segment whose creator has not published it yet. (A
+/// header is written with the magic's first byte 0, and that byte is stored last: see
+/// write_npy_header.)
+inline bool unpublished(const unsigned char* head, std::size_t size) noexcept
+{
+    for (std::size_t i = 0; i < std::min<std::size_t>(size, sizeof npy_magic); ++i) {
+        if (head[i] != 0 && (i == 0 || head[i] != static_cast<unsigned char>(npy_magic[i]))) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /// Number of elements of `shape`, or false if the product (times itemsize) overflows.
@@ -96,14 +133,14 @@ inline bool write_npy_header(unsigned char* out, std::size_t data_offset, dtype 
     } catch (...) {
         return false;
     }
-    const bool v2 = data_offset - 10 > 0xFFFF;
-    const std::size_t prefix = v2 ? 12 : 10;
+    const unsigned version = npy_version_for(data_offset);
+    const std::size_t prefix = npy_prefix_bytes(version);
     if (data_offset < prefix + dict.size() + 1 || data_offset - prefix > 0xFFFFFFFFu) {
         return false;
     }
     std::memcpy(out, npy_magic, sizeof npy_magic);
     out[0] = 0;
-    out[6] = v2 ? 2 : 1;
+    out[6] = static_cast<unsigned char>(version);
     out[7] = 0;
     const std::size_t hlen = data_offset - prefix;
     for (std::size_t i = 0; i < prefix - 8; ++i) {
@@ -337,6 +374,18 @@ private:
     std::size_t m_i = 0;
 };
 
+/// Throws dtype_mismatch: the `holder` ("segment", "file") `name` holds `found`, not `want` as
+/// requested. The fix: to `verb` ("attach", "read") it with the element type for `found`, then `more`.
+[[noreturn, gnu::cold]] inline void raise_dtype_mismatch(const std::string& op, const std::string& name,
+                                                         const char* holder, dtype found, dtype want, const char* verb,
+                                                         const char* more, std::error_code code)
+{
+    raise<dtype_mismatch>(op, name,
+                          std::string("the ") + holder + " holds " + dtype_name(found) + " ('" + dtype_descr(found) +
+                              "'), not " + dtype_name(want) + " ('" + dtype_descr(want) + "') as requested",
+                          std::string(verb) + " it with the element type for " + dtype_name(found) + more, code);
+}
+
 /// Parses a complete `.npy` header at the start of `bytes[0, size)`. Checks magic, version, header
 /// length, the dict, and that the data it promises lies inside `total` bytes (the whole file or
 /// segment, of which `bytes` may hold only the first `size`). Throws format_error.
@@ -358,7 +407,7 @@ inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const st
         bad("unsupported .npy format version " + std::to_string(major) + "." + std::to_string(bytes[7]),
             errc::unsupported_format);
     }
-    const std::size_t prefix = major >= 2 ? 12 : 10;
+    const std::size_t prefix = npy_prefix_bytes(major);
     if (size < prefix) {
         bad("truncated header", errc::truncated);
     }

@@ -15,9 +15,11 @@
 #endif
 
 #include "../error.hpp"
+#include "array_index.hpp"
 #include "file_io.hpp"
 #include "npy.hpp"
-#include "segment_impl.hpp"
+#include "segment_location.hpp"
+#include "segment_names.hpp"
 #include "sys.hpp"
 
 namespace ndshm::detail {
@@ -80,7 +82,7 @@ class load_lock {
 public:
     load_lock(const location& segment, const std::string& op) : m_loc{segment.dir, segment.name + ".lock"}
     {
-        const std::string call = m_loc.dir.empty() ? "shm_open" : "open";
+        const std::string call = open_call(m_loc);
         for (;;) {
             fd_guard fd(open_location(m_loc, O_RDWR | O_CREAT, 0600));
             if (fd.get() < 0) {
@@ -92,9 +94,7 @@ public:
                 raise_errno(op, m_loc.name, errno, "fstat");
             }
             if (owner.st_uid != current_uid()) {
-                raise<permission_denied>(op, m_loc.name,
-                                         "the store's load lock belongs to uid " + std::to_string(owner.st_uid) +
-                                             ", not to uid " + std::to_string(current_uid()),
+                raise<permission_denied>(op, m_loc.name, owned_by_other("the store's load lock", owner.st_uid),
                                          "remove it (ndshm rm), or give this user's stores a private directory "
                                          "backend (options::directory or NDSHM_DIR)",
                                          errno_code(EACCES));
@@ -109,8 +109,7 @@ public:
             struct stat mine {};
             struct stat there {};
             if (now.get() >= 0 && retry_eintr([&] { return sys().fstat(fd.get(), &mine); }) == 0 &&
-                retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && mine.st_ino == there.st_ino &&
-                mine.st_dev == there.st_dev) {
+                retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && id_of(mine) == id_of(there)) {
                 m_fd = std::move(fd);
                 m_id = id_of(mine);
                 return;
@@ -141,13 +140,7 @@ inline void append_npy_rows(const std::string& path, dtype t, const std::vector<
     for (;;) {
         const file_lock lock(path, op);
         if (!lock.held()) {
-            std::vector<unsigned char> head = npy_file_header(t, rows_shape, false);
-            atomic_file f(path, op);
-            f.write_at(head.data(), head.size(), 0);
-            if (nbytes != 0) {
-                f.write_at(data, nbytes, head.size());
-            }
-            if (f.commit(head.size() + nbytes, false)) {
+            if (write_npy_file(path, t, rows_shape, false, data, nbytes, op, false)) {
                 return;
             }
             continue; // someone created it meanwhile: append to theirs
@@ -174,16 +167,10 @@ inline void append_npy_rows(const std::string& path, dtype t, const std::vector<
         } else if (rows_shape == row) {
             k = 1;
         } else {
-            const auto text = [](const std::vector<std::size_t>& s) {
-                std::string r = "(";
-                for (std::size_t i = 0; i < s.size(); ++i) {
-                    r += (i != 0 ? ", " : "") + std::to_string(s[i]);
-                }
-                return r + (s.size() == 1 ? ",)" : ")");
-            };
             raise<error>(op, path,
-                         "rows of shape " + text(rows_shape) + " do not fit an array of shape " + text(old.shape),
-                         "append rows whose shape after the first axis is " + text(row), errno_code(EINVAL));
+                         "rows of shape " + shape_string(rows_shape) + " do not fit an array of shape " +
+                             shape_string(old.shape),
+                         "append rows whose shape after the first axis is " + shape_string(row), errno_code(EINVAL));
         }
         std::vector<std::size_t> shape = old.shape;
         shape[0] += k;

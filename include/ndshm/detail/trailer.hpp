@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include <sys/types.h>
@@ -52,6 +53,26 @@ struct trailer {
     unsigned char reserved1[64]; // 192 zero
 };
 static_assert(sizeof(trailer) == 256, "the trailer is 256 bytes on every platform");
+
+/// True if `t` starts with the trailer's magic: ndshm wrote it (of some format version).
+inline bool has_trailer_magic(const trailer& t) noexcept
+{
+    return std::memcmp(t.magic, trailer_magic, sizeof trailer_magic) == 0;
+}
+
+/// True if `t` is of the format version (and size) this ndshm reads.
+constexpr bool known_trailer_format(const trailer& t) noexcept
+{
+    return t.version == trailer_version && t.size == sizeof(trailer);
+}
+
+/// Now on the real-time clock, in nanoseconds since the epoch: what the trailer's `created_ns` records.
+inline std::int64_t now_ns() noexcept
+{
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 /// Offset of the trailer for data ending at `data_end`.
 constexpr std::size_t trailer_offset(std::size_t data_end) noexcept { return (data_end + 63) / 64 * 64; }

@@ -1,0 +1,126 @@
+/// @file detail/segment_location.hpp
+/// Where a segment lives (the POSIX shm namespace or a directory backend) and a file's identity:
+/// opening a name, where it is visible as a file, and removing a name only while it still names the
+/// file one holds. All system calls go through sys() (detail/sys.hpp).
+#ifndef NDSHM_DETAIL_SEGMENT_LOCATION_HPP
+#define NDSHM_DETAIL_SEGMENT_LOCATION_HPP
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <tuple>
+
+#include "../options.hpp"
+#include "sys.hpp"
+
+namespace ndshm::detail {
+
+/// Where a segment lives: the POSIX shm namespace (dir empty) or a file in a directory.
+struct location {
+    std::string dir;
+    std::string name;
+
+    bool operator<(const location& o) const { return std::tie(dir, name) < std::tie(o.dir, o.name); }
+    std::string path() const { return dir.empty() ? "/" + name : dir + "/" + name; }
+};
+
+/// A file's identity: its device and inode. A name that resolves to the same identity names the same
+/// file; a name that was unlinked and created again names another one.
+struct file_id {
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
+    bool known() const noexcept { return ino != 0; }
+    bool operator==(const file_id& o) const noexcept { return dev == o.dev && ino == o.ino; }
+    bool operator!=(const file_id& o) const noexcept { return !(*this == o); }
+};
+
+inline file_id id_of(const struct stat& st) noexcept
+{
+    return file_id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+/// The directory backend in force for `opt`: its directory, else $NDSHM_DIR, else "" (POSIX shm).
+inline std::string backend_dir(const options& opt)
+{
+    if (!opt.directory.empty()) {
+        return opt.directory;
+    }
+    const char* env = std::getenv("NDSHM_DIR");
+    return env != nullptr ? std::string(env) : std::string();
+}
+
+/// Where generated and listed segments of the POSIX namespace are visible as files.
+inline constexpr const char* posix_shm_dir = "/dev/shm";
+
+/// The directory where the segments of the backend `dir` (empty: POSIX shm) are visible as files.
+inline std::string namespace_dir(const std::string& dir) { return dir.empty() ? std::string(posix_shm_dir) : dir; }
+
+/// Opens `l` with open(2) flags `flags`; returns the fd or -1 with errno set.
+inline int open_location(const location& l, int flags, mode_t mode)
+{
+    // O_NONBLOCK: a FIFO planted under the name must not block the open (no effect on regular files).
+    flags |= O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    if (l.dir.empty()) {
+        return retry_eintr([&] { return sys().shm_open(l.path().c_str(), flags, mode); });
+    }
+    return retry_eintr([&] { return sys().openat(AT_FDCWD, l.path().c_str(), flags, mode); });
+}
+
+/// The system call that opens `l`, for messages: shm_open, or open in a directory backend.
+inline const char* open_call(const location& l) noexcept { return l.dir.empty() ? "shm_open" : "open"; }
+
+/// The system call that removes `l`, for messages: shm_unlink, or unlink in a directory backend.
+inline const char* unlink_call(const location& l) noexcept { return l.dir.empty() ? "shm_unlink" : "unlink"; }
+
+/// "<what> belongs to uid <uid>, not to uid <this process's uid>": why a file of another user is refused.
+inline std::string owned_by_other(const std::string& what, std::uint64_t uid)
+{
+    return what + " belongs to uid " + std::to_string(uid) + ", not to uid " + std::to_string(current_uid());
+}
+
+/// Removes the name `l`; returns 0 or an errno value.
+inline int unlink_location(const location& l) noexcept
+{
+    const int r = retry_eintr([&] {
+        return l.dir.empty() ? sys().shm_unlink(l.path().c_str()) : sys().unlinkat(AT_FDCWD, l.path().c_str(), 0);
+    });
+    return r == 0 ? 0 : errno;
+}
+
+/// Where the name `l` is visible as a file: /dev/shm/NAME for POSIX shared memory on Linux (where
+/// glibc's shm_open puts it), DIR/NAME in a directory backend.
+inline std::string file_path(const location& l) { return namespace_dir(l.dir) + "/" + l.name; }
+
+/// Whether the name `l` still names the file `id` (without following a symbolic link): 0 if it does,
+/// ESTALE if it names another file now (removed and created again), else the errno of the look-up
+/// (ENOENT: the name is gone).
+inline int names_file(const location& l, file_id id) noexcept
+{
+    struct stat st {};
+    const std::string path = file_path(l);
+    if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW); }) != 0) {
+        return errno;
+    }
+    return id_of(st) == id ? 0 : ESTALE;
+}
+
+/// Removes the name `l` only while it still names the file `id`: a name that someone unlinked and
+/// someone else created again is left to its new owner. The caller must hold the file `id` (a mapping
+/// or a descriptor of it) meanwhile: a file system may give a freed inode number to a new file. Returns
+/// 0, ENOENT (the name is gone), ESTALE (it names another file now: left alone), or the errno of the
+/// check or of the unlink. The check and the unlink are two system calls: a name that is unlinked and
+/// created again in the microseconds between them can still go (no system call removes a name only if
+/// it names a given file).
+inline int unlink_if_same(const location& l, file_id id) noexcept
+{
+    if (!id.known()) {
+        return unlink_location(l);
+    }
+    const int err = names_file(l, id);
+    return err != 0 ? err : unlink_location(l);
+}
+
+} // namespace ndshm::detail
+
+#endif
