@@ -114,7 +114,7 @@ inline sent send_task(pool_state& p, const char* op, std::size_t w, const core::
 /// driver's arrays, the arrays it returned into new arrays the driver owns; then the result goes to
 /// `on_result`, or the task's failure to `fail`.
 inline void receive_reply(pool_state& p, const char* op, std::size_t w, const MPI_Status& st, const sent& s,
-                          const std::function<void(std::size_t, std::string_view)>& on_result,
+                          const core::result_callback& on_result,
                           const std::function<void(std::function<void()>)>& fail)
 {
     const int rank = p.ranks[w];
@@ -190,7 +190,7 @@ inline void receive_reply(pool_state& p, const char* op, std::size_t w, const MP
 /// others on whichever worker is free, one task per worker at a time. Each result is passed to
 /// `on_result` on the driver; the first failure is thrown once the tasks already started have ended.
 inline void run_on_workers(pool_state& p, const char* op, std::vector<core::task>& tasks,
-                           const std::function<void(std::size_t, std::string_view)>& on_result)
+                           const core::result_callback& on_result)
 {
     std::function<void()> failed;
     const auto fail = [&](std::function<void()> raise) {
