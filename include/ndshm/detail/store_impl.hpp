@@ -17,6 +17,7 @@
 #include "../error.hpp"
 #include "array_index.hpp"
 #include "file_io.hpp"
+#include "mix.hpp"
 #include "npy.hpp"
 #include "segment_location.hpp"
 #include "segment_names.hpp"
@@ -31,17 +32,6 @@ inline std::uint64_t fnv1a(const std::string& s, std::uint64_t h) noexcept
         h *= 0x100000001b3ull;
     }
     return h;
-}
-
-/// MurmurHash3's 64-bit finaliser: every input bit affects every output bit.
-inline std::uint64_t mix64(std::uint64_t x) noexcept
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb3fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
 }
 
 /// The segment name of rows [begin, end) of the file behind `st`, stored under `key` in the store at

@@ -1,6 +1,6 @@
 /// @file detail/sync.hpp
-/// Locks and wake-ups in shared memory: ndshm's own lock (the per-array lock in the trailer, the array
-/// queue's and the channel's locks) and futex-based wake-ups (their waits).
+/// Locks in shared memory: ndshm's own lock (the per-array lock in the trailer, the array queue's and
+/// the channel's locks). Its waits and wake-ups are futex-based (detail/wait.hpp).
 ///
 /// Why not a process-shared robust pthread mutex (what ndshm used first): glibc keeps the mutex's
 /// state in memory that every process with the segment can write, and trusts it. A stray write into
@@ -38,203 +38,13 @@
 #include <ctime>
 #include <string>
 
-#ifndef _WIN32
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-
 #include "../error.hpp"
 #include "liveness.hpp"
+#include "mix.hpp"
 #include "sys.hpp"
+#include "wait.hpp"
 
 namespace ndshm::detail {
-
-/// The deadline `timeout` from now on the monotonic clock: now for a timeout of zero or less (a try),
-/// time_point::max() (no limit) for one beyond the clock's range. Every timed call of the queue, the
-/// channel and the lock computes its deadline here.
-inline std::chrono::steady_clock::time_point deadline_in(std::chrono::steady_clock::duration timeout) noexcept
-{
-    const auto now = std::chrono::steady_clock::now();
-    if (timeout <= std::chrono::steady_clock::duration::zero()) {
-        return now;
-    }
-    return timeout >= std::chrono::steady_clock::time_point::max() - now ? std::chrono::steady_clock::time_point::max()
-                                                                         : now + timeout;
-}
-
-/// Wakes every process waiting on the futex word `word` (a shared, not a private, futex).
-inline void futex_wake_all(std::uint32_t* word) noexcept
-{
-    (void)sys().futex(word, FUTEX_WAKE, static_cast<std::uint32_t>(INT_MAX), nullptr);
-}
-
-/// Sleeps while `*word == expected`, at most until `deadline` (time_point::max(): no limit). Returns
-/// when woken, when the word differs, on a signal, or at the deadline; callers re-check their
-/// condition in every case.
-inline void futex_wait(std::uint32_t* word, std::uint32_t expected,
-                       std::chrono::steady_clock::time_point deadline) noexcept
-{
-    struct timespec rel {};
-    struct timespec* timeout = nullptr;
-    if (deadline != std::chrono::steady_clock::time_point::max()) {
-        const auto left = deadline - std::chrono::steady_clock::now();
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        if (ns <= 0) {
-            return;
-        }
-        rel.tv_sec = static_cast<time_t>(ns / 1000000000);
-        rel.tv_nsec = static_cast<long>(ns % 1000000000);
-        timeout = &rel;
-    }
-    // FUTEX_WAIT's timeout is relative and measured on the monotonic clock.
-    (void)sys().futex(word, FUTEX_WAIT, expected, timeout);
-}
-
-/// An event word: a 32-bit futex word in shared memory that counts events and says whether anyone
-/// sleeps on it, as (count << 1) | sleepers. Signalling costs a system call only when the sleepers bit
-/// is set, so a stream whose receiver is awake (or spinning) makes none. A sleeper sets the bit, checks
-/// its condition again, then waits on the word's new value: a signal that comes between the check and
-/// the wait changes the word, and the wait returns at once. A sleeper killed while it sleeps leaves the
-/// bit set, which costs the next signal one spare wake-up and clears it.
-inline void event_signal(std::uint32_t& word) noexcept
-{
-    std::uint32_t v = __atomic_load_n(&word, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(&word, &v, (v + 2u) & ~1u, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
-    }
-    if ((v & 1u) != 0) {
-        futex_wake_all(&word);
-    }
-}
-
-/// Announces a sleeper on an event word; returns the value to pass to event_wait after the caller has
-/// checked its condition once more.
-inline std::uint32_t event_prepare(std::uint32_t& word) noexcept
-{
-    std::uint32_t v = __atomic_load_n(&word, __ATOMIC_SEQ_CST);
-    while ((v & 1u) == 0 &&
-           !__atomic_compare_exchange_n(&word, &v, v | 1u, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-    }
-    return v | 1u;
-}
-
-/// Sleeps until the event word differs from `prepared` (event_prepare's value), a wake-up, a signal,
-/// or the deadline.
-inline void event_wait(std::uint32_t& word, std::uint32_t prepared,
-                       std::chrono::steady_clock::time_point deadline) noexcept
-{
-    futex_wait(&word, prepared, deadline);
-}
-
-/// One iteration of a busy wait: tells the CPU (and a hyperthread sibling) that this is a spin.
-inline void spin_pause() noexcept
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#else
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-#endif
-}
-
-/// A bounded, adaptive spin before sleeping, kept per handle: spin up to budget() for the condition,
-/// then sleep. A spin is cheaper than a sleep and its wake-up (two system calls and a context switch,
-/// tens of microseconds on a virtual machine) whenever the wait ends within the limit, so the budget
-/// stays at the limit while waits are short: a spin that succeeds, or a sleep that ended soon
-/// (within `short_sleep` limits: the sleep's own wake-up latency counts in it), restores it. Only a
-/// run of `failures_to_shrink` spins in a row that all failed (a slow stream, or a peer that is not
-/// running) shrinks it, by 4 each time, so that a slow stream costs little CPU. Shrinking on single
-/// failures would be wrong: a budget too small to bridge short waits makes both sides sleep, each
-/// wake-up then delays the waker, and the stream settles into sleeping on every item.
-class spin_policy {
-public:
-    /// Consecutive failed spins after which the budget shrinks.
-    static constexpr std::int64_t failures_to_shrink = 8;
-    /// A sleep shorter than this many limits restores the budget.
-    static constexpr std::int64_t short_sleep = 10;
-
-    explicit spin_policy(std::chrono::nanoseconds limit = std::chrono::microseconds(10)) noexcept
-        : m_limit(limit.count()), m_budget(limit.count())
-    {
-    }
-    spin_policy(const spin_policy& o) noexcept
-        : m_limit(o.m_limit.load(relaxed)), m_budget(o.m_budget.load(relaxed)), m_failures(o.m_failures.load(relaxed))
-    {
-    }
-    spin_policy& operator=(const spin_policy& o) noexcept
-    {
-        m_limit.store(o.m_limit.load(relaxed), relaxed);
-        m_budget.store(o.m_budget.load(relaxed), relaxed);
-        m_failures.store(o.m_failures.load(relaxed), relaxed);
-        return *this;
-    }
-
-    std::chrono::nanoseconds limit() const noexcept { return std::chrono::nanoseconds(m_limit.load(relaxed)); }
-    void set_limit(std::chrono::nanoseconds limit) noexcept
-    {
-        const auto ns = std::max<std::int64_t>(limit.count(), 0);
-        m_limit.store(ns, relaxed);
-        m_budget.store(ns, relaxed);
-        m_failures.store(0, relaxed);
-    }
-    std::chrono::nanoseconds budget() const noexcept { return std::chrono::nanoseconds(m_budget.load(relaxed)); }
-
-    /// Spins until `ready()` or the budget (or `deadline`) runs out; returns whether it became ready.
-    template <class Ready>
-    bool spin(Ready&& ready, std::chrono::steady_clock::time_point deadline) noexcept
-    {
-        const std::int64_t budget = m_budget.load(relaxed);
-        if (budget <= 0) {
-            return false;
-        }
-        const auto start = std::chrono::steady_clock::now();
-        const auto end = std::min(deadline, start + std::chrono::nanoseconds(budget));
-        for (unsigned i = 1;; ++i) {
-            if (ready()) {
-                succeeded();
-                return true;
-            }
-            spin_pause();
-            if ((i & 31u) == 0 && std::chrono::steady_clock::now() >= end) {
-                failed(budget);
-                return false;
-            }
-        }
-    }
-
-    /// After a sleep: `waited` is how long the whole wait took, spin, sleep and wake-up.
-    void slept(std::chrono::nanoseconds waited) noexcept
-    {
-        const std::int64_t limit = m_limit.load(relaxed);
-        if (waited.count() <= short_sleep * limit) {
-            succeeded();
-        }
-    }
-
-private:
-    void succeeded() noexcept
-    {
-        m_failures.store(0, relaxed);
-        const std::int64_t limit = m_limit.load(relaxed);
-        if (m_budget.load(relaxed) != limit) {
-            m_budget.store(limit, relaxed);
-        }
-    }
-    void failed(std::int64_t budget) noexcept
-    {
-        if (m_failures.fetch_add(1, relaxed) + 1 >= failures_to_shrink) {
-            m_failures.store(0, relaxed);
-            m_budget.store(budget / 4, relaxed);
-        }
-    }
-
-    static constexpr std::memory_order relaxed = std::memory_order_relaxed;
-    // Per handle, shared by the threads that use it: atomics, relaxed (a budget is only a hint).
-    std::atomic<std::int64_t> m_limit;
-    std::atomic<std::int64_t> m_budget;
-    std::atomic<std::int64_t> m_failures{0};
-};
 
 /// The lock's 64 bytes in shared memory (the trailer's lock area, and a field of the queue's and the
 /// channel's control blocks). Little-endian, every field accessed atomically.
@@ -282,22 +92,11 @@ inline void init_lock(void* where) noexcept
     static_cast<lock_area*>(where)->tag = lock_tag;
 }
 
-inline std::uint64_t lock_mix(std::uint64_t x) noexcept
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb3fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /// The check value of a holder's record: a stray write into the record is noticed, not believed.
 inline std::uint64_t lock_check_value(std::uint32_t tid, std::uint32_t pid, std::uint64_t start,
                                       std::uint64_t pidns) noexcept
 {
-    return lock_mix(lock_mix((std::uint64_t(tid) << 32 | pid) ^ lock_tag) ^ lock_mix(start + 0x9e3779b97f4a7c15ull) ^
-                    pidns);
+    return mix64(mix64((std::uint64_t(tid) << 32 | pid) ^ lock_tag) ^ mix64(start + 0x9e3779b97f4a7c15ull) ^ pidns);
 }
 
 /// The calling thread as a lock records it.
