@@ -60,6 +60,15 @@ def main():
             if d > MAX_DETAIL_LINES:
                 problems.append(f"{rel}: {d} lines of namespace detail, more than {MAX_DETAIL_LINES}: "
                                 "move the implementation to detail/")
+    design = root.parent / "docs" / "design.md"
+    design_text = design.read_text(encoding="utf-8") if design.exists() else None
+    for path in headers:
+        rel = path.relative_to(base).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if "/// @file" not in text.split("\n#", 1)[0]:
+            problems.append(f"ndshm/{rel}: no /// @file comment before its first directive")
+        if design_text is not None and f"`{rel}`" not in design_text:
+            problems.append(f"ndshm/{rel}: not named in docs/design.md's layout of the repository")
     for p in problems:
         print(p)
     print(f"check_layout: {len(headers)} headers, {len(problems)} problem(s)")
