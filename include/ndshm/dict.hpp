@@ -21,6 +21,7 @@
 
 #include "any_ndarray.hpp"
 #include "detail/collection_format.hpp"
+#include "detail/collection_handle.hpp"
 #include "detail/collection_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
@@ -115,7 +116,7 @@ public:
     {
         auto& c = impl("get");
         auto a = c.fetch("get", key_locator{c, key},
-                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "get"); });
+                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "get"); });
         if (!a) {
             raise_no_key("get", key);
         }
@@ -311,8 +312,8 @@ public:
     {
         auto& c = impl("items");
         std::vector<value_type> out;
-        for (auto& p :
-             c.fetch_all("items", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "items"); })) {
+        for (auto& p : c.fetch_all(
+                 "items", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "items"); })) {
             out.emplace_back(std::move(p.first.key), std::move(p.second));
         }
         return out;

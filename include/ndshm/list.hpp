@@ -20,6 +20,7 @@
 
 #include "any_ndarray.hpp"
 #include "detail/collection_format.hpp"
+#include "detail/collection_handle.hpp"
 #include "detail/collection_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
@@ -99,7 +100,7 @@ public:
     {
         auto& c = impl("at");
         auto a = c.fetch("at", position_locator{c, i},
-                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "at"); });
+                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "at"); });
         if (!a) {
             raise_range("at", i);
         }
@@ -232,8 +233,8 @@ public:
     {
         auto& c = impl("values");
         std::vector<any_ndarray> out;
-        for (auto& p :
-             c.fetch_all("values", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "values"); })) {
+        for (auto& p : c.fetch_all(
+                 "values", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "values"); })) {
             out.push_back(std::move(p.second));
         }
         return out;
