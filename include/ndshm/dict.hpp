@@ -241,16 +241,7 @@ public:
             if (!r) {
                 raise_no_key("pop", key);
             }
-            const std::size_t pos = c.position_in(edit.order, *r, "pop");
-            const detail::entry_ref e = c.read_entry(*r, pos, "pop");
-            out = c.template attach_typed<T>(e, "pop");
-            edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(pos));
-            if (!out) { // its segment is gone: the entry goes, and the caller learns why
-                edit.removed.push_back(*r);
-                return;
-            }
-            edit.handed = *r;
-            edit.handed_map = detail::array_access::mapping_of(out);
+            out = c.template take_entry<T>(edit, *r, c.position_in(edit.order, *r, "pop"), "pop");
         });
         if (!out) {
             detail::raise<not_found>("pop", name(),

@@ -309,17 +309,8 @@ private:
                 raise_range("pop", where ? *where : 0, edit.order.size());
             }
             const std::size_t i = where ? *where : edit.order.size() - 1;
-            const std::uint32_t r = edit.order[i];
-            const detail::entry_ref e = c.read_entry(r, i, "pop");
-            out = c.template attach_typed<T>(e, "pop");
-            edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(i));
-            if (!out) { // its segment is gone: the entry goes, and the caller learns why
-                edit.removed.push_back(r);
-                vanished = true;
-                return;
-            }
-            edit.handed = r;
-            edit.handed_map = detail::array_access::mapping_of(out);
+            out = c.template take_entry<T>(edit, edit.order[i], i, "pop");
+            vanished = !out;
         });
         if (vanished) {
             detail::raise<not_found>("pop", name(),

@@ -306,6 +306,25 @@ public:
         return entry_of(std::move(key), a);
     }
 
+    /// For pop, in a plan (see change): takes the entry in record `r` at position `pos` out of the order
+    /// and hands its segment to the caller, who then owns it. Returns its handle; an empty one if the
+    /// segment is gone, and the entry then just leaves (the caller says why).
+    /// @throws dtype_mismatch naming both types (nothing planned)
+    template <class T>
+    shared_ndarray<T> take_entry(collection_edit& edit, std::uint32_t r, std::size_t pos, const std::string& op) const
+    {
+        const entry_ref e = read_entry(r, pos, op);
+        shared_ndarray<T> out = attach_typed<T>(e, op);
+        edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(pos));
+        if (!out) { // its segment is gone: the entry goes, and the caller learns why
+            edit.removed.push_back(r);
+            return out;
+        }
+        edit.handed = r;
+        edit.handed_map = array_access::mapping_of(out);
+        return out;
+    }
+
     /// Marks the container persisted, and every entry in it: no handle unlinks them any more and gc
     /// keeps them, until remove() (on a handle opened by name) removes them all.
     void persist(const std::string& op)
