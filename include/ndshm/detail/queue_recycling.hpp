@@ -65,9 +65,7 @@ public:
         std::uint32_t idx = static_cast<std::uint32_t>(n);
         bool reuse = false;
         std::uint32_t generation = 0;
-        std::string seg_name;
-        file_id id;
-        std::uint64_t created = 0;
+        pooled_segment seg; // the free segment to reuse
         std::vector<pooled_segment> evicted;
         {
             queue_state::guard g(m_q, op.c_str(), std::chrono::steady_clock::time_point::max());
@@ -79,11 +77,9 @@ public:
             idx = m_pool->best_fit(bytes);
             if (idx < n) {
                 queue_pool_record& r = m_pool->record(idx);
-                if (valid_segment_name(r.name, sizeof r.name, seg_name) && r.ino != 0) {
+                if (named(r, seg)) {
                     reuse = true;
                     generation = r.generation;
-                    id = file_id{r.dev, r.ino};
-                    created = r.created_ns;
                     hold_record(r, me);
                     __atomic_fetch_add(&m_q.control().reused, std::uint64_t(1), __ATOMIC_RELAXED);
                 } else {
@@ -107,7 +103,7 @@ public:
             m_q.unlink_queued(e.name, e.id, e.created_ns);
         }
         if (reuse) {
-            if (auto a = reuse_segment(idx, generation, seg_name, id, created, op)) {
+            if (auto a = reuse_segment(idx, generation, seg, op)) {
                 return std::move(*a);
             }
             // It could not be used (gone, or not what the record says): the record is emptied, and a
@@ -222,8 +218,7 @@ private:
     /// The segment of free record `idx`, which this process now holds, with its mapping (kept, or
     /// attached now and kept), owned by this process. Nothing if it cannot be used: the record is
     /// emptied.
-    std::optional<queue_acquired> reuse_segment(std::uint32_t idx, std::uint32_t generation,
-                                                const std::string& seg_name, file_id id, std::uint64_t created,
+    std::optional<queue_acquired> reuse_segment(std::uint32_t idx, std::uint32_t generation, const pooled_segment& seg,
                                                 const std::string& op)
     {
         const std::uint32_t layout = __atomic_load_n(&m_pool->record(idx).layout, __ATOMIC_RELAXED);
@@ -232,7 +227,7 @@ private:
         std::vector<std::shared_ptr<mapping>> dropped;
         try {
             std::unique_lock<std::mutex> g(m_pool->mutex());
-            queue_pool::cached* c = m_pool->find(idx, generation, id, drop);
+            queue_pool::cached* c = m_pool->find(idx, generation, seg.id, drop);
             if (c == nullptr) {
                 g.unlock();
                 options o = m_q.attach_options();
@@ -240,10 +235,10 @@ private:
                 o.populate = false;
                 npy_info info;
                 std::uint32_t kind = 0;
-                auto m = open_npy_segment(o, seg_name, op, info, kind);
+                auto m = open_npy_segment(o, seg.name, op, info, kind);
                 const trailer* t = m->get_trailer();
-                if ((kind != kind_array && kind != kind_object) || m->id() != id || t == nullptr ||
-                    t->created_ns != created) {
+                if ((kind != kind_array && kind != kind_object) || m->id() != seg.id || t == nullptr ||
+                    t->created_ns != seg.created_ns) {
                     m_pool->let_go(idx, generation);
                     return std::nullopt;
                 }
