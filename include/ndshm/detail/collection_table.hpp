@@ -23,7 +23,7 @@
 #include "collection_format.hpp"
 #include "collection_index.hpp"
 #include "segment_impl.hpp"
-#include "segment_owner.hpp"
+#include "segment_trailer.hpp"
 #include "sync.hpp"
 #include "sys.hpp"
 #include "trailer.hpp"

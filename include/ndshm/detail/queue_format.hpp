@@ -21,7 +21,7 @@
 #include <string>
 
 #include "../dtype.hpp"
-#include "segment_name.hpp"
+#include "segment_names.hpp"
 #include "sync.hpp"
 
 namespace ndshm::detail {

@@ -31,7 +31,7 @@
 #include "npy.hpp"
 #include "queue_format.hpp"
 #include "segment_impl.hpp"
-#include "segment_owner.hpp"
+#include "segment_trailer.hpp"
 #include "trailer.hpp"
 
 namespace ndshm::detail {
