@@ -21,6 +21,7 @@
 
 #include "any_ndarray.hpp"
 #include "detail/collection_format.hpp"
+#include "detail/collection_handle.hpp"
 #include "detail/collection_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
@@ -115,7 +116,7 @@ public:
     {
         auto& c = impl("get");
         auto a = c.fetch("get", key_locator{c, key},
-                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "get"); });
+                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "get"); });
         if (!a) {
             raise_no_key("get", key);
         }
@@ -240,16 +241,7 @@ public:
             if (!r) {
                 raise_no_key("pop", key);
             }
-            const std::size_t pos = c.position_in(edit.order, *r, "pop");
-            const detail::entry_ref e = c.read_entry(*r, pos, "pop");
-            out = c.template attach_typed<T>(e, "pop");
-            edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(pos));
-            if (!out) { // its segment is gone: the entry goes, and the caller learns why
-                edit.removed.push_back(*r);
-                return;
-            }
-            edit.handed = *r;
-            edit.handed_map = detail::array_access::mapping_of(out);
+            out = c.template take_entry<T>(edit, *r, c.position_in(edit.order, *r, "pop"), "pop");
         });
         if (!out) {
             detail::raise<not_found>("pop", name(),
@@ -311,8 +303,8 @@ public:
     {
         auto& c = impl("items");
         std::vector<value_type> out;
-        for (auto& p :
-             c.fetch_all("items", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "items"); })) {
+        for (auto& p : c.fetch_all(
+                 "items", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "items"); })) {
             out.emplace_back(std::move(p.first.key), std::move(p.second));
         }
         return out;

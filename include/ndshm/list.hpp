@@ -20,6 +20,7 @@
 
 #include "any_ndarray.hpp"
 #include "detail/collection_format.hpp"
+#include "detail/collection_handle.hpp"
 #include "detail/collection_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
@@ -99,7 +100,7 @@ public:
     {
         auto& c = impl("at");
         auto a = c.fetch("at", position_locator{c, i},
-                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "at"); });
+                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "at"); });
         if (!a) {
             raise_range("at", i);
         }
@@ -232,8 +233,8 @@ public:
     {
         auto& c = impl("values");
         std::vector<any_ndarray> out;
-        for (auto& p :
-             c.fetch_all("values", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, "values"); })) {
+        for (auto& p : c.fetch_all(
+                 "values", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "values"); })) {
             out.push_back(std::move(p.second));
         }
         return out;
@@ -308,17 +309,8 @@ private:
                 raise_range("pop", where ? *where : 0, edit.order.size());
             }
             const std::size_t i = where ? *where : edit.order.size() - 1;
-            const std::uint32_t r = edit.order[i];
-            const detail::entry_ref e = c.read_entry(r, i, "pop");
-            out = c.template attach_typed<T>(e, "pop");
-            edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(i));
-            if (!out) { // its segment is gone: the entry goes, and the caller learns why
-                edit.removed.push_back(r);
-                vanished = true;
-                return;
-            }
-            edit.handed = r;
-            edit.handed_map = detail::array_access::mapping_of(out);
+            out = c.template take_entry<T>(edit, edit.order[i], i, "pop");
+            vanished = !out;
         });
         if (vanished) {
             detail::raise<not_found>("pop", name(),

@@ -6,6 +6,10 @@
 /// loaded as a view of it. These exist so that a type with array members serialises with any
 /// archive cereal is asked for, which matters for polymorphic types: CEREAL_REGISTER_TYPE
 /// instantiates every archive included before it.
+///
+/// shared_ndarray and shared_tensor are only declared here (array_handle.hpp): everything that uses
+/// them depends on the element type, and is compiled where shared_ndarray.hpp and shared_tensor.hpp
+/// define them.
 #ifndef NDSHM_DETAIL_ARRAY_CEREAL_HPP
 #define NDSHM_DETAIL_ARRAY_CEREAL_HPP
 
@@ -22,8 +26,7 @@
 
 #include "../dtype.hpp"
 #include "../error.hpp"
-#include "../shared_ndarray.hpp"
-#include "../shared_tensor.hpp"
+#include "array_handle.hpp"
 
 namespace ndshm::detail {
 

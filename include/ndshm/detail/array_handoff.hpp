@@ -1,11 +1,12 @@
 /// @file detail/array_handoff.hpp
-/// What may travel between processes by name: a handle that is a whole array segment.
+/// What may travel between processes by name: a handle that is a whole array segment. shared_ndarray
+/// is only declared here (array_handle.hpp); shared_ndarray.hpp, which the users include, defines it.
 #ifndef NDSHM_DETAIL_ARRAY_HANDOFF_HPP
 #define NDSHM_DETAIL_ARRAY_HANDOFF_HPP
 
 #include <memory>
 
-#include "../shared_ndarray.hpp"
+#include "array_handle.hpp"
 #include "segment_impl.hpp"
 #include "trailer.hpp"
 

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "../dtype.hpp"
+#include "segment_names.hpp"
 #include "sync.hpp"
 #include "trailer.hpp"
 
@@ -202,9 +203,7 @@ inline bool collection_record_valid(const collection_record& r, std::uint32_t ki
             }
             continue;
         }
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                        c == '_' || c == '-';
-        if (!ok) {
+        if (!segment_name_char(c)) {
             return false;
         }
     }

@@ -4,7 +4,9 @@
 /// records each as an array of the object's table of contents and writes only its index into the
 /// blob, and the input archive turns that index back into the array (a zero-copy view for
 /// shared_ndarray, a copy for xtensor containers). The input archive treats the blob as hostile:
-/// every read is bounds-checked and every container size is checked against the bytes left.
+/// every read is bounds-checked and every container size is checked against the bytes left. Running
+/// the pair over a whole object (serialize_object, decode_object) and the checks that a type can be
+/// shared or loaded close the file.
 #ifndef NDSHM_DETAIL_OBJECT_ARCHIVE_HPP
 #define NDSHM_DETAIL_OBJECT_ARCHIVE_HPP
 
@@ -12,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -23,9 +26,8 @@
 
 #include "../dtype.hpp"
 #include "../error.hpp"
-#include "../shared_ndarray.hpp"
-#include "../shared_tensor.hpp"
 #include "array_cereal.hpp"
+#include "array_handle.hpp"
 #include "object_format.hpp"
 #include "segment_impl.hpp"
 #include "xtensor_compat.hpp"
@@ -518,5 +520,70 @@ void CEREAL_LOAD_FUNCTION_NAME(object_input_archive& ar, shared_tensor<T, N>& a)
 CEREAL_REGISTER_ARCHIVE(ndshm::detail::object_output_archive)
 CEREAL_REGISTER_ARCHIVE(ndshm::detail::object_input_archive)
 CEREAL_SETUP_ARCHIVE_TRAITS(ndshm::detail::object_input_archive, ndshm::detail::object_output_archive)
+
+namespace ndshm::detail {
+
+// Running the archive pair over a whole object, for share, load and the object files (file.hpp).
+
+template <class T>
+inline constexpr bool is_shareable_v = cereal::traits::is_output_serializable<T, object_output_archive>::value;
+template <class T>
+inline constexpr bool is_loadable_v = cereal::traits::is_input_serializable<T, object_input_archive>::value;
+
+template <class T>
+constexpr void check_shareable()
+{
+    static_assert(is_shareable_v<T>,
+                  "ndshm: cereal cannot serialise this type. Give it a member `template <class Archive> void "
+                  "serialize(Archive& ar) { ar(member1, member2, ...); }` (or a save/load pair, member or free "
+                  "function) that lists its members. ndshm/object.hpp includes cereal's serialisers for the std "
+                  "types; xt::xarray, xt::xtensor and ndshm::shared_ndarray members are stored as arrays.");
+}
+
+template <class T>
+constexpr void check_loadable()
+{
+    check_shareable<T>();
+    static_assert(!is_shareable_v<T> || is_loadable_v<T>,
+                  "ndshm: cereal can save this type but not load it: give it a load function to match its save");
+    static_assert(std::is_default_constructible_v<T>,
+                  "ndshm::load<T>: T must be default-constructible (cereal loads into a default-constructed T)");
+}
+
+/// Runs cereal over `obj`: the blob and the list of arrays end up in `ar`.
+template <class T>
+void serialize_object(object_output_archive& ar, const T& obj, const std::string& op)
+{
+    try {
+        ar(obj);
+    } catch (const cereal::Exception& e) {
+        raise<serialization_error>(op, "", std::string("cereal could not serialise the object: ") + e.what(),
+                                   "check the type's serialize/save functions", errno_code(EINVAL));
+    }
+}
+
+/// Rebuilds a T from a parsed, uncompressed object in mapping `m`.
+template <class T>
+T decode_object(const std::shared_ptr<mapping>& m, const parsed_object& obj, const std::string& name)
+{
+    T value{};
+    object_input_archive ar(obj, m, name);
+    try {
+        ar(value);
+    } catch (const error&) {
+        throw;
+    } catch (const std::exception& e) {
+        // cereal's own exceptions, and what a hostile size or tag makes a container throw.
+        raise<serialization_error>(
+            "load", name, std::string("the blob does not decode as the requested type: ") + e.what(),
+            "load it as the type it was shared or saved as, or recreate it", make_error_code(errc::serialization));
+    }
+    if (ar.remaining() != 0) {
+        ar.fail(std::to_string(ar.remaining()) + " bytes of the blob are left over after decoding");
+    }
+    return value;
+}
+
+} // namespace ndshm::detail
 
 #endif

@@ -43,16 +43,9 @@
 #include "../dtype.hpp"
 #include "../error.hpp"
 #include "npy.hpp"
+#include "prefault.hpp"
 #include "sys.hpp"
 #include "trailer.hpp"
-
-#if defined(MADV_POPULATE_WRITE)
-#define NDSHM_MADV_POPULATE_READ MADV_POPULATE_READ
-#define NDSHM_MADV_POPULATE_WRITE MADV_POPULATE_WRITE
-#elif defined(__linux__)
-#define NDSHM_MADV_POPULATE_READ 22 // Linux 5.14
-#define NDSHM_MADV_POPULATE_WRITE 23
-#endif
 
 namespace ndshm::detail {
 
@@ -96,23 +89,6 @@ inline std::uint64_t get_u64(const unsigned char* p) noexcept
         v = (v << 8) | p[i];
     }
     return v;
-}
-
-/// Asks the kernel to map every page of [p, p + n) in one call (Linux 5.14 and later), for writing or
-/// for reading. A segment that is about to be written whole then takes no page fault per page, which
-/// on a virtual machine more than halves the cost of filling fresh memory. Advisory: where the kernel
-/// cannot, pages fault in on first touch as usual.
-inline void prefault(void* p, std::size_t n, bool write) noexcept
-{
-#ifdef NDSHM_MADV_POPULATE_WRITE
-    if (n != 0) {
-        (void)sys().madvise(p, n, write ? NDSHM_MADV_POPULATE_WRITE : NDSHM_MADV_POPULATE_READ);
-    }
-#else
-    (void)p;
-    (void)n;
-    (void)write;
-#endif
 }
 
 /// a + b, or false on overflow.
@@ -443,8 +419,5 @@ inline parsed_object parse_object_payload(const unsigned char* payload, std::siz
 }
 
 } // namespace ndshm::detail
-
-#undef NDSHM_MADV_POPULATE_READ
-#undef NDSHM_MADV_POPULATE_WRITE
 
 #endif

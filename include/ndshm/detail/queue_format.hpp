@@ -21,6 +21,7 @@
 #include <string>
 
 #include "../dtype.hpp"
+#include "segment_names.hpp"
 #include "sync.hpp"
 
 namespace ndshm::detail {
@@ -118,27 +119,6 @@ constexpr std::size_t queue_default_pool(std::size_t capacity) noexcept
 inline std::uint64_t queue_pack(std::uint64_t head, std::uint64_t count) noexcept { return head << 32 | count; }
 inline std::uint64_t queue_head(std::uint64_t state) noexcept { return state >> 32; }
 inline std::uint64_t queue_count(std::uint64_t state) noexcept { return state & 0xffffffffu; }
-
-/// True if the `room` bytes at `s` hold a usable segment name: 1 to room-1 characters of
-/// [A-Za-z0-9._-], NUL-terminated, not starting with '.'. Untrusted bytes from shared memory.
-inline bool valid_segment_name(const char* s, std::size_t room, std::string& name)
-{
-    const void* nul = std::memchr(s, '\0', room);
-    if (nul == nullptr || nul == s || s[0] == '.') {
-        return false;
-    }
-    const auto n = static_cast<std::size_t>(static_cast<const char*>(nul) - s);
-    for (std::size_t i = 0; i < n; ++i) {
-        const char c = s[i];
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                        c == '_' || c == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    name.assign(s, n);
-    return true;
-}
 
 /// True if `e` holds a usable segment name, a known dtype, and a file identity. Queue entries come
 /// from shared memory: untrusted.

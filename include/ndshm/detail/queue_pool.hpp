@@ -1,7 +1,8 @@
 /// @file detail/queue_pool.hpp
 /// An array queue's recycling pool as one process sees it: the records in the queue's segment (see
-/// queue_format.hpp), the mappings of pooled segments that this process keeps between handoffs, and
-/// the leases through which handles hold a pooled segment.
+/// queue_format.hpp) and their changes of state, the mappings of pooled segments that this process
+/// keeps between handoffs, and the leases through which handles hold a pooled segment
+/// (queue_recycling.hpp hands the segments out).
 ///
 /// A handle on a pooled segment (an array from array_queue::make or pop, an object from
 /// ndshm::share(obj, queue) or pop_object) holds a lease: its mapping pointer shares the lease's
@@ -14,20 +15,85 @@
 #ifndef NDSHM_DETAIL_QUEUE_POOL_HPP
 #define NDSHM_DETAIL_QUEUE_POOL_HPP
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
+#include "../error.hpp"
+#include "liveness.hpp"
 #include "npy.hpp"
 #include "queue_format.hpp"
 #include "segment_impl.hpp"
+#include "segment_trailer.hpp"
 #include "trailer.hpp"
 
 namespace ndshm::detail {
+
+// ---- a record's changes of state (see queue_format.hpp) ------------------------------------------
+
+/// Makes this process the holder of record `r`: the holder first, then the state.
+inline void hold_record(queue_pool_record& r, const process_identity& me) noexcept
+{
+    __atomic_store_n(&r.pid, me.pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.start, me.start, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.state, std::uint32_t(pool_held), __ATOMIC_RELEASE);
+}
+
+/// Its holder lets record `r` go, to `state`: pool_free (the segment is the queue's again) or
+/// pool_queued (an entry of the ring names it).
+inline void release_record(queue_pool_record& r, std::uint32_t state) noexcept
+{
+    __atomic_store_n(&r.pid, std::uint64_t(0), __ATOMIC_RELAXED);
+    __atomic_store_n(&r.state, state, __ATOMIC_RELEASE);
+}
+
+/// Forgets the segment of record `r` (under the lock, or by its holder): a new generation, so that no
+/// cached mapping of the old segment passes for it.
+inline void empty_record(queue_pool_record& r) noexcept
+{
+    __atomic_store_n(&r.generation, __atomic_load_n(&r.generation, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    release_record(r, pool_empty);
+}
+
+/// True if process `pid` holds record `r` in its generation `generation`.
+inline bool held_by(const queue_pool_record& r, std::uint32_t generation, std::uint64_t pid) noexcept
+{
+    return __atomic_load_n(&r.state, __ATOMIC_ACQUIRE) == pool_held &&
+           __atomic_load_n(&r.generation, __ATOMIC_RELAXED) == generation &&
+           __atomic_load_n(&r.pid, __ATOMIC_RELAXED) == pid;
+}
+
+/// True if a pooled segment of `bytes` may serve a request for `need` bytes: it fits, and wastes at
+/// most half of itself (a 1 GiB segment does not carry 4 KiB arrays).
+constexpr bool pool_fits(std::uint64_t bytes, std::uint64_t need) noexcept
+{
+    return need <= bytes && bytes - need <= bytes / 2;
+}
+
+/// What a record named, for unlinking after the queue's lock is released.
+struct pooled_segment {
+    std::string name;
+    file_id id;
+    std::uint64_t created_ns = 0;
+};
+
+/// What record `r` names, if anything usable.
+inline bool named(const queue_pool_record& r, pooled_segment& out)
+{
+    if (r.ino == 0 || !valid_segment_name(r.name, sizeof r.name, out.name)) {
+        return false;
+    }
+    out.id = file_id{r.dev, r.ino};
+    out.created_ns = r.created_ns;
+    return true;
+}
 
 class queue_pool;
 
@@ -64,6 +130,26 @@ public:
         std::shared_ptr<mapping> map;
         std::uint64_t ticket = 0; // of the live lease, 0 if none
         pool_lease* lease = nullptr;
+
+        /// Reads again the header and trailer of the segment if its record's layout changed since.
+        /// @throws format_error if they are not valid
+        void refresh(std::uint32_t record_layout, const std::string& op)
+        {
+            if (info_known && layout == record_layout) {
+                return;
+            }
+            mapping& m = *map;
+            npy_info fresh = parse_npy(m.base(), m.size(), m.name(), m.size());
+            trailer* t = find_trailer(m, fresh, op);
+            if (t == nullptr) {
+                raise<format_error>(op, m.name(), "the pooled segment has no ndshm trailer where its header says",
+                                    "something other than ndshm wrote into it", make_error_code(errc::corrupt_control));
+            }
+            m.set_trailer(t);
+            info = std::move(fresh);
+            info_known = true;
+            layout = record_layout;
+        }
     };
 
     queue_pool(std::shared_ptr<mapping> queue_map, queue_control* ctl, queue_pool_record* records, std::size_t count)
@@ -78,15 +164,7 @@ public:
     bool closed() const noexcept { return __atomic_load_n(&m_ctl->closed, __ATOMIC_ACQUIRE) != 0; }
 
     /// The process recorded as the queue's owner in its trailer.
-    process_identity queue_owner() const noexcept
-    {
-        process_identity p;
-        if (const trailer* t = m_queue->get_trailer()) {
-            p.pid = __atomic_load_n(&t->creator_pid, __ATOMIC_ACQUIRE);
-            p.start = __atomic_load_n(&t->creator_start, __ATOMIC_ACQUIRE);
-        }
-        return p;
-    }
+    process_identity queue_owner() const noexcept { return trailer_owner(*m_queue); }
 
     std::mutex& mutex() noexcept { return m_mutex; }
     /// The cache, by record index. Callers hold mutex().
@@ -110,6 +188,19 @@ public:
             m_cache.erase(it);
         }
         return nullptr;
+    }
+
+    /// Caches `map` as the mapping of record `i` in its generation `generation`, in place of any other,
+    /// after dropping stale entries into `drop` (see prune). Callers hold mutex().
+    cached& keep(std::uint32_t i, std::uint32_t generation, std::shared_ptr<mapping> map,
+                 std::vector<std::shared_ptr<mapping>>& drop)
+    {
+        prune(drop);
+        cached& c = m_cache[i];
+        c = cached{};
+        c.generation = generation;
+        c.map = std::move(map);
+        return c;
     }
 
     /// Makes a lease of record `i` for `c` (a cache entry of this pool). Callers hold mutex().
@@ -174,6 +265,170 @@ public:
         }
     }
 
+    // ---- the records, under the queue's lock ---------------------------------------------------------
+
+    /// Lets go of record `idx` of generation `generation`, which this process holds: the segment is not
+    /// (or no longer) part of the pool.
+    void let_go(std::uint32_t idx, std::uint32_t generation) noexcept
+    {
+        queue_pool_record& r = m_records[idx];
+        if (held_by(r, generation, this_process().pid)) {
+            empty_record(r);
+        }
+    }
+
+    /// A queued record whose segment will not be popped after all is forgotten.
+    void forget_queued(std::uint32_t idx) noexcept
+    {
+        if (idx < m_count) {
+            queue_pool_record& r = m_records[idx];
+            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) == pool_queued) {
+                empty_record(r);
+            }
+        }
+    }
+
+    /// The smallest free record whose segment may serve `bytes` (pool_fits), or the record count.
+    std::uint32_t best_fit(std::size_t bytes) const noexcept
+    {
+        std::uint32_t idx = static_cast<std::uint32_t>(m_count);
+        std::uint64_t best = 0;
+        for (std::size_t i = 0; i < m_count; ++i) {
+            const queue_pool_record& r = m_records[i];
+            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_free) {
+                continue;
+            }
+            const std::uint64_t b = r.bytes;
+            if (pool_fits(b, bytes) && (idx == m_count || b < best)) {
+                idx = static_cast<std::uint32_t>(i);
+                best = b;
+            }
+        }
+        return idx;
+    }
+
+    /// A record for a new segment. An empty one; else a free one, whose segment is evicted (to
+    /// `evicted`, unlinked after the lock); else one whose holder died (positive evidence, looked for at
+    /// most every 50 ms). The record count if there is none.
+    std::uint32_t free_record(std::vector<pooled_segment>& evicted)
+    {
+        const std::size_t n = m_count;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (__atomic_load_n(&m_records[i].state, __ATOMIC_ACQUIRE) == pool_empty) {
+                return static_cast<std::uint32_t>(i);
+            }
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            queue_pool_record& r = m_records[i];
+            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) == pool_free) {
+                pooled_segment p;
+                if (named(r, p)) {
+                    evicted.push_back(std::move(p));
+                }
+                empty_record(r);
+                return static_cast<std::uint32_t>(i);
+            }
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now - m_last_reclaim < std::chrono::milliseconds(50)) {
+            return static_cast<std::uint32_t>(n);
+        }
+        m_last_reclaim = now;
+        std::uint32_t found = static_cast<std::uint32_t>(n);
+        proc_cache seen;
+        for (std::size_t i = 0; i < n; ++i) {
+            queue_pool_record& r = m_records[i];
+            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_held) {
+                continue;
+            }
+            const std::uint64_t pid = __atomic_load_n(&r.pid, __ATOMIC_RELAXED);
+            const std::uint64_t start = __atomic_load_n(&r.start, __ATOMIC_RELAXED);
+            if (valid_pid(pid) && check_process(pid, start, &seen).state != liveness::dead) {
+                continue;
+            }
+            pooled_segment p;
+            if (named(r, p)) {
+                evicted.push_back(std::move(p)); // its holder's gc record names the dead process too
+            }
+            empty_record(r);
+            if (found == n) {
+                found = static_cast<std::uint32_t>(i);
+            }
+        }
+        return found;
+    }
+
+    /// Empties every free record (and, for `all`, every queued one, whose segments go with the ring),
+    /// returning the free segments to unlink.
+    std::vector<pooled_segment> take_records(bool all)
+    {
+        std::vector<pooled_segment> out;
+        for (std::size_t i = 0; i < m_count; ++i) {
+            queue_pool_record& r = m_records[i];
+            const std::uint32_t state = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
+            if (state == pool_free) {
+                pooled_segment p;
+                if (named(r, p)) {
+                    out.push_back(std::move(p));
+                }
+                empty_record(r);
+            } else if (all && state == pool_queued) {
+                empty_record(r);
+            }
+        }
+        return out;
+    }
+
+    /// If `m` is a segment of this pool that this process holds, entry `e` says so and the record
+    /// becomes queued (it comes back when its consumer is done).
+    void mark_queued(const mapping* m, queue_entry& e) noexcept
+    {
+        try {
+            std::lock_guard<std::mutex> g(m_mutex);
+            pool_lease* l = lease_of(m);
+            if (l == nullptr) {
+                return;
+            }
+            queue_pool_record& r = m_records[l->index];
+            if (!held_by(r, l->generation, this_process().pid) || r.ino != e.ino) {
+                return;
+            }
+            e.pool = l->index + 1;
+            e.pool_generation = l->generation;
+            release_record(r, pool_queued);
+            l->queued_here = true;
+        } catch (...) {
+            // Not marked: it travels as a plain segment.
+        }
+    }
+
+    /// The record of the pooled segment that entry `e` names, if the entry and the record agree that it
+    /// is one (its layout in `layout`); else the record count.
+    std::uint32_t queued_record(const queue_entry& e, std::uint32_t& layout) const noexcept
+    {
+        if (e.pool == 0 || e.pool - 1 >= m_count) {
+            return static_cast<std::uint32_t>(m_count);
+        }
+        const queue_pool_record& r = m_records[e.pool - 1];
+        if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_queued || r.generation != e.pool_generation ||
+            r.dev != e.dev || r.ino != e.ino || r.created_ns != e.created_ns) {
+            return static_cast<std::uint32_t>(m_count);
+        }
+        layout = r.layout;
+        return e.pool - 1;
+    }
+
+    /// Drops the cached mappings that prune() finds stale.
+    void prune_cache() noexcept
+    {
+        std::vector<std::shared_ptr<mapping>> drop;
+        try {
+            std::lock_guard<std::mutex> g(m_mutex);
+            prune(drop);
+        } catch (...) {
+        }
+    }
+
     /// The end of a lease (its last handle went): see the file comment.
     void release(pool_lease& l) noexcept
     {
@@ -191,18 +446,14 @@ public:
             c.lease = nullptr;
             c.ticket = 0;
             queue_pool_record& r = m_records[l.index];
-            const process_identity me = this_process();
-            const bool mine = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE) == pool_held &&
-                              __atomic_load_n(&r.generation, __ATOMIC_RELAXED) == l.generation &&
-                              __atomic_load_n(&r.pid, __ATOMIC_RELAXED) == me.pid;
+            const bool mine = held_by(r, l.generation, this_process().pid);
             const bool owned = l.seg->owned();
             trailer* t = l.seg->get_trailer();
             if (owned && mine && !closed() && t != nullptr && l.seg->writable()) {
                 // Back to the queue: it belongs to the queue's owner again, for gc too.
                 set_trailer_owner(*t, queue_owner());
                 l.seg->disown();
-                __atomic_store_n(&r.pid, std::uint64_t(0), __ATOMIC_RELAXED);
-                __atomic_store_n(&r.state, std::uint32_t(pool_free), __ATOMIC_RELEASE);
+                release_record(r, pool_free);
                 if (m_detached) {
                     drop = std::move(c.map);
                     m_cache.erase(it);
@@ -214,9 +465,7 @@ public:
             }
             // It leaves the pool. Owned still, it is unlinked as any owned array when its mapping goes.
             if (mine) {
-                __atomic_store_n(&r.generation, l.generation + 1, __ATOMIC_RELAXED);
-                __atomic_store_n(&r.pid, std::uint64_t(0), __ATOMIC_RELAXED);
-                __atomic_store_n(&r.state, std::uint32_t(pool_empty), __ATOMIC_RELEASE);
+                empty_record(r);
             }
             drop = std::move(c.map);
             m_cache.erase(it);
@@ -235,6 +484,7 @@ private:
     std::unordered_map<std::uint32_t, cached> m_cache;
     std::uint64_t m_tickets = 0;
     bool m_detached = false;
+    std::chrono::steady_clock::time_point m_last_reclaim{}; // see free_record
 };
 
 inline pool_lease::~pool_lease()
@@ -269,13 +519,6 @@ inline trailer* place_pooled_trailer(mapping& m, std::uint32_t kind, std::size_t
     store_release(t->state, state_ready);
     m.set_trailer(t);
     return t;
-}
-
-/// True if a pooled segment of `bytes` may serve a request for `need` bytes: it fits, and wastes at
-/// most half of itself (a 1 GiB segment does not carry 4 KiB arrays).
-constexpr bool pool_fits(std::uint64_t bytes, std::uint64_t need) noexcept
-{
-    return need <= bytes && bytes - need <= bytes / 2;
 }
 
 } // namespace ndshm::detail

@@ -1,7 +1,7 @@
 /// @file detail/segment_names.hpp
 /// Segment names: generated ones (the user's prefix and 80 random bits from the kernel's CSPRNG), the
-/// check of a chosen one, and listing the calling user's files in a namespace. All system calls go
-/// through sys() (detail/sys.hpp).
+/// check of a chosen one and of one read from shared memory, and listing the calling user's files in a namespace. All
+/// system calls go through sys() (detail/sys.hpp).
 #ifndef NDSHM_DETAIL_SEGMENT_NAMES_HPP
 #define NDSHM_DETAIL_SEGMENT_NAMES_HPP
 
@@ -114,6 +114,32 @@ inline std::string segment_name(const std::string& name)
     return name.size() > 1 && name[0] == '/' ? name.substr(1) : name;
 }
 
+/// True for a character that segment names may hold: [A-Za-z0-9._-].
+constexpr bool segment_name_char(char c) noexcept
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+/// True if the `room` bytes at `s` hold a usable segment name: 1 to room-1 characters of
+/// [A-Za-z0-9._-], NUL-terminated, not starting with '.'. For names that a queue's or a container's
+/// table holds in shared memory: untrusted bytes.
+inline bool valid_segment_name(const char* s, std::size_t room, std::string& name)
+{
+    const void* nul = std::memchr(s, '\0', room);
+    if (nul == nullptr || nul == s || s[0] == '.') {
+        return false;
+    }
+    const auto n = static_cast<std::size_t>(static_cast<const char*>(nul) - s);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!segment_name_char(s[i])) {
+            return false;
+        }
+    }
+    name.assign(s, n);
+    return true;
+}
+
 /// Throws unless `name` is a usable segment name.
 inline void check_name(const std::string& op, const std::string& name)
 {
@@ -130,9 +156,7 @@ inline void check_name(const std::string& op, const std::string& name)
         bad("it starts with '.'");
     }
     for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                        c == '_' || c == '-';
-        if (!ok) {
+        if (!segment_name_char(c)) {
             bad("it contains a character outside [A-Za-z0-9._-]");
         }
     }

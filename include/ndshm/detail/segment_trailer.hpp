@@ -102,6 +102,17 @@ inline void set_trailer_owner(trailer& t, process_identity owner) noexcept
     __atomic_store_n(&t.creator_pid, owner.pid, __ATOMIC_RELEASE);
 }
 
+/// The process recorded as the owner of segment `m` in its trailer (none for a segment without one).
+inline process_identity trailer_owner(const mapping& m) noexcept
+{
+    process_identity p;
+    if (const trailer* t = m.get_trailer()) {
+        p.pid = __atomic_load_n(&t->creator_pid, __ATOMIC_ACQUIRE);
+        p.start = __atomic_load_n(&t->creator_start, __ATOMIC_ACQUIRE);
+    }
+    return p;
+}
+
 /// Transfers ownership of a segment to this process: the trailer names this process as its owner (for
 /// gc), the session registers the name (free_session), and the last handle of `m` in this process
 /// unlinks it. `m` must be a writable mapping of an ndshm segment.
