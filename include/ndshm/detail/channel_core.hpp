@@ -18,6 +18,7 @@
 #include "../dtype.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
+#include "array_handle.hpp"
 #include "array_index.hpp"
 #include "array_segment.hpp"
 #include "channel_format.hpp"
