@@ -235,7 +235,7 @@ private:
     {
         if (!m_impl) {
             detail::raise<error>(op, "", "the array_queue handle is empty (default-constructed, moved from or reset)",
-                                 "create a queue with array_queue::create or open one with array_queue::attach",
+                                 "create a queue with array_queue::create or attach one with array_queue::attach",
                                  make_error_code(errc::invalid_argument));
         }
         return *m_impl;

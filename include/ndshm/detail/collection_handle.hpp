@@ -113,8 +113,8 @@ protected:
         if (!m_impl) {
             const std::string type = std::string("shared_") + Derived::noun;
             raise<error>(op, "", "the " + type + " handle is empty",
-                         std::string("create a ") + Derived::noun + " with " + type + "::create or open one with " +
-                             type + "::open",
+                         std::string("create a ") + Derived::noun + " with " + type + "::create or attach one with " +
+                             type + "::attach",
                          make_error_code(errc::invalid_argument));
         }
         return *m_impl;
