@@ -60,12 +60,14 @@ PyObject* add_exception(py::module_& m, const char* name, const char* doc, std::
 void define_exceptions(py::module_& m)
 {
     auto& e = exceptions();
-    e.error = add_exception(m, "Error",
-                            "Root of every exception ndshm raises (ndshm::error in C++). The message reads "
-                            "'ndshm: <operation> '<segment>': <cause>; <fix>'. `code` is the error code's value, "
-                            "`category` 'generic' (an errno value, also in `errno`) or 'ndshm' (an ndshm::errc), "
-                            "`reason` the code's description.",
-                            {PyExc_RuntimeError});
+    e.error = add_exception(
+        m, "Error",
+        "Root of every exception ndshm raises (ndshm::error in C++). The message reads "
+        "'ndshm: <operation> '<segment>': <cause>; <fix>'. `code` is the error code's value, "
+        "`category` 'generic' (an errno value) or 'ndshm' (an ndshm::errc), `errno` the errno value "
+        "the code stands for, "
+        "`reason` the code's description.",
+        {PyExc_RuntimeError});
     e.not_found = add_exception(m, "NotFound", "No segment of that name (ndshm::not_found); also a FileNotFoundError.",
                                 {e.error, PyExc_FileNotFoundError});
     e.already_exists = add_exception(
@@ -145,8 +147,11 @@ void set_python_error(const ndshm::error& err) noexcept
     set("category", PyUnicode_FromString(generic ? "generic" : code.category().name()));
     const std::string reason = code.message();
     set("reason", PyUnicode_DecodeUTF8(reason.data(), static_cast<Py_ssize_t>(reason.size()), "backslashreplace"));
-    if (generic) {
-        set("errno", PyLong_FromLong(code.value()));
+    // The errno the code stands for: itself, or the std::errc condition an ndshm::errc compares equal
+    // to (EAGAIN for an unfinished segment, EILSEQ for a corrupt header).
+    const std::error_condition cond = code.default_error_condition();
+    if (cond.category() == std::generic_category()) {
+        set("errno", PyLong_FromLong(cond.value()));
     }
     PyErr_SetObject(cls, inst);
     Py_DECREF(inst);

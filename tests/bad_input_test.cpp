@@ -65,6 +65,17 @@ void check_attach_throws(const std::string& name, const std::string& text, const
     CHECK(test_util::open_fds() == fds);
 }
 
+// The code of the exception that attaching `name` throws (an empty code if it throws none).
+std::error_code attach_error_code(const std::string& name, const ndshm::options& o = {})
+{
+    try {
+        (void)shared_ndarray<double>::attach(name, o);
+    } catch (const ndshm::error& e) {
+        return e.code();
+    }
+    return {};
+}
+
 ndshm::options no_wait()
 {
     ndshm::options o;
@@ -129,6 +140,12 @@ TEST_CASE("an unfinished segment is format_error after the wait", "[bad-input]")
     check_attach_throws<ndshm::format_error>(seg.name, "unfinished", brief);
     raw_segment empty(std::vector<unsigned char>{});
     check_attach_throws<ndshm::format_error>(empty.name, "unfinished", no_wait());
+    // ndshm's own code, which still compares equal to the errno condition it stands for.
+    const std::error_code code = attach_error_code(seg.name, no_wait());
+    CHECK(code == ndshm::errc::unfinished);
+    CHECK(code == std::errc::resource_unavailable_try_again);
+    CHECK(code.category().name() == std::string("ndshm"));
+    CHECK(code.message() == "unfinished segment (not published by its creator)");
 }
 
 TEST_CASE("an unfinished segment attaches once its creator publishes it", "[bad-input][multiprocess]")
@@ -190,10 +207,14 @@ TEST_CASE("a trailer that disagrees with the header is format_error", "[bad-inpu
     b[t + 56] ^= 0xFF;
     raw_segment seg(b);
     check_attach_throws<ndshm::format_error>(seg.name, "trailer");
+    CHECK(attach_error_code(seg.name) == ndshm::errc::corrupt_trailer);
+    CHECK(attach_error_code(seg.name).message() == "corrupt ndshm trailer");
     auto v = valid_bytes(4);
     v[t + 8] = 7; // a future trailer version
     raw_segment fut(v);
     check_attach_throws<ndshm::format_error>(fut.name, "version");
+    CHECK(attach_error_code(fut.name) == ndshm::errc::unsupported_format);
+    CHECK(attach_error_code(fut.name) == std::errc::not_supported);
 }
 
 TEST_CASE("the wrong T is dtype_mismatch naming both dtypes", "[bad-input]")

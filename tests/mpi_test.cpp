@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -22,6 +23,32 @@
 
 #include <xtensor/xarray.hpp>
 #include <xtensor/xbuilder.hpp>
+
+namespace {
+
+/// What the MPI_Bcast interposer below saw on the communicator it watches: the byte count of every
+/// MPI_BYTE broadcast.
+struct bcast_record {
+    MPI_Comm watched = MPI_COMM_NULL;
+    std::vector<int> counts;
+};
+bcast_record& bcasts()
+{
+    static bcast_record r;
+    return r;
+}
+
+} // namespace
+
+// MPI's profiling interface: this definition takes the place of the library's MPI_Bcast in this
+// program (every MPI_ function is also reachable as PMPI_), so the test sees the messages ndshm sends.
+extern "C" int MPI_Bcast(void* buffer, int count, MPI_Datatype type, int root, MPI_Comm comm)
+{
+    if (comm != MPI_COMM_NULL && comm == bcasts().watched && type == MPI_BYTE) {
+        bcasts().counts.push_back(count);
+    }
+    return PMPI_Bcast(buffer, count, type, root, comm);
+}
 
 namespace {
 
@@ -425,9 +452,23 @@ TEST_CASE("node_array bcast: every node gets the root's node copy, in messages o
             if (t.rank() == root) {
                 a.view() = xt::reshape_view(xt::arange<double>(7007.0), {1001, 7}) + 10000.0 * root;
             }
+            bcasts().watched = t.leaders_comm();
+            bcasts().counts.clear();
             a.bcast(root);
+            bcasts().watched = MPI_COMM_NULL;
             const xt::xarray<double> want = xt::reshape_view(xt::arange<double>(7007.0), {1001, 7}) + 10000.0 * root;
             CHECK((a.view() == want));
+            // Only the leaders move data, in ceil(56056 / chunk) messages of at most chunk bytes.
+            const auto& counts = bcasts().counts;
+            if (t.is_leader()) {
+                const std::size_t bytes = 1001 * 7 * sizeof(double);
+                CHECK(counts.size() == (bytes + chunk - 1) / chunk);
+                CHECK(std::accumulate(counts.begin(), counts.end(), std::size_t(0)) == bytes);
+                CHECK(std::all_of(counts.begin(), counts.end(),
+                                  [&](int c) { return c > 0 && static_cast<std::size_t>(c) <= chunk; }));
+            } else {
+                CHECK(counts.empty());
+            }
         }
         a.release();
     }

@@ -94,6 +94,17 @@ int throw_not_found(int)
     ndshm::detail::raise<ndshm::not_found>("look up", "ndshm_test_nothing", "no such thing", "", std::error_code());
 }
 
+int throw_dtype_mismatch(int)
+{
+    ndshm::detail::raise<ndshm::dtype_mismatch>("attach", "ndshm_test_nothing", "float32, not float64", "",
+                                                ndshm::make_error_code(ndshm::errc::dtype_mismatch));
+}
+
+int throw_errno(int)
+{
+    ndshm::detail::raise<ndshm::error>("open", "ndshm_test_nothing", "no", "", ndshm::detail::errno_code(EMFILE));
+}
+
 int die_abort(int)
 {
     std::signal(SIGABRT, SIG_DFL); // the test framework's crash handler is not what a worker has
@@ -311,6 +322,21 @@ TEST_CASE("a task's exception is thrown by the call, with the worker's message",
                       Catch::Contains("the task failed on purpose") && Catch::Contains("worker"));
     // ndshm's own exception types arrive as such.
     CHECK_THROWS_AS(pool.run(throw_not_found, 1), ndshm::not_found);
+    // ... with their error code and its category.
+    try {
+        pool.run(throw_dtype_mismatch, 1);
+        FAIL("no exception");
+    } catch (const ndshm::dtype_mismatch& e) {
+        CHECK(e.code() == ndshm::errc::dtype_mismatch);
+        CHECK(e.code().category() == ndshm::error_category());
+    }
+    try {
+        pool.run(throw_errno, 1);
+        FAIL("no exception");
+    } catch (const ndshm::error& e) {
+        CHECK(e.code() == std::errc::too_many_files_open);
+        CHECK(e.code().category() == std::generic_category());
+    }
     // One failing item fails the map, after the others finished; the workers keep running.
     CHECK_THROWS_WITH(pool.map(throw_runtime, std::vector<int>{1, 2, 3}), Catch::Contains("on purpose"));
     CHECK(pool.pids() == pids);
@@ -453,6 +479,29 @@ TEST_CASE("a chunk's view writes only the chunk's rows, in C and Fortran order",
             }
         }
         CHECK(c(1, 3) == 7.0);
+    }
+}
+
+TEST_CASE("a moved-from chunk is empty, as its array is", "[pool][lifetime]")
+{
+    auto a = ndshm::shared_ndarray<double>::create({6, 4});
+    ndshm::chunk<double> c(a, 2, 5);
+    auto moved = std::move(c);
+    CHECK(moved.size() == 3);
+    CHECK(moved.first() == 2);
+    for (auto* h : {&c, &moved}) {
+        if (h == &moved) {
+            ndshm::chunk<double> other(a, 0, 1);
+            other = std::move(moved); // move-assigned from: empty too
+            CHECK(other.size() == 3);
+        }
+        CHECK(h->empty()); // NOLINT(bugprone-use-after-move): what this test is about
+        CHECK(h->size() == 0);
+        CHECK(h->first() == 0);
+        CHECK(h->last() == 0);
+        CHECK(h->shape().empty());
+        CHECK(h->array().empty());
+        CHECK(h->view().size() == 0);
     }
 }
 

@@ -320,6 +320,20 @@ void check_empty_handle(H& h)
     CHECK(xt::sum(h.view())() == 0);
     CHECK_THROWS_AS(h.at(0), std::out_of_range);
     CHECK_THROWS_AS(h.at(0, 0), std::out_of_range);
+    CHECK(h.strides().empty());
+    CHECK(h.copy().size() == 0);
+    h.pin(); // nothing to pin, unpin or flush
+    h.unpin();
+    h.flush();
+    if constexpr (!std::is_const_v<std::remove_reference_t<decltype(*h.data())>>) {
+        CHECK_THROWS_WITH(h.reshape({0}), Catch::Contains("empty"));
+    }
+    {
+        // No rank to keep and no elements to copy: a new zero-filled array of the shape asked for.
+        auto grown = h.resized({2, 3});
+        CHECK(grown.size() == 6);
+        CHECK(grown(1, 2) == 0);
+    }
     h.persist();
     h.reset();
     CHECK(h.empty());
@@ -398,6 +412,16 @@ TEST_CASE("a moved-from or reset handle is empty in every observable way", "[sha
             CHECK_FALSE(h->read_only());
             CHECK_FALSE(h->has_trailer());
             CHECK(h->visit([](auto x) { return x.size(); }) == 0);
+            CHECK(h->dtype() == ndshm::dtype::float64); // NumPy's default dtype, as for np.empty(0)
+            CHECK_FALSE(h->fortran_order());
+            auto typed = h->as<std::int32_t>(); // any T: there is no dtype to disagree with
+            check_empty_handle(typed);
+            auto typed_const = h->as<const double>();
+            check_empty_handle(typed_const);
+            auto tensor = h->as_tensor<float, 2>();
+            CHECK(tensor.empty());
+            CHECK(tensor.size() == 0);
+            CHECK(tensor.data() == nullptr);
         }
     }
 }
@@ -518,14 +542,94 @@ TEST_CASE("copy() is a process-local xarray of the elements", "[shared_ndarray]"
     CHECK(c.shape()[1] == 3);
 }
 
-TEST_CASE("pin, unpin and flush", "[shared_ndarray]")
+#ifdef __linux__
+// The kB of this process's locked memory (VmLck in /proc/self/status).
+long locked_kib()
 {
-    auto a = shared_ndarray<double>::create({1024});
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmLck:", 0) == 0) {
+            return std::stol(line.substr(6));
+        }
+    }
+    return -1;
+}
+#endif
+
+// What the recording hooks of the test below saw: the range of the last call of each kind.
+struct pin_calls {
+    const void* lock_at = nullptr;
+    std::size_t lock_bytes = 0;
+    const void* unlock_at = nullptr;
+    std::size_t unlock_bytes = 0;
+    void* sync_at = nullptr;
+    std::size_t sync_bytes = 0;
+    int sync_flags = 0;
+    ndshm::detail::sys_table real; // the calls the hooks forward to
+};
+pin_calls& seen_pin_calls()
+{
+    static pin_calls c;
+    return c;
+}
+
+TEST_CASE("pin, unpin and flush lock, unlock and write back the array's pages", "[shared_ndarray]")
+{
+    auto& table = ndshm::detail::sys();
+    struct restore {
+        ndshm::detail::sys_table saved = ndshm::detail::sys();
+        ~restore() { ndshm::detail::sys() = saved; }
+    } guard;
+    // Record each call, then make the real one.
+    seen_pin_calls() = {};
+    seen_pin_calls().real = table;
+    table.mlock = [](const void* p, std::size_t n) {
+        seen_pin_calls().lock_at = p;
+        seen_pin_calls().lock_bytes = n;
+        return seen_pin_calls().real.mlock(p, n);
+    };
+    table.munlock = [](const void* p, std::size_t n) {
+        seen_pin_calls().unlock_at = p;
+        seen_pin_calls().unlock_bytes = n;
+        return seen_pin_calls().real.munlock(p, n);
+    };
+    table.msync = [](void* p, std::size_t n, int flags) {
+        seen_pin_calls().sync_at = p;
+        seen_pin_calls().sync_bytes = n;
+        seen_pin_calls().sync_flags = flags;
+        return seen_pin_calls().real.msync(p, n, flags);
+    };
+    auto a = shared_ndarray<double>::create({1 << 18}); // 2 MiB
+#ifdef __linux__
+    const long before = locked_kib();
+#endif
     a.pin();
+    CHECK(seen_pin_calls().lock_at == a.data());
+    CHECK(seen_pin_calls().lock_bytes == a.size() * sizeof(double));
+#ifdef __linux__
+    CHECK(locked_kib() >= before + 2048); // every page of the array is locked in RAM
+#endif
     a(3) = 1.0;
     a.unpin();
+    CHECK(seen_pin_calls().unlock_at == a.data());
+    CHECK(seen_pin_calls().unlock_bytes == a.size() * sizeof(double));
+#ifdef __linux__
+    CHECK(locked_kib() == before);
+#endif
     a.flush();
-    shared_ndarray<double>().pin(); // an empty handle has nothing to pin
+    CHECK(seen_pin_calls().sync_at == a.data()); // the data starts on a page
+    CHECK(seen_pin_calls().sync_bytes == a.size() * sizeof(double));
+    CHECK(seen_pin_calls().sync_flags == MS_SYNC);
+    CHECK(a(3) == 1.0);
+
+    seen_pin_calls().lock_at = seen_pin_calls().unlock_at = seen_pin_calls().sync_at = nullptr;
+    shared_ndarray<double>().pin(); // an empty handle has nothing to pin, unpin or flush
+    shared_ndarray<double>().unpin();
+    shared_ndarray<double>().flush();
+    CHECK(seen_pin_calls().lock_at == nullptr);
+    CHECK(seen_pin_calls().unlock_at == nullptr);
+    CHECK(seen_pin_calls().sync_at == nullptr);
 }
 
 TEST_CASE("a failed mlock or msync is an exception that names the limit and the fix", "[shared_ndarray][fault]")
@@ -552,9 +656,26 @@ TEST_CASE("a failed mlock or msync is an exception that names the limit and the 
         return -1;
     };
     CHECK_THROWS_AS(a.pin(), ndshm::permission_denied);
+    CHECK_THROWS_WITH(a.pin(), Catch::Contains("RLIMIT_MEMLOCK") && Catch::Contains("CAP_IPC_LOCK"));
     table.msync = [](void*, std::size_t, int) {
         errno = EIO;
         return -1;
     };
     CHECK_THROWS_WITH(a.flush(), Catch::Contains("msync") && Catch::Contains(a.name()));
+    // ENOMEM from msync or munlock is not about the limit of locked memory: the message names the call.
+    table.msync = [](void*, std::size_t, int) {
+        errno = ENOMEM;
+        return -1;
+    };
+    try {
+        a.flush();
+        FAIL("flush did not throw");
+    } catch (const ndshm::error& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("msync") && !Catch::Contains("RLIMIT_MEMLOCK"));
+    }
+    table.munlock = [](const void*, std::size_t) {
+        errno = ENOMEM;
+        return -1;
+    };
+    CHECK_THROWS_WITH(a.unpin(), Catch::Contains("munlock") && !Catch::Contains("RLIMIT_MEMLOCK"));
 }

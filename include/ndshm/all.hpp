@@ -1,7 +1,7 @@
 /// @file all.hpp
 /// Every public ndshm header except the optional zstd.hpp (it links libzstd) and mpi.hpp (it needs
-/// MPI): the core (ndshm.hpp) and every area. Convenient, but each area costs compile time: include
-/// the area headers you use.
+/// MPI): the core (ndshm.hpp) and every area (on Windows every area but pool.hpp, which needs fork).
+/// Convenient, but each area costs compile time: include the area headers you use.
 #ifndef NDSHM_ALL_HPP
 #define NDSHM_ALL_HPP
 
@@ -13,7 +13,9 @@
 #include "lock.hpp"
 #include "ndshm.hpp"
 #include "object.hpp"
+#ifndef _WIN32
 #include "pool.hpp"
+#endif
 #include "queue.hpp"
 #include "store.hpp"
 #include "uninterruptible.hpp"

@@ -25,6 +25,7 @@ public:
         static const std::string none;
         return m_map ? m_map->name() : none;
     }
+    /// The segment's element type; float64 (NumPy's default dtype) for an empty handle.
     ndshm::dtype dtype() const noexcept { return m_info.type; }
     const shape_type& shape() const noexcept { return m_info.shape; }
     std::size_t size() const noexcept { return m_map ? m_info.size : 0; }
@@ -37,7 +38,7 @@ public:
     const void* data() const noexcept { return m_map ? m_map->base() + m_info.data_offset : nullptr; }
     bool empty() const noexcept { return !m_map; }
 
-    /// The typed handle, sharing this mapping.
+    /// The typed handle, sharing this mapping (an empty handle for an empty any_ndarray, whatever T).
     /// @throws dtype_mismatch if T is not the segment's dtype; error if T is not const and the
     /// mapping is read-only.
     template <class T>
@@ -119,6 +120,9 @@ private:
     template <class T>
     void check_as() const
     {
+        if (!m_map) {
+            return; // nothing to check: the typed handle is empty too
+        }
         detail::check_dtype<T>("as", name(), m_info.type);
         if (!std::is_const_v<T> && read_only()) {
             detail::raise<error>("as", name(), "the segment was attached read-only",

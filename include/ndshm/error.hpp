@@ -213,9 +213,16 @@ inline std::error_code errno_code(int err) { return std::error_code(err, std::ge
                                  code);
     case ENOSPC:
     case EFBIG:
+#ifdef _WIN32
+        raise<out_of_space>(op, name, cause,
+                            "free space on the drive of the segment directory (ndshm gc, ndshm rm) or set "
+                            "NDSHM_SHM_DIR to a directory on a drive with room",
+                            code);
+#else
         raise<out_of_space>(op, name, cause,
                             "free space in /dev/shm (ndshm gc, ndshm rm) or enlarge it (docker run --shm-size=...)",
                             code);
+#endif
     case ENOMEM:
         raise<out_of_space>(op, name, cause, "the system is out of memory or mappings; free some and retry", code);
     case EMFILE:

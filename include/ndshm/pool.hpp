@@ -35,6 +35,20 @@ public:
                                         xt::range(std::ptrdiff_t(), std::ptrdiff_t())));
 
     chunk() = default;
+    chunk(const chunk&) = default;
+    chunk& operator=(const chunk&) = default;
+    /// A moved-from chunk is empty, as its array is: no rows, no shape.
+    chunk(chunk&& o) noexcept
+        : m_array(std::move(o.m_array)), m_first(std::exchange(o.m_first, 0)), m_last(std::exchange(o.m_last, 0))
+    {
+    }
+    chunk& operator=(chunk&& o) noexcept
+    {
+        m_array = std::move(o.m_array);
+        m_first = std::exchange(o.m_first, 0);
+        m_last = std::exchange(o.m_last, 0);
+        return *this;
+    }
     /// Rows [first, last) of `a`.
     /// @throws error if the range does not lie inside axis 0 of `a`
     chunk(shared_ndarray<T> a, std::size_t first, std::size_t last)

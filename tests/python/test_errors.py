@@ -104,7 +104,9 @@ def test_unfinished_segment(raw_segment):
     name = raw_segment(bytes(8192))  # the magic is not written yet: its creator never published it
     with pytest.raises(ndshm.FormatError, match="unfinished") as e:
         ndshm.attach(name)
-    assert e.value.errno == errno.EAGAIN
+    assert e.value.category == "ndshm"
+    assert e.value.reason == "unfinished segment (not published by its creator)"
+    assert e.value.errno == errno.EAGAIN  # the condition ndshm::errc::unfinished compares equal to
 
 
 def test_wrong_kind():

@@ -5,15 +5,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include <ndshm/channel.hpp>
-#include <ndshm/file.hpp>
-#include <ndshm/inspect.hpp>
-#include <ndshm/lock.hpp>
-#include <ndshm/ndshm.hpp>
-#include <ndshm/object.hpp>
-#include <ndshm/queue.hpp>
-#include <ndshm/store.hpp>
-#include <ndshm/uninterruptible.hpp>
+#include <ndshm/all.hpp> // every area that exists on Windows (all but the pool)
 
 #include <xtensor/xbuilder.hpp>
 #include <xtensor/xmath.hpp>
@@ -220,7 +212,16 @@ TEST_CASE("a segment larger than the free disk space is out_of_space at create, 
 {
     const auto before = default_dir_segments();
     // 8 TiB: more than any test machine's disk has free; the space is reserved at create.
-    CHECK_THROWS_AS(shared_ndarray<double>::create({std::size_t(1) << 40}), ndshm::out_of_space);
+    try {
+        (void)shared_ndarray<double>::create({std::size_t(1) << 40});
+        FAIL("create did not throw");
+    } catch (const ndshm::out_of_space& e) {
+        // The message names the real directory, and no /dev/shm or Docker advice.
+        const std::string what = e.what();
+        CHECK(what.find(ndshm::detail::default_segment_dir()) != std::string::npos);
+        CHECK(what.find("/dev/shm") == std::string::npos);
+        CHECK(what.find("docker") == std::string::npos);
+    }
     CHECK(default_dir_segments() == before);
 }
 
@@ -242,6 +243,8 @@ TEST_CASE("ERROR_DISK_FULL or ERROR_COMMITMENT_LIMIT while reserving is out_of_s
         injected = e;
         CHECK_THROWS_AS(shared_ndarray<double>::create({1000}), ndshm::out_of_space);
         CHECK(default_dir_segments() == before); // the half-made file is removed
+        CHECK_THROWS_WITH(shared_ndarray<double>::create({1000}),
+                          !Catch::Contains("/dev/shm") && !Catch::Contains("docker"));
     }
     injected = ERROR_ACCESS_DENIED;
     CHECK_THROWS_AS(shared_ndarray<double>::create({1000}), ndshm::permission_denied);
@@ -312,6 +315,24 @@ TEST_CASE("free_session removes what this process created, the directory backend
     CHECK_FALSE(segment_exists(b.name()));
     a(3) = 3.0; // the mappings stay valid
     CHECK(a(3) == 3.0);
+}
+
+TEST_CASE("free_all removes every segment of this user in the default directory and the backend", "[segment]")
+{
+    temp_dir dir;
+    ndshm::options opt;
+    opt.directory = dir.str();
+    auto a = shared_ndarray<double>::create({16}, opt);
+    auto b = shared_ndarray<double>::create({16});
+    b.persist();
+    std::ofstream(dir.path / "notes.txt") << "not a segment";
+    CHECK(ndshm::free_all(opt) >= 2);
+    CHECK_FALSE(std::filesystem::exists(dir.path / a.name()));
+    CHECK_FALSE(segment_exists(b.name()));                  // persisted names go too
+    CHECK(std::filesystem::exists(dir.path / "notes.txt")); // only ndshm_ names are touched
+    CHECK(default_dir_segments().empty());
+    b(1) = 1.0; // the mappings stay valid
+    CHECK(b(1) == 1.0);
 }
 
 TEST_CASE("another process attaches by name, reads and writes the same memory", "[segment][multiprocess]")

@@ -60,7 +60,9 @@ inline constexpr bool checked_access = true;
 inline constexpr bool checked_access = false;
 #endif
 
-/// Turns a failed mlock, munlock or msync of `name` into the ndshm exception that says what to do.
+/// Turns a failed mlock (op "pin"), munlock ("unpin") or msync ("flush") of `name` into the ndshm
+/// exception that says what to do: only mlock's EPERM, ENOMEM and EAGAIN are about the limit of locked
+/// memory; munlock's and msync's errors name the call and its errno.
 [[noreturn, gnu::cold]] inline void raise_pin_error(const std::string& op, const std::string& name, int err,
                                                     std::size_t bytes)
 {
@@ -76,12 +78,12 @@ inline constexpr bool checked_access = false;
     const std::string fix = "raise the limit of locked memory (ulimit -l, LimitMEMLOCK= in a systemd unit, "
                             "docker run --ulimit memlock=-1), or grant CAP_IPC_LOCK";
 #endif
-    if (err == EPERM) {
+    if (op == "pin" && err == EPERM) {
         raise<permission_denied>(
             op, name, "mlock failed: not permitted (the limit of locked memory, RLIMIT_MEMLOCK, is " + limit + ")", fix,
             errno_code(err));
     }
-    if (err == ENOMEM || err == EAGAIN) {
+    if (op == "pin" && (err == ENOMEM || err == EAGAIN)) {
         raise<out_of_space>(op, name,
                             "mlock of " + human_bytes(bytes) +
                                 " failed: it exceeds the limit of locked memory "
@@ -320,11 +322,12 @@ public:
     /// A new array of `new_shape` (larger or smaller, same rank, same order) in a new segment owned by
     /// this process, holding this array's elements where the two shapes overlap and zero elsewhere.
     /// This array and its segment are not changed: grow by replacing the handle, and pass the new name
-    /// on (a segment cannot grow in place: its size is fixed when it is created).
+    /// on (a segment cannot grow in place: its size is fixed when it is created). Of an empty handle:
+    /// a new zero-filled array of `new_shape`.
     /// @throws as create(); error if the rank differs
     Derived resized(const shape_type& new_shape, const options& opt = {}) const
     {
-        if (N == dynamic_rank && new_shape.size() != m_shape.size()) {
+        if (N == dynamic_rank && m_map && new_shape.size() != m_shape.size()) {
             raise<error>("resized", name(),
                          "the new shape " + shape_string(new_shape) + " has another rank than " + shape_string(m_shape),
                          "keep the rank; reshape() changes it in place", make_error_code(errc::rank_mismatch));

@@ -76,6 +76,19 @@ inline void publish_array(mapping& m, const npy_info& info)
     remember_layout(m, info, kind_array);
 }
 
+/// A mapping of `loc` over `r`, a region of file `id` that this process maps already (see
+/// region_cache), with the trailer where `layout` says it is.
+inline std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const region> r, bool writable,
+                                             file_id id, const segment_layout& layout)
+{
+    auto m = std::make_shared<mapping>(loc, std::move(r), writable);
+    m->set_id(id);
+    if (layout.trailer_off != SIZE_MAX) {
+        m->set_trailer(reinterpret_cast<trailer*>(m->base() + layout.trailer_off));
+    }
+    return m;
+}
+
 /// Opens, parses and maps a published `.npy` segment: header and trailer are read and checked with
 /// pread before anything is mapped, so attach costs no page fault. `kind` is the trailer's kind, or 0
 /// for a foreign segment (no trailer).
@@ -86,12 +99,7 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     if (seg.mapped) {
         info = seg.layout.info;
         kind = seg.layout.kind;
-        auto m = std::make_shared<mapping>(seg.loc, seg.mapped, !opt.read_only);
-        m->set_id(seg.id);
-        if (seg.layout.trailer_off != SIZE_MAX) {
-            m->set_trailer(reinterpret_cast<trailer*>(m->base() + seg.layout.trailer_off));
-        }
-        return m;
+        return mapping_over(seg.loc, seg.mapped, !opt.read_only, seg.id, seg.layout);
     }
     info = parse_npy(seg.head(), seg.head_size, name, seg.size);
     kind = 0;

@@ -36,6 +36,7 @@
 #include "../options.hpp"
 #include "array_handle.hpp"
 #include "array_handoff.hpp"
+#include "array_segment.hpp"
 #include "npy.hpp"
 #include "pool_worker.hpp"
 #include "segment_impl.hpp"
@@ -248,6 +249,20 @@ struct task_codec<shared_ndarray<T>> {
     {
         worker_mapping_cache& c = worker_mappings();
         if (!c.enabled || !id.known()) {
+            if constexpr (std::is_const_v<T>) {
+                // In the calling process (a pool without workers), a read-only argument shares the
+                // caller's writable mapping instead of mapping the segment again and faulting every
+                // page in on every task (the handle is read-only either way).
+                segment_layout layout;
+                if (auto r = id.known() ? attached_regions().find(id, true, SIZE_MAX, layout) : nullptr) {
+                    auto m = mapping_over(location{dir, name}, std::move(r), false, id, layout);
+                    const trailer* t = m->get_trailer();
+                    if (layout.kind == kind_array && t != nullptr && t->created_ns == created) {
+                        check_dtype<writable>("attach", name, layout.info.type);
+                        return array_access::make<T>(m, layout.info);
+                    }
+                }
+            }
             return shared_ndarray<T>::attach(name, o);
         }
         for (auto& e : c.entries) {

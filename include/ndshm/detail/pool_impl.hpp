@@ -141,6 +141,23 @@ struct task_failure {
     std::string message;
 };
 
+/// An error code as it travels in a task_failure: an errno value as itself, an ndshm::errc as its
+/// negated value (so the parent gets back the same code and category).
+inline std::int32_t wire_code(const std::error_code& c) noexcept
+{
+    return c.category() == error_category() ? -c.value() : c.value();
+}
+
+/// The error code that wire_code(c) encoded (a worker's bytes, untrusted: an out-of-range ndshm value
+/// reads as "unknown ndshm error"); ECANCELED when the worker sent none.
+inline std::error_code code_of_wire(std::int32_t w) noexcept
+{
+    if (w == 0 || w == INT32_MIN) {
+        return errno_code(ECANCELED);
+    }
+    return w < 0 ? make_error_code(static_cast<errc>(-w)) : errno_code(w);
+}
+
 /// Describes the exception in flight (call from a catch block).
 inline task_failure describe_current_exception() noexcept
 {
@@ -149,23 +166,24 @@ inline task_failure describe_current_exception() noexcept
         try {
             throw;
         } catch (const not_found& e) {
-            f = {exc_not_found, e.code().value(), e.what()};
+            f = {exc_not_found, wire_code(e.code()), e.what()};
         } catch (const already_exists& e) {
-            f = {exc_already_exists, e.code().value(), e.what()};
+            f = {exc_already_exists, wire_code(e.code()), e.what()};
         } catch (const permission_denied& e) {
-            f = {exc_permission_denied, e.code().value(), e.what()};
+            f = {exc_permission_denied, wire_code(e.code()), e.what()};
         } catch (const out_of_space& e) {
-            f = {exc_out_of_space, e.code().value(), e.what()};
+            f = {exc_out_of_space, wire_code(e.code()), e.what()};
         } catch (const dtype_mismatch& e) {
-            f = {exc_dtype_mismatch, e.code().value(), e.what()};
+            f = {exc_dtype_mismatch, wire_code(e.code()), e.what()};
         } catch (const format_error& e) {
-            f = {exc_format_error, e.code().value(), e.what()};
+            f = {exc_format_error, wire_code(e.code()), e.what()};
         } catch (const serialization_error& e) {
-            f = {exc_serialization_error, e.code().value(), e.what()};
+            f = {exc_serialization_error, wire_code(e.code()), e.what()};
         } catch (const error& e) {
-            f = {exc_error, e.code().value(), e.what()};
+            f = {exc_error, wire_code(e.code()), e.what()};
         } catch (const cereal::Exception& e) {
-            f = {exc_serialization_error, EILSEQ, std::string("cereal: ") + e.what()};
+            f = {exc_serialization_error, wire_code(make_error_code(errc::serialization)),
+                 std::string("cereal: ") + e.what()};
         } catch (const std::exception& e) {
             f = {exc_std, 0, e.what()};
         } catch (...) {
@@ -208,7 +226,7 @@ inline task_failure decode_failure(std::string_view s)
 [[noreturn]] inline void rethrow_failure_at(const std::string& where, const std::string& fix, const task_failure& f)
 {
     const std::string cause = "the task threw: " + f.message;
-    const auto code = f.code != 0 ? errno_code(f.code) : errno_code(ECANCELED);
+    const auto code = code_of_wire(f.code);
     switch (f.kind) {
     case exc_not_found:
         raise<not_found>(where, "", cause, fix, code);

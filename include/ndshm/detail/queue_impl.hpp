@@ -382,13 +382,13 @@ private:
         if (!m || !shape_ok || !is_queued(*m, e) || !m->writable()) {
             m_pool->forget_queued(idx);
             advance_head(g, s);
-            raise<format_error>(op, name(),
-                                "the queued segment '" + item_name + "' is not the ndshm " +
-                                    (object ? "object" : "array") +
-                                    " the queue recorded (another file has its name now, or its kind, dtype or "
-                                    "trailer differ); it was dropped from the queue, and the file left to whoever "
-                                    "made it",
-                                "something replaced the segment while it was queued", errno_code(EILSEQ));
+            raise<format_error>(
+                op, name(),
+                "the queued segment '" + item_name + "' is not the ndshm " + (object ? "object" : "array") +
+                    " the queue recorded (another file has its name now, or its kind, dtype or "
+                    "trailer differ); it was dropped from the queue, and the file left to whoever "
+                    "made it",
+                "something replaced the segment while it was queued", make_error_code(errc::wrong_kind));
         }
         const std::shared_ptr<mapping> handle = idx < n ? m_recycler.lease_popped(idx, e, layout, m, info, kept) : m;
         take_ownership(*m); // the trailer names this process for gc, and the session owns the name

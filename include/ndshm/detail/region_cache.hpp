@@ -35,8 +35,8 @@ struct segment_layout {
 /// and its header still has the bytes that were parsed (reshape rewrites it).
 class region_cache {
 public:
-    /// The live region of file `id` (mapped writable or not) of `size` bytes, and its layout; null if
-    /// there is none.
+    /// The live region of file `id` (mapped writable or not) of `size` bytes (SIZE_MAX: of any size),
+    /// and its layout; null if there is none.
     std::shared_ptr<const region> find(file_id id, bool writable, std::size_t size, segment_layout& layout)
     {
         std::lock_guard<std::mutex> g(m_mutex);
@@ -46,7 +46,8 @@ public:
         }
         auto r = it->second.memory.lock();
         const entry& e = it->second;
-        if (!r || r->size() != size || std::memcmp(r->base(), e.header.data(), e.header_size) != 0) {
+        if (!r || (size != SIZE_MAX && r->size() != size) ||
+            std::memcmp(r->base(), e.header.data(), e.header_size) != 0) {
             return nullptr; // stale: the attach that follows overwrites the entry (or a sweep drops it)
         }
         layout = it->second.layout;

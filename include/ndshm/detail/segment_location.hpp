@@ -56,6 +56,17 @@ inline constexpr const char* posix_shm_dir = "/dev/shm";
 /// The directory where the segments of the backend `dir` (empty: POSIX shm) are visible as files.
 inline std::string namespace_dir(const std::string& dir) { return dir.empty() ? std::string(posix_shm_dir) : dir; }
 
+/// namespace_dir(dir) as messages show it: on Windows the default segment directory's real path
+/// (%LOCALAPPDATA%\\ndshm) instead of the /dev/shm the sys() table translates.
+inline std::string shown_dir(const std::string& dir)
+{
+#ifdef _WIN32
+    return sys_win32::native_path(namespace_dir(dir).c_str());
+#else
+    return namespace_dir(dir);
+#endif
+}
+
 /// Opens `l` with open(2) flags `flags`; returns the fd or -1 with errno set.
 inline int open_location(const location& l, int flags, mode_t mode)
 {

@@ -151,7 +151,7 @@ inline published_segment open_published(const options& opt, const std::string& p
                                 "or it died while writing)",
                                 "retry later or raise options::ready_timeout; if its creator is dead, remove it "
                                 "with `ndshm gc` or ndshm::unlink",
-                                errno_code(EAGAIN));
+                                make_error_code(errc::unfinished));
         }
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::microseconds(10000));
@@ -169,7 +169,7 @@ inline std::shared_ptr<mapping> map_published(const published_segment& seg, cons
     reserve_holes(
         seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
         [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
-        namespace_dir(seg.loc.dir), "");
+        shown_dir(seg.loc.dir), "");
     unsigned char* base = map_fd(seg.fd.get(), seg.size, !opt.read_only, opt.populate, op, seg.loc.name);
     auto m = std::make_shared<mapping>(seg.loc, base, seg.size, !opt.read_only);
     m->set_id(seg.id);

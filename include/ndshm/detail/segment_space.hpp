@@ -34,10 +34,15 @@ inline std::string free_space_fix(const std::string& where, const std::string& d
 }
 
 /// " (in Docker: docker run --shm-size=<N>g ...)": the size of a container's /dev/shm that has room
-/// for `bytes` more.
+/// for `bytes` more ("" on Windows, where segments are files in a directory).
 inline std::string docker_shm_hint(std::uint64_t bytes)
 {
+#ifdef _WIN32
+    (void)bytes;
+    return "";
+#else
     return " (in Docker: docker run --shm-size=" + std::to_string(bytes / (1024 * 1024 * 1024) + 1) + "g ...)";
+#endif
 }
 
 /// Throws out_of_space for a segment at `l` that needs `need` bytes where `avail` are free (SIZE_MAX:
@@ -45,7 +50,7 @@ inline std::string docker_shm_hint(std::uint64_t bytes)
 [[noreturn]] inline void raise_out_of_space(const std::string& op, const location& l, std::size_t need,
                                             std::size_t avail, int err)
 {
-    const std::string where = namespace_dir(l.dir);
+    const std::string where = shown_dir(l.dir);
     std::string cause = "needs " + human_bytes(need) + " (" + std::to_string(need) + " bytes) but " + where + " has ";
     cause += avail == SIZE_MAX ? std::string("too little")
                                : human_bytes(avail) + " (" + std::to_string(avail) + " bytes)";

@@ -50,20 +50,21 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
 /// Checks a copy of ndshm's trailer against the .npy header. Throws format_error.
 inline void check_trailer(const trailer& t, const npy_info& info, const std::string& name, const std::string& op)
 {
-    const auto bad = [&](const std::string& why, const std::string& fix) {
-        raise<format_error>(op, name, why, fix, errno_code(EILSEQ));
+    const auto bad = [&](const std::string& why, const std::string& fix, errc code = errc::corrupt_trailer) {
+        raise<format_error>(op, name, why, fix, make_error_code(code));
     };
     if (!known_trailer_format(t)) {
         bad("trailer format version " + std::to_string(t.version) + " is not supported (this ndshm reads version " +
                 std::to_string(trailer_version) + ")",
-            "use the ndshm version that made the segment");
+            "use the ndshm version that made the segment", errc::unsupported_format);
     }
     if (t.data_offset != info.data_offset || t.data_bytes != info.nbytes) {
         bad("corrupt segment: the trailer disagrees with the .npy header about the data",
             "the segment was damaged; recreate it");
     }
     if (t.state != state_ready) {
-        bad("the segment is unfinished (trailer state is not ready)", "retry later or remove it with `ndshm gc`");
+        bad("the segment is unfinished (trailer state is not ready)", "retry later or remove it with `ndshm gc`",
+            errc::unfinished);
     }
 }
 

@@ -12,7 +12,7 @@
 ///   unlinked, persist/unlink/free_session/free_all/gc mean the same) and every single-array segment is
 ///   a valid .npy file that NumPy opens in place. A named section (CreateFileMapping without a file)
 ///   would vanish with its last handle, could not be listed, could not outlive its creator for persist()
-///   and would not be a file NumPy can open: see the README's Windows section.
+///   and would not be a file NumPy can open: see docs/windows.md.
 /// - Files are opened with CreateFileW sharing read, write and delete (so that a mapped segment can be
 ///   unlinked, as on Linux) and, when created, with a security descriptor that grants access to the
 ///   creating user only (the equivalent of mode 0600; other mode bits have no Win32 meaning). The
