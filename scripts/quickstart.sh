@@ -236,6 +236,15 @@ windows)
         -DCMAKE_BUILD_TYPE=Release
     echo "== cross-building the portable tests" >&2
     run cmake --build build-windows -j"$(nproc)"
+    echo "== ndshm/pool.hpp refuses to compile for Windows, and says why" >&2
+    if pool_out=$(cmake --build build-windows --target ndshm_pool_refused 2>&1); then
+        echo "error: a program including ndshm/pool.hpp built for Windows" >&2
+        exit 1
+    elif ! grep -q "Windows has no fork" <<<"$pool_out"; then
+        echo "error: building ndshm/pool.hpp for Windows failed without the #error that explains it:" >&2
+        echo "$pool_out" >&2
+        exit 1
+    fi
     prefix=$(mktemp -d)
     scratch=$(mktemp -d)
     # wineserver outlives the programs for a few seconds and writes into the prefix: stop it first.

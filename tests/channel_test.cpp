@@ -2,6 +2,7 @@
 #include <ndshm/any_ndarray.hpp>
 #include <ndshm/channel.hpp>
 
+#include "lock_corruption.hpp"
 #include "sys_counter.hpp"
 #include "test_util.hpp"
 
@@ -224,6 +225,35 @@ TEST_CASE("slots held by a consumer that died are reclaimed", "[channel][multipr
     CHECK_FALSE(a.empty());
     CHECK_FALSE(b.empty());
     CHECK(ch.reclaimed() == 2);
+}
+
+TEST_CASE("a channel whose lock bytes were overwritten is format_error for every call, never an abort or a hang",
+          "[channel][errors]")
+{
+    auto ch = channel<double>::create({32}, 3);
+    {
+        auto s = ch.loan();
+        s.view() = 7.0;
+        ch.publish(std::move(s)); // something to receive, and two free slots to loan
+    }
+    raw_channel raw(ch.name(), 3 * 32 * sizeof(double));
+    auto other = channel<double>::attach(ch.name());
+    test_util::check_corrupt_lock_refused(raw.control().consumer_lock, ch.name(),
+                                          {
+                                              {"try_receive", [&] { auto in = other.try_receive(); }},
+                                              {"receive(50ms)", [&] { auto in = other.receive(50ms); }},
+                                              {"receive()", [&] { auto in = other.receive(); }},
+                                          });
+    test_util::check_corrupt_lock_refused(raw.control().producer_lock, ch.name(),
+                                          {
+                                              {"try_loan", [&] { auto out = other.try_loan(); }},
+                                              {"loan(50ms)", [&] { auto out = other.loan(50ms); }},
+                                              {"loan()", [&] { auto out = other.loan(); }},
+                                          });
+    // Put back, both locks work again and the published frame is still there.
+    auto in = other.try_receive();
+    REQUIRE_FALSE(in.empty());
+    CHECK(in.array()(31) == 7.0);
 }
 
 TEST_CASE("try_ and timed calls return on time while a stopped process holds the channel's lock",

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -289,6 +290,53 @@ TEST_CASE("a channel never reclaims a live holder's slots for want of descriptor
               }
               return !ch.try_loan().empty() && ch.reclaimed() == 2 ? 0 : 1;
           }).ok());
+}
+
+TEST_CASE("a queue never takes back a live holder's pooled segment for want of descriptors", "[liveness][queue]")
+{
+    auto q = ndshm::array_queue::create(1, 1, {}); // one pooled segment at most
+    const auto before = test_util::shm_entries();
+    test_util::event holding, never;
+    const pid_t producer = test_util::fork_child([&] {
+        auto in = ndshm::array_queue::attach(q.name());
+        auto a = in.make<double>({100}); // the pool's one record, held by this process
+        holding.set(a.empty() ? 2 : 1);
+        never.wait();
+        return 0;
+    });
+    tools_util::child_guard guard(producer);
+    REQUIRE(holding.wait() == 1);
+    std::string held;
+    for (const auto& n : test_util::shm_entries()) {
+        if (std::find(before.begin(), before.end(), n) == before.end()) {
+            held = n;
+        }
+    }
+    REQUIRE_FALSE(held.empty());
+    {
+        // /proc cannot be read: the live holder cannot be judged, so its record stays its own and this
+        // make gets a plain array outside the pool.
+        sys_patch p;
+        ndshm::detail::sys().openat = emfile_on_proc;
+        auto other = ndshm::array_queue::attach(q.name());
+        auto b = other.make<double>({100});
+        CHECK(b.size() == 100);
+        CHECK(test_util::shm_exists(held));
+        const std::string plain = b.name();
+        b.reset(); // a plain array: its owner's last handle unlinks it, it does not go to the pool
+        CHECK_FALSE(test_util::shm_exists(plain));
+    }
+    // Once the holder is dead (kill() says so, no descriptor needed), its record is taken back: the
+    // segment it held is removed, and the pool serves this process from then on.
+    CHECK(guard.kill9().signal == SIGKILL);
+    auto c = q.make<double>({100});
+    CHECK_FALSE(test_util::shm_exists(held));
+    const std::string pooled = c.name();
+    c.reset(); // back to the pool
+    CHECK(test_util::shm_exists(pooled));
+    auto d = q.make<double>({100});
+    CHECK(d.name() == pooled);
+    CHECK(q.reused() == 1);
 }
 
 #ifdef NDSHM_TEST_TOOL

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <fstream>
 #include <cstdlib>
 #include <set>
@@ -295,6 +296,32 @@ TEST_CASE("shared arrays travel as handles, both ways", "[pool]")
     CHECK(test_util::shm_exists(name));
     made.reset(); // the caller's last handle unlinks it
     CHECK_FALSE(test_util::shm_exists(name));
+}
+
+namespace {
+
+std::uintptr_t address_of(shared_ndarray<const double> a) { return reinterpret_cast<std::uintptr_t>(a.data()); }
+
+} // namespace
+
+TEST_CASE("a pool without workers hands arrays to its tasks in the caller's own mapping", "[pool]")
+{
+    // A read-only argument of a writable array: no second, read-only mapping whose pages every task
+    // would fault in again.
+    fork_pool pool(0);
+    auto a = shared_ndarray<double>::create({1000});
+    a(999) = 2.0;
+    CHECK(pool.run(address_of, a) == reinterpret_cast<std::uintptr_t>(a.data()));
+    CHECK(pool.run(total, a) == 2.0);
+    // An array this process maps only read-only is attached as before (and reads the same bytes).
+    auto other = shared_ndarray<double>::create({4});
+    other(1) = 5.0;
+    const shared_ndarray<const double> ro = shared_ndarray<const double>::attach(other.name());
+    other.persist();
+    other.reset(); // no writable mapping of it is left in this process
+    CHECK(pool.run(total, ro) == 5.0);
+    CHECK(pool.run(address_of, ro) == reinterpret_cast<std::uintptr_t>(ro.data()));
+    ndshm::unlink(ro.name());
 }
 
 TEST_CASE("a handle on part of a larger segment is refused as an argument", "[pool][errors]")

@@ -6,6 +6,7 @@
 #include <ndshm/queue.hpp>
 #include <ndshm/segment.hpp>
 
+#include "lock_corruption.hpp"
 #include "sys_counter.hpp"
 #include "test_util.hpp"
 
@@ -477,6 +478,27 @@ TEST_CASE("try_ and timed calls return on time while a stopped process holds the
     CHECK(q.try_pop<double>()(1) == 1.5);
     CHECK(q.try_push(std::move(b)));
     CHECK(q.try_pop<double>()(0) == 2.5);
+}
+
+TEST_CASE("a queue whose lock bytes were overwritten is format_error for every call, never an abort or a hang",
+          "[queue][errors]")
+{
+    auto q = array_queue::create(2);
+    q.push(filled(2, 1.5)); // something to pop, and room to push
+    raw_queue raw(q.name());
+    auto other = array_queue::attach(q.name());
+    test_util::check_corrupt_lock_refused(
+        raw.lock(), q.name(),
+        {
+            {"try_pop", [&] { (void)other.try_pop<double>(); }},
+            {"pop(50ms)", [&] { (void)other.pop<double>(std::chrono::milliseconds(50)); }},
+            {"pop()", [&] { (void)other.pop<double>(); }},
+            {"try_push", [&] { (void)other.try_push(filled(2, 2.5)); }},
+            {"push(50ms)", [&] { (void)other.push(filled(2, 2.5), std::chrono::milliseconds(50)); }},
+            {"push()", [&] { other.push(filled(2, 2.5)); }},
+        });
+    // Put back, the lock works again and the queued array is still there.
+    CHECK(other.try_pop<double>()(1) == 1.5);
 }
 
 TEST_CASE("a consumer killed while it waits does not stop the queue", "[queue][fault]")

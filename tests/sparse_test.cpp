@@ -1,6 +1,6 @@
 // Sparse segments: a writer that extends a file with ftruncate (NumPy's open_memmap does) leaves the
 // data as a hole, and on a full tmpfs the first touch of a hole kills the process with SIGBUS. Attach
-// (writable and read-only, arrays and objects), map_npy and the store must reserve the holes or refuse
+// (writable and read-only, arrays and objects), map_npy, object files and the store must reserve the holes or refuse
 // with out_of_space. Each case runs in a child with a private mount namespace and a small tmpfs of its
 // own over /dev/shm (and over a directory for files), so that filling it disturbs nothing else.
 #include <ndshm/all.hpp>
@@ -9,8 +9,10 @@
 #include "tools_util.hpp"
 
 #include <catch2/catch.hpp>
+#include <xtensor/xbuilder.hpp>
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -121,6 +123,32 @@ std::string out_of_space_message(F&& f)
     return "no exception";
 }
 
+/// Turns the middle of the file at `path` (whole pages, about half of it) into a hole, as if its writer
+/// had skipped those bytes.
+bool punch_hole(const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    struct stat st {};
+    const bool ok = fd >= 0 && ::fstat(fd, &st) == 0 &&
+                    ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size / 4 / 4096 * 4096,
+                                st.st_size / 2 / 4096 * 4096) == 0;
+    if (fd >= 0) {
+        ::close(fd);
+    }
+    return ok;
+}
+
+/// A composite object with one array member of `elements` float64.
+struct sparse_object {
+    std::string label;
+    xt::xarray<double> values;
+    template <class A>
+    void serialize(A& ar)
+    {
+        ar(label, values);
+    }
+};
+
 #define SPARSE_EXPECT(cond)                                                                                            \
     do {                                                                                                               \
         if (!(cond)) {                                                                                                 \
@@ -223,6 +251,58 @@ TEST_CASE("map_npy and the directory backend refuse or reserve sparse files on a
             sum += m(i);
         }
         SPARSE_EXPECT(sum == 0);
+        return 0;
+    });
+    CHECK(code == 0);
+}
+
+TEST_CASE("object files and the store on a full tmpfs are out_of_space or read, never a SIGBUS", "[sparse]")
+{
+    tools_util::temp_dir files;
+    const int code = with_small_tmpfs(files.path, 8, [&] {
+        // An object file with a hole in its array's data.
+        const std::string obj_path = files / "object.ndshm";
+        sparse_object in{"sparse", xt::ones<double>({elements})};
+        ndshm::save_object(obj_path, in);
+        SPARSE_EXPECT(punch_hole(obj_path));
+        // A store whose .npy file has a hole in its data (the store reads files, it never maps them).
+        ndshm::store st(files / "store");
+        st.put("values", xt::xarray<double>(xt::ones<double>({elements})));
+        SPARSE_EXPECT(punch_hole(st.path("values")));
+
+        std::string filler = fill_up(files.path);
+        std::string shm_filler = fill_up("/dev/shm");
+        SPARSE_EXPECT(touch_signal(obj_path) == SIGBUS); // the hazard is real
+        for (const std::string& what :
+             {out_of_space_message([&] { (void)ndshm::read_object<sparse_object>(obj_path); }),
+              out_of_space_message([&] { (void)ndshm::share_file(obj_path); })}) {
+            std::fprintf(stderr, "%s\n", what.c_str());
+            SPARSE_EXPECT(what.find("sparse") != std::string::npos);
+            SPARSE_EXPECT(what.find(obj_path) != std::string::npos);
+            SPARSE_EXPECT(what.find("save_object") != std::string::npos);
+        }
+        // The store needs room in /dev/shm for the dataset's one copy: a clear out_of_space without it.
+        const std::string store_full = out_of_space_message([&] { (void)st.get<double>("values"); });
+        std::fprintf(stderr, "%s\n", store_full.c_str());
+        SPARSE_EXPECT(store_full.find("ndshm: ") == 0 && store_full.find("has 0 bytes free") != std::string::npos);
+
+        // With room again: the object file's holes are reserved and read as zeros, the store loads.
+        SPARSE_EXPECT(::unlink(filler.c_str()) == 0);
+        SPARSE_EXPECT(::unlink(shm_filler.c_str()) == 0);
+        const auto out = ndshm::read_object<sparse_object>(obj_path);
+        SPARSE_EXPECT(out.label == "sparse" && out.values.size() == elements);
+        const auto values = st.get<double>("values");
+        filler = fill_up(files.path);
+        shm_filler = fill_up("/dev/shm");
+        double object_sum = 0;
+        double store_sum = 0;
+        for (std::size_t i = 0; i < elements; ++i) {
+            object_sum += out.values(i);
+            store_sum += values(i);
+        }
+        // Every element was 1 but those in the hole, which read 0.
+        SPARSE_EXPECT(object_sum > 0 && object_sum < static_cast<double>(elements));
+        SPARSE_EXPECT(store_sum > 0 && store_sum < static_cast<double>(elements));
         return 0;
     });
     CHECK(code == 0);

@@ -253,6 +253,13 @@ inline std::string human_bytes(std::uint64_t n)
     return buf;
 }
 
+/// "8.0 GiB (8589934592 bytes)": human_bytes with the exact count beside it ("512 bytes" alone below
+/// 1 KiB, where the two would say the same).
+inline std::string bytes_and_count(std::uint64_t n)
+{
+    return n < 1024 ? human_bytes(n) : human_bytes(n) + " (" + std::to_string(n) + " bytes)";
+}
+
 } // namespace detail
 } // namespace ndshm
 

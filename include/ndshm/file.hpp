@@ -135,7 +135,9 @@ shared_ndarray<const T> map_npy(const std::string& path, row_range rows = {})
     }
     std::size_t delta = 0;
     auto m = detail::map_file_range(f.fd.get(), path, f.info.data_offset + s.begin * s.row_bytes, s.info.nbytes, false,
-                                    op, delta);
+                                    op, delta,
+                                    "; or copy it into shared memory with read_npy, which reads the file without "
+                                    "mapping it");
     detail::npy_info info = s.info;
     info.data_offset = delta;
     return detail::array_access::make<const T>(std::move(m), info);

@@ -207,6 +207,65 @@ TEST_CASE("errors map to the ndshm exception family", "[segment][errors]")
     }
 }
 
+TEST_CASE("a segment file grants access to its creator only, and another user's file is refused", "[segment][security]")
+{
+    auto a = shared_ndarray<double>::create({8});
+    const std::wstring path = (std::filesystem::path(ndshm::detail::default_segment_dir()) / a.name()).wstring();
+    PACL dacl = nullptr;
+    PSID owner = nullptr;
+    PSECURITY_DESCRIPTOR sd = nullptr;
+    REQUIRE(::GetNamedSecurityInfoW(path.c_str(), SE_FILE_OBJECT,
+                                    DACL_SECURITY_INFORMATION | OWNER_SECURITY_INFORMATION, &owner, nullptr, &dacl,
+                                    nullptr, &sd) == ERROR_SUCCESS);
+    const auto& me = ndshm::detail::current_user_sid();
+    REQUIRE_FALSE(me.empty());
+    CHECK(owner != nullptr);
+    CHECK(::EqualSid(owner, const_cast<unsigned char*>(me.data())));
+    // One entry: full access for the creating user (the equivalent of mode 0600).
+    // Access for the creating user only (the equivalent of mode 0600): an allowed entry for that user,
+    // and no other entry but LocalSystem's, which wine adds (and which has every access on Windows
+    // anyway). No Everyone, Users or Authenticated Users.
+    REQUIRE(dacl != nullptr);
+    bool user_allowed = false;
+    for (DWORD i = 0; i < dacl->AceCount; ++i) {
+        void* ace = nullptr;
+        REQUIRE(::GetAce(dacl, i, &ace));
+        const auto* allowed = static_cast<const ACCESS_ALLOWED_ACE*>(ace);
+        REQUIRE(allowed->Header.AceType == ACCESS_ALLOWED_ACE_TYPE);
+        PSID sid = const_cast<DWORD*>(&allowed->SidStart);
+        LPWSTR text = nullptr;
+        REQUIRE(::ConvertSidToStringSidW(sid, &text));
+        const std::wstring who = text;
+        ::LocalFree(text);
+        INFO("entry " << i << " allows " << std::string(who.begin(), who.end()));
+        if (::EqualSid(sid, const_cast<unsigned char*>(me.data()))) {
+            user_allowed = (allowed->Mask & (FILE_GENERIC_READ | FILE_GENERIC_WRITE)) ==
+                           (FILE_GENERIC_READ | FILE_GENERIC_WRITE);
+        } else {
+            CHECK(who == L"S-1-5-18"); // LocalSystem
+        }
+    }
+    CHECK(user_allowed);
+    ::LocalFree(sd);
+
+    // A file whose owner SID is not this user's (fstat reports another tag for it) is refused.
+    auto& table = ndshm::detail::sys();
+    const auto saved = table.fstat;
+    table.fstat = [](int fd, ndshm::detail::stat* st) {
+        const int r = ndshm::detail::sys_win32::fstat(fd, st);
+        st->st_uid ^= 0x40000000u;
+        return r;
+    };
+    try {
+        (void)shared_ndarray<double>::attach(a.name());
+        table.fstat = saved;
+        FAIL("attach of another user's file did not throw");
+    } catch (const ndshm::permission_denied& e) {
+        table.fstat = saved;
+        CHECK(std::string(e.what()).find("allow_other_users") != std::string::npos);
+    }
+}
+
 TEST_CASE("a segment larger than the free disk space is out_of_space at create, and leaves nothing",
           "[segment][errors]")
 {

@@ -373,9 +373,11 @@ inline void read_rows(int fd, const npy_info& file, const row_slice& s, unsigned
 }
 
 /// Maps `len` bytes of the open file at `off` (rounded down to a page); returns the mapping and, in
-/// `delta`, where byte `off` is in it.
+/// `delta`, where byte `off` is in it. `other_fix` ("; or ...") follows the advice of an out_of_space
+/// for a sparse file that cannot be reserved.
 inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, std::size_t off, std::size_t len,
-                                               bool private_writable, const std::string& op, std::size_t& delta)
+                                               bool private_writable, const std::string& op, std::size_t& delta,
+                                               const std::string& other_fix)
 {
     // A sparse file on tmpfs would SIGBUS on the first read of a hole once the tmpfs is full.
     const struct stat st = stat_fd(fd, op, path);
@@ -385,8 +387,7 @@ inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, 
             return fd_guard(retry_eintr(
                 [&] { return sys().openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0); }));
         },
-        op, path, "file", dir_of(path).empty() ? std::string(".") : dir_of(path),
-        "; or copy it into shared memory with read_npy, which reads the file without mapping it");
+        op, path, "file", dir_of(path).empty() ? std::string(".") : dir_of(path), other_fix);
     const std::size_t page = page_size();
     const std::size_t start = off / page * page;
     delta = off - start;

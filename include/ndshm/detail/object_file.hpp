@@ -137,7 +137,8 @@ inline std::shared_ptr<mapping> map_object_image(const std::string& path, const 
                             "give the path of an object file written by ndshm::save_object", errno_code(EINVAL));
     }
     std::size_t delta = 0;
-    return map_file_range(fd.get(), path, 0, static_cast<std::size_t>(st.st_size), true, op, delta);
+    return map_file_range(fd.get(), path, 0, static_cast<std::size_t>(st.st_size), true, op, delta,
+                          "; or write the file again with save_object, which leaves no holes");
 }
 
 } // namespace ndshm::detail

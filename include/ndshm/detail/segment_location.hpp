@@ -61,7 +61,7 @@ inline std::string namespace_dir(const std::string& dir) { return dir.empty() ? 
 inline std::string shown_dir(const std::string& dir)
 {
 #ifdef _WIN32
-    return sys_win32::native_path(namespace_dir(dir).c_str());
+    return native_path(namespace_dir(dir).c_str());
 #else
     return namespace_dir(dir);
 #endif

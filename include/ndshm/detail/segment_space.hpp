@@ -51,9 +51,8 @@ inline std::string docker_shm_hint(std::uint64_t bytes)
                                             std::size_t avail, int err)
 {
     const std::string where = shown_dir(l.dir);
-    std::string cause = "needs " + human_bytes(need) + " (" + std::to_string(need) + " bytes) but " + where + " has ";
-    cause += avail == SIZE_MAX ? std::string("too little")
-                               : human_bytes(avail) + " (" + std::to_string(avail) + " bytes)";
+    std::string cause = "needs " + bytes_and_count(need) + " but " + where + " has ";
+    cause += avail == SIZE_MAX ? std::string("too little") : bytes_and_count(avail);
     cause += " free";
     raise<out_of_space>(op, l.name, cause, free_space_fix(where, docker_shm_hint(need)), errno_code(err));
 }
