@@ -109,6 +109,49 @@ def test_a_blocked_pop_releases_the_gil():
     assert not t.is_alive() and out[0].tolist() == [0, 1, 2]
 
 
+def test_blocked_channel_calls_and_lock_acquire_release_the_gil():
+    # Each thread blocks in the call until this thread, which needs the GIL to go on, unblocks it.
+    ch = ndshm.Channel.create(3, "float64", slots=1)
+    received = []
+
+    def receive():
+        with ch.receive() as frame:
+            received.append(frame.tolist())
+
+    t = threading.Thread(target=receive)
+    t.start()  # blocks in receive until the publication below
+    f = ch.loan()
+    f[...] = 7
+    ch.publish(f)
+    t.join(timeout=60)
+    assert not t.is_alive() and received == [[7.0, 7.0, 7.0]]
+
+    held = ch.loan()  # the only slot: a loan in another thread waits for it
+    loaned = []
+    t = threading.Thread(target=lambda: loaned.append(ch.loan()))
+    t.start()
+    del held  # an unpublished loan goes back when its array does
+    collect()
+    t.join(timeout=60)
+    assert not t.is_alive() and loaned[0].shape == (3,)
+
+    a = ndshm.create(4, "float64")
+    mine = ndshm.Lock(a)
+    mine.acquire()
+    got = []
+
+    def take():
+        other = ndshm.Lock(a)  # one Lock object per thread
+        got.append(other.acquire())
+        other.release()
+
+    t = threading.Thread(target=take)
+    t.start()  # blocks in acquire until the release below
+    mine.release()
+    t.join(timeout=60)
+    assert not t.is_alive() and got == [True]
+
+
 def test_ctrl_c_interrupts_a_blocked_pop():
     script = (
         "import ndshm\n"
