@@ -97,16 +97,28 @@ inline published_segment open_published(const options& opt, const std::string& p
     check_name(op, name);
     published_segment seg;
     seg.loc = location{backend_dir(opt), name};
-    seg.fd = fd_guard(open_location(seg.loc, opt.read_only ? O_RDONLY : O_RDWR, 0));
+    const int flags = opt.read_only ? O_RDONLY : O_RDWR;
+    bool via_dir = false;
+    seg.fd = fd_guard(open_existing(seg.loc, flags, via_dir));
     if (seg.fd.get() < 0) {
         raise_errno(op, name, errno, open_call(seg.loc));
     }
-    const auto deadline = deadline_in(opt.ready_timeout);
+    // The clock is read only once the segment turns out unpublished: a published one costs no call.
+    std::chrono::steady_clock::time_point deadline{};
+    bool waited = false;
     auto pause = std::chrono::microseconds(20);
     for (;;) {
         struct stat st {};
         if (retry_eintr([&] { return sys().fstat(seg.fd.get(), &st); }) != 0) {
             raise_errno(op, name, errno, "fstat");
+        }
+        if (via_dir && !on_shm_dir(st)) { // the descriptor of /dev/shm was closed and reused: open by path
+            via_dir = false;
+            seg.fd = fd_guard(open_location(seg.loc, flags, 0));
+            if (seg.fd.get() < 0) {
+                raise_errno(op, name, errno, open_call(seg.loc));
+            }
+            continue;
         }
         if (!S_ISREG(st.st_mode)) {
             raise<format_error>(op, name, "not a regular file", "remove it or use another name", errno_code(EINVAL));
@@ -144,6 +156,10 @@ inline published_segment open_published(const options& opt, const std::string& p
                 }
             }
             return seg;
+        }
+        if (!waited) {
+            deadline = deadline_in(opt.ready_timeout);
+            waited = true;
         }
         if (std::chrono::steady_clock::now() >= deadline) {
             raise<format_error>(op, name,
