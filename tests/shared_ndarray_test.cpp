@@ -8,9 +8,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <complex>
 #include <csignal>
@@ -95,49 +93,6 @@ TEST_CASE("attach reads shape, dtype and order from the segment", "[shared_ndarr
     CHECK(b(1, 2, 3) == 42);
     CHECK(b.name() == a.name());
     CHECK(b.data() == a.data()); // a segment this process maps already: the mapping is shared
-}
-
-TEST_CASE("attach opens through a kept descriptor of /dev/shm, and by path once the program closed it",
-          "[shared_ndarray][lifetime]")
-{
-    auto& dir = ndshm::detail::shm_dir();
-    const int d = dir.fd.load();
-    REQUIRE(d >= 0);
-    struct stat st {};
-    REQUIRE(::fstat(d, &st) == 0);
-    CHECK(S_ISDIR(st.st_mode));
-    CHECK((::fcntl(d, F_GETFD) & FD_CLOEXEC) != 0);
-    const auto attach_copy = [](const std::string& name) {
-        auto a = shared_ndarray<const double>::attach(name);
-        return std::vector<double>(a.begin(), a.end());
-    };
-    auto a = shared_ndarray<double>::from_array(std::vector<double>{1.0, 2.0, 3.0}.data(), {3});
-    const std::string name = a.name();
-    a.persist();
-    a.reset();
-    CHECK(attach_copy(name) == std::vector<double>{1.0, 2.0, 3.0});
-    // The program closes the descriptor (as a daemon closing every inherited fd does) and its number
-    // comes back as another directory that holds a file of the same name: attach must not open that one.
-    const std::string other = "/tmp/ndshm_test_dir_" + std::to_string(::getpid());
-    REQUIRE(::mkdir(other.c_str(), 0700) == 0);
-    {
-        std::ofstream f(other + "/" + name, std::ios::binary);
-        f << "not a segment";
-    }
-    REQUIRE(::close(d) == 0);
-    const int reused = ::open(other.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    REQUIRE(reused >= 0);
-    if (reused != d) {
-        REQUIRE(::dup2(reused, d) == d);
-        ::close(reused);
-    }
-    CHECK(attach_copy(name) == std::vector<double>{1.0, 2.0, 3.0});
-    CHECK(dir.fd.load() == -1); // given up: the number is the program's now
-    CHECK(attach_copy(name) == std::vector<double>{1.0, 2.0, 3.0});
-    ::close(d);
-    ::unlink((other + "/" + name).c_str());
-    ::rmdir(other.c_str());
-    ndshm::unlink(name);
 }
 
 TEST_CASE("attach shares a mapping this process has, and only of the same file", "[shared_ndarray][lifetime]")

@@ -5,7 +5,6 @@
 #ifndef NDSHM_DETAIL_SEGMENT_LOCATION_HPP
 #define NDSHM_DETAIL_SEGMENT_LOCATION_HPP
 
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -77,73 +76,6 @@ inline int open_location(const location& l, int flags, mode_t mode)
         return retry_eintr([&] { return sys().shm_open(l.path().c_str(), flags, mode); });
     }
     return retry_eintr([&] { return sys().openat(AT_FDCWD, l.path().c_str(), flags, mode); });
-}
-
-#ifdef __linux__
-/// /dev/shm as an O_PATH descriptor, opened once per process (close-on-exec), and its device: attach
-/// opens names of the POSIX namespace relative to it, which spares the walk of "/dev/shm/" that
-/// shm_open pays on every call (about 1 µs here: two mount points). fd is -1 if /dev/shm could not be
-/// opened, or once a check found that the descriptor no longer names it (see on_shm_dir).
-struct shm_dir_fd {
-    std::atomic<int> fd{-1};
-    std::uint64_t dev = 0;
-    shm_dir_fd() noexcept
-    {
-        const int d = ::open(posix_shm_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        struct stat st {};
-        if (d >= 0 && ::fstat(d, &st) == 0) {
-            dev = static_cast<std::uint64_t>(st.st_dev);
-            fd.store(d, std::memory_order_relaxed);
-        } else if (d >= 0) {
-            ::close(d);
-        }
-    }
-};
-
-inline shm_dir_fd& shm_dir() noexcept
-{
-    static shm_dir_fd d;
-    return d;
-}
-#endif
-
-/// Opens the existing name `l` with open(2) flags `flags` (no O_CREAT); returns the fd or -1 with
-/// errno set. On Linux a name of the POSIX namespace is opened relative to shm_dir(), falling back to
-/// open_location on any failure (so errors read as shm_open's); then `via_dir` is set, and the caller
-/// checks with on_shm_dir() that the file it fstat'ed is on /dev/shm.
-inline int open_existing(const location& l, int flags, bool& via_dir)
-{
-    via_dir = false;
-#ifdef __linux__
-    if (l.dir.empty()) {
-        const int d = shm_dir().fd.load(std::memory_order_relaxed);
-        if (d >= 0) {
-            const int fd = retry_eintr(
-                [&] { return sys().openat(d, l.name.c_str(), flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0); });
-            if (fd >= 0) {
-                via_dir = true;
-                return fd;
-            }
-        }
-    }
-#endif
-    return open_location(l, flags, 0);
-}
-
-/// After open_existing opened through shm_dir(): false if the file `st` describes is not on /dev/shm's
-/// device, which means the program closed that descriptor and its number names another directory now;
-/// shm_dir() is then given up for good (its number is the program's) and the caller opens by path.
-inline bool on_shm_dir(const struct stat& st) noexcept
-{
-#ifdef __linux__
-    if (static_cast<std::uint64_t>(st.st_dev) == shm_dir().dev) {
-        return true;
-    }
-    shm_dir().fd.store(-1, std::memory_order_relaxed);
-#else
-    (void)st;
-#endif
-    return false;
 }
 
 /// The system call that opens `l`, for messages: shm_open, or open in a directory backend.

@@ -97,9 +97,7 @@ inline published_segment open_published(const options& opt, const std::string& p
     check_name(op, name);
     published_segment seg;
     seg.loc = location{backend_dir(opt), name};
-    const int flags = opt.read_only ? O_RDONLY : O_RDWR;
-    bool via_dir = false;
-    seg.fd = fd_guard(open_existing(seg.loc, flags, via_dir));
+    seg.fd = fd_guard(open_location(seg.loc, opt.read_only ? O_RDONLY : O_RDWR, 0));
     if (seg.fd.get() < 0) {
         raise_errno(op, name, errno, open_call(seg.loc));
     }
@@ -111,14 +109,6 @@ inline published_segment open_published(const options& opt, const std::string& p
         struct stat st {};
         if (retry_eintr([&] { return sys().fstat(seg.fd.get(), &st); }) != 0) {
             raise_errno(op, name, errno, "fstat");
-        }
-        if (via_dir && !on_shm_dir(st)) { // the descriptor of /dev/shm was closed and reused: open by path
-            via_dir = false;
-            seg.fd = fd_guard(open_location(seg.loc, flags, 0));
-            if (seg.fd.get() < 0) {
-                raise_errno(op, name, errno, open_call(seg.loc));
-            }
-            continue;
         }
         if (!S_ISREG(st.st_mode)) {
             raise<format_error>(op, name, "not a regular file", "remove it or use another name", errno_code(EINVAL));
