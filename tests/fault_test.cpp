@@ -4,6 +4,7 @@
 // succeed, and nothing may be left behind: no segment, no fd, no mapping.
 #include <ndshm/all.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 #include "tools_util.hpp"
 
@@ -143,7 +144,7 @@ int h_fstatat(int d, const char* n, struct stat* st, int f)
 /// EINTR is injected twice in a row (then the call goes through); other errors on every call.
 class inject {
 public:
-    inject(step s, int err) : m_saved(ndshm::detail::sys())
+    inject(step s, int err)
     {
         g_fault = fault_state{s, err, err == EINTR ? 2 : -1, 0};
         auto& t = ndshm::detail::sys();
@@ -166,14 +167,10 @@ public:
     }
     inject(const inject&) = delete;
     inject& operator=(const inject&) = delete;
-    ~inject()
-    {
-        ndshm::detail::sys() = m_saved;
-        g_fault.which = step::none;
-    }
+    ~inject() { g_fault.which = step::none; }
 
 private:
-    ndshm::detail::sys_table m_saved;
+    test_util::sys_patch m_restore; // puts the real table back after the destructor's body
 };
 
 enum class outcome { ok, out_of_space, permission_denied, error, other };
@@ -475,7 +472,7 @@ long f_futex(std::uint32_t* w, int op, std::uint32_t v, const struct timespec* t
 /// Installs the hooks above with fresh faults (none failing until set), and restores the table.
 class call_faults {
 public:
-    call_faults() : m_saved(ndshm::detail::sys())
+    call_faults()
     {
         for (call_fault* f :
              {&g_getrandom, &g_urandom, &g_proc, &g_fork, &g_pipe2, &g_poll, &g_read, &g_madvise, &g_futex}) {
@@ -492,12 +489,11 @@ public:
         t.madvise = f_madvise;
         t.futex = f_futex;
     }
-    ~call_faults() { ndshm::detail::sys() = m_saved; }
     call_faults(const call_faults&) = delete;
     call_faults& operator=(const call_faults&) = delete;
 
 private:
-    ndshm::detail::sys_table m_saved;
+    test_util::sys_patch m_restore;
 };
 
 double twice(double x) { return 2 * x; }

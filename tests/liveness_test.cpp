@@ -4,6 +4,7 @@
 // a private directory backend, so gc never sees the segments of tests that run in parallel.
 #include <ndshm/all.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 #include "tools_util.hpp"
 
@@ -86,17 +87,7 @@ int kill_fails_eagain(pid_t, int)
     return -1;
 }
 
-/// Replaces entries of the system-call table for a scope.
-class sys_patch {
-public:
-    sys_patch() : m_saved(ndshm::detail::sys()) {}
-    ~sys_patch() { ndshm::detail::sys() = m_saved; }
-    sys_patch(const sys_patch&) = delete;
-    sys_patch& operator=(const sys_patch&) = delete;
-
-private:
-    ndshm::detail::sys_table m_saved;
-};
+using test_util::sys_patch;
 
 std::vector<std::string> names_of(const std::vector<ndshm::gc_entry>& v)
 {

@@ -5,6 +5,7 @@
 
 #include <ndshm/detail/sys.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -66,14 +67,7 @@ private:
     std::string m_path;
 };
 
-/// Restores the system-call table at scope end, so a test can replace entries.
-struct sys_patch {
-    ndshm::detail::sys_table saved = ndshm::detail::sys();
-    sys_patch() = default;
-    sys_patch(const sys_patch&) = delete;
-    sys_patch& operator=(const sys_patch&) = delete;
-    ~sys_patch() { ndshm::detail::sys() = saved; }
-};
+using test_util::sys_patch;
 
 inline std::string unique_name(const std::string& tag)
 {

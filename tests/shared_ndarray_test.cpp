@@ -1,6 +1,7 @@
 #include <ndshm/any_ndarray.hpp>
 #include <ndshm/shared_ndarray.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -582,11 +583,6 @@ struct pin_calls {
     int sync_flags = 0;
     ndshm::detail::sys_table real; // the calls the hooks forward to
 };
-// Puts the system-call table back as it was when it goes (the tests below replace entries).
-struct sys_restore {
-    ndshm::detail::sys_table saved = ndshm::detail::sys();
-    ~sys_restore() { ndshm::detail::sys() = saved; }
-};
 
 pin_calls& seen_pin_calls()
 {
@@ -597,7 +593,7 @@ pin_calls& seen_pin_calls()
 TEST_CASE("pin, unpin and flush lock, unlock and write back the array's pages", "[shared_ndarray]")
 {
     auto& table = ndshm::detail::sys();
-    const sys_restore guard;
+    const test_util::sys_patch guard;
     // Record each call, then make the real one.
     seen_pin_calls() = {};
     seen_pin_calls().real = table;
@@ -652,7 +648,7 @@ TEST_CASE("pin, unpin and flush lock, unlock and write back the array's pages", 
 TEST_CASE("a failed mlock or msync is an exception that names the limit and the fix", "[shared_ndarray][fault]")
 {
     auto& table = ndshm::detail::sys();
-    const sys_restore guard;
+    const test_util::sys_patch guard;
     auto a = shared_ndarray<double>::create({1024});
     table.mlock = [](const void*, std::size_t) {
         errno = ENOMEM;

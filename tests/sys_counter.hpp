@@ -1,6 +1,6 @@
-// Counts the system calls ndshm makes, through its system-call table (detail/sys.hpp): installed for a
-// scope, it forwards every call to the real table and counts it, so that a test can say that a hot
-// path maps nothing, opens nothing and wakes nobody.
+// The tests' hold on ndshm's system-call table (detail/sys.hpp): sys_patch puts the table back at scope
+// end, so a test may replace entries; count_syscalls forwards every call to the real table and counts
+// it, so that a test can say that a hot path maps nothing, opens nothing and wakes nobody.
 #ifndef NDSHM_TESTS_SYS_COUNTER_HPP
 #define NDSHM_TESTS_SYS_COUNTER_HPP
 
@@ -11,6 +11,19 @@
 #include <cstdint>
 
 namespace test_util {
+
+/// Puts the system-call table back as it was when the patch was made, at scope end: replace entries
+/// of ndshm::detail::sys() freely while it lives.
+class sys_patch {
+public:
+    sys_patch() : m_saved(ndshm::detail::sys()) {}
+    sys_patch(const sys_patch&) = delete;
+    sys_patch& operator=(const sys_patch&) = delete;
+    ~sys_patch() { ndshm::detail::sys() = m_saved; }
+
+private:
+    ndshm::detail::sys_table m_saved;
+};
 
 struct sys_counts {
     long open = 0;     // shm_open, openat
