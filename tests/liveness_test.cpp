@@ -249,6 +249,33 @@ TEST_CASE("gc keeps an unfinished segment without a trailer when /proc cannot be
     CHECK(st.code == 0);
 }
 
+TEST_CASE("a creator that dies while writing the trailer leaves none that names nobody", "[liveness][gc]")
+{
+    temp_dir d;
+    const pid_t creator = test_util::fork_child([&] {
+        // A fresh process reads its start time from /proc when it writes its first trailer, after the
+        // segment's file was created, sized and mapped: it dies right there.
+        ndshm::detail::sys().read = [](int, void*, std::size_t) -> ssize_t {
+            ::kill(::getpid(), SIGKILL);
+            return -1;
+        };
+        (void)ndshm::shared_ndarray<double>::create({1000}, d.opts());
+        return 1;
+    });
+    CHECK(test_util::wait_child(creator).signal == SIGKILL);
+    const auto left = ndshm::list_segments(d.opts());
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].kind == ndshm::segment_kind::unfinished);
+    CHECK_FALSE(left[0].trailer); // not a magic without its creator's pid, which gc could never judge
+    std::vector<ndshm::gc_entry> undecided;
+    auto gone = names_of(ndshm::gc(d.opts(), false, &undecided));
+    for (const auto& e : undecided) { // /proc could not be walked here: kept, and said why
+        CHECK_FALSE(e.segment.trailer);
+        gone.push_back(e.segment.name);
+    }
+    CHECK(gone == std::vector<std::string>{left[0].name});
+}
+
 TEST_CASE("a channel never reclaims a live holder's slots for want of descriptors", "[liveness][channel]")
 {
     auto ch = ndshm::channel<double>::create({8}, 2);

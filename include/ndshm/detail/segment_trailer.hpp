@@ -5,6 +5,7 @@
 #ifndef NDSHM_DETAIL_SEGMENT_TRAILER_HPP
 #define NDSHM_DETAIL_SEGMENT_TRAILER_HPP
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -26,14 +27,13 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
                               std::size_t data_bytes) noexcept
 {
     auto* t = reinterpret_cast<trailer*>(m.base() + offset);
+    const process_identity me = this_process();
     std::memset(t, 0, sizeof *t);
-    std::memcpy(t->magic, trailer_magic, sizeof trailer_magic);
     t->version = trailer_version;
     t->size = sizeof(trailer);
     t->kind = kind;
     t->state = state_writing;
     t->uid = static_cast<std::uint32_t>(current_uid());
-    const process_identity me = this_process();
     t->creator_pid = me.pid;
     t->creator_start = me.start;
     t->data_offset = data_offset;
@@ -43,6 +43,11 @@ inline trailer* write_trailer(mapping& m, std::size_t offset, std::uint32_t kind
     // to initialise it.
     init_lock(t->lock);
     t->flags |= flag_lock;
+    // The magic goes last: whoever reads a trailer (gc, inspect) while this process runs or after it
+    // died here finds either no trailer or a whole one that names its creator, never a magic with a
+    // creator of pid 0 that nobody can judge.
+    std::atomic_thread_fence(std::memory_order_release);
+    std::memcpy(t->magic, trailer_magic, sizeof trailer_magic);
     m.set_trailer(t);
     return t;
 }
