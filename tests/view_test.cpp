@@ -200,6 +200,29 @@ TEST_CASE("view(): slices, reducers and views of views", "[view]")
         xt::view(v, xt::range(0, 2), xt::range(1, 4)) *= -1.0;
         xt::view(x, xt::range(0, 2), xt::range(1, 4)) *= -1.0;
     });
+    // A scalar into slices that are contiguous in one order and strided in the other.
+    in_both_orders<double>({4, 5}, [&](auto v, auto& x) {
+        xt::view(v, xt::range(1, 3), xt::all()) = 7.0;
+        xt::view(x, xt::range(1, 3), xt::all()) = 7.0;
+        xt::view(v, xt::all(), xt::range(3, 5)) = -2.0;
+        xt::view(x, xt::all(), xt::range(3, 5)) = -2.0;
+        xt::view(v, xt::range(0, 4, 3), xt::range(0, 5, 2)) = 0.5;
+        xt::view(x, xt::range(0, 4, 3), xt::range(0, 5, 2)) = 0.5;
+        xt::view(v, 2, xt::all()) = 9; // converted to the element type
+        xt::view(x, 2, xt::all()) = 9;
+        xt::noalias(xt::view(v, xt::all(), xt::range(1, 4))) = 3.5;
+        xt::noalias(xt::view(x, xt::all(), xt::range(1, 4))) = 3.5;
+    });
+    in_both_orders<std::int32_t>({3, 4, 5}, [&](auto v, auto& x) {
+        xt::view(v, xt::range(2, 0, -1), xt::all(), xt::range(4, 0, -2)) = -1; // negative strides
+        xt::view(x, xt::range(2, 0, -1), xt::all(), xt::range(4, 0, -2)) = -1;
+        xt::view(v, xt::all(), xt::range(1, 3), xt::all()) = 5;
+        xt::view(x, xt::all(), xt::range(1, 3), xt::all()) = 5;
+        xt::view(v, 1, 3, xt::range(0, 0)) = 8; // no elements
+        xt::view(x, 1, 3, xt::range(0, 0)) = 8;
+        xt::view(v, 0, 0, 0) = 6; // one element
+        xt::view(x, 0, 0, 0) = 6;
+    });
     for (auto ord : {ndshm::order::c, ndshm::order::fortran}) {
         auto a = shared_ndarray<double>::create({3, 4, 5}, ord);
         const auto src = pattern<double>(60, 8);

@@ -325,6 +325,72 @@ private:
     }
 };
 
+/// Sets every element of the strided region at `p` (extents `shape`, strides `strides` in elements) to
+/// `value`, in the order of the memory: the dimension of the smallest stride innermost, dimensions that
+/// continue each other merged, so a region made of contiguous runs (a row range of a Fortran-order
+/// array, a column range of a C-order one) is filled run by run.
+template <class T, class S, class St>
+void fill_strided(T* p, const S& shape, const St& strides, const T& value)
+{
+    struct dim {
+        std::size_t n;
+        std::ptrdiff_t stride;
+    };
+    xt::svector<dim, 8> dims;
+    for (std::size_t k = 0; k < shape.size(); ++k) {
+        if (shape[k] == 0) {
+            return;
+        }
+        if (shape[k] != 1) { // the stride of an extent of 1 is arbitrary
+            dims.push_back({static_cast<std::size_t>(shape[k]), static_cast<std::ptrdiff_t>(strides[k])});
+        }
+    }
+    const auto magnitude = [](std::ptrdiff_t s) { return s < 0 ? -s : s; };
+    std::sort(dims.begin(), dims.end(),
+              [&](const dim& a, const dim& b) { return magnitude(a.stride) < magnitude(b.stride); });
+    std::size_t out = 0;
+    for (std::size_t k = 0; k < dims.size(); ++k) {
+        if (out > 0 && dims[k].stride == dims[out - 1].stride * static_cast<std::ptrdiff_t>(dims[out - 1].n)) {
+            dims[out - 1].n *= dims[k].n; // this dimension continues the previous one
+        } else {
+            dims[out++] = dims[k];
+        }
+    }
+    dims.resize(out);
+    if (dims.empty()) {
+        *p = value;
+        return;
+    }
+    const dim inner = dims[0];
+    const auto run = [&](T* q) {
+        if (inner.stride == 1) {
+            std::fill_n(q, inner.n, value);
+        } else if (inner.stride == -1) {
+            std::fill_n(q - static_cast<std::ptrdiff_t>(inner.n - 1), inner.n, value);
+        } else {
+            for (std::size_t i = 0; i < inner.n; ++i, q += inner.stride) {
+                *q = value;
+            }
+        }
+    };
+    xt::svector<std::size_t, 8> index(dims.size(), 0);
+    for (T* q = p;;) {
+        run(q);
+        std::size_t k = 1;
+        for (; k < dims.size(); ++k) { // the next run: an odometer over the outer dimensions
+            q += dims[k].stride;
+            if (++index[k] < dims[k].n) {
+                break;
+            }
+            q -= dims[k].stride * static_cast<std::ptrdiff_t>(dims[k].n);
+            index[k] = 0;
+        }
+        if (k == dims.size()) {
+            return;
+        }
+    }
+}
+
 /// `xt::view(v, slices...)` of an array_view: xtensor's xview, whose assignments take xtensor's linear
 /// path where the slice is contiguous (xtensor decides that at compile time from the layout, which for a
 /// shared array is only known at run time), with the same aliasing rule as array_view.
@@ -351,8 +417,11 @@ public:
     xt::disable_xexpression<E, sliced_view&> operator=(const E& v)
     {
         static_assert(is_writable, "ndshm: this view is read-only");
-        if (this->is_contiguous()) {
-            xt::noalias(base()) = static_cast<value_type>(v); // a linear fill
+        if constexpr (V::is_strided_view && is_writable) {
+            // Walks the memory in the order of the strides, contiguous runs innermost. xview's own fill
+            // walks in row-major index order, which in a Fortran-order array jumps a column per element.
+            fill_strided(this->data() + this->data_offset(), this->shape(), this->strides(),
+                         static_cast<value_type>(v));
         } else {
             V::operator=(static_cast<value_type>(v));
         }
@@ -387,7 +456,9 @@ public:
     {
         static_assert(is_writable, "ndshm: this view is read-only");
         const auto& d = e.derived_cast();
-        if (needs_broadcast(d, this->shape())) {
+        if constexpr (xt::is_xscalar<E>::value) {
+            return *this = d(); // a scalar: the fill in memory order
+        } else if (needs_broadcast(d, this->shape())) {
             xt::noalias(base()) = xt::broadcast(d, this->shape());
         } else {
             xt::noalias(base()) = d;
