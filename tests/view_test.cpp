@@ -218,6 +218,12 @@ TEST_CASE("view(): slices, reducers and views of views", "[view]")
         xt::view(x, xt::range(2, 0, -1), xt::all(), xt::range(4, 0, -2)) = -1;
         xt::view(v, xt::all(), xt::range(1, 3), xt::all()) = 5;
         xt::view(x, xt::all(), xt::range(1, 3), xt::all()) = 5;
+        xt::view(v, xt::range(2, 0, -1), xt::all(), xt::range(1, 4)) += 3;
+        xt::view(x, xt::range(2, 0, -1), xt::all(), xt::range(1, 4)) += 3;
+        xt::view(v, xt::all(), xt::range(0, 4, 3), 2) *= -2;
+        xt::view(x, xt::all(), xt::range(0, 4, 3), 2) *= -2;
+        xt::view(v, xt::all(), 1, xt::all()) -= 1.5; // converted as xtensor converts it
+        xt::view(x, xt::all(), 1, xt::all()) -= 1.5;
         xt::view(v, 1, 3, xt::range(0, 0)) = 8; // no elements
         xt::view(x, 1, 3, xt::range(0, 0)) = 8;
         xt::view(v, 0, 0, 0) = 6; // one element

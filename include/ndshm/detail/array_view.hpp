@@ -325,12 +325,13 @@ private:
     }
 };
 
-/// Sets every element of the strided region at `p` (extents `shape`, strides `strides` in elements) to
-/// `value`, in the order of the memory: the dimension of the smallest stride innermost, dimensions that
-/// continue each other merged, so a region made of contiguous runs (a row range of a Fortran-order
-/// array, a column range of a C-order one) is filled run by run.
-template <class T, class S, class St>
-void fill_strided(T* p, const S& shape, const St& strides, const T& value)
+/// Calls `run(q, n, stride)` for runs of elements that together cover the strided region at `p`
+/// (extents `shape`, strides `strides` in elements) once each, in the order of the memory: the dimension
+/// of the smallest stride innermost, dimensions that continue each other merged, so a region made of
+/// contiguous runs (a row range of a Fortran-order array, a column range of a C-order one) is walked
+/// run by run, and a contiguous region in one run.
+template <class T, class S, class St, class Run>
+void for_each_run(T* p, const S& shape, const St& strides, Run run)
 {
     struct dim {
         std::size_t n;
@@ -358,24 +359,12 @@ void fill_strided(T* p, const S& shape, const St& strides, const T& value)
     }
     dims.resize(out);
     if (dims.empty()) {
-        *p = value;
+        run(p, std::size_t{1}, std::ptrdiff_t{1});
         return;
     }
-    const dim inner = dims[0];
-    const auto run = [&](T* q) {
-        if (inner.stride == 1) {
-            std::fill_n(q, inner.n, value);
-        } else if (inner.stride == -1) {
-            std::fill_n(q - static_cast<std::ptrdiff_t>(inner.n - 1), inner.n, value);
-        } else {
-            for (std::size_t i = 0; i < inner.n; ++i, q += inner.stride) {
-                *q = value;
-            }
-        }
-    };
     xt::svector<std::size_t, 8> index(dims.size(), 0);
     for (T* q = p;;) {
-        run(q);
+        run(q, dims[0].n, dims[0].stride);
         std::size_t k = 1;
         for (; k < dims.size(); ++k) { // the next run: an odometer over the outer dimensions
             q += dims[k].stride;
@@ -389,6 +378,23 @@ void fill_strided(T* p, const S& shape, const St& strides, const T& value)
             return;
         }
     }
+}
+
+/// Sets every element of the strided region at `p` to `value`, in memory order (see for_each_run).
+template <class T, class S, class St>
+void fill_strided(T* p, const S& shape, const St& strides, const T& value)
+{
+    for_each_run(p, shape, strides, [&](T* q, std::size_t n, std::ptrdiff_t stride) {
+        if (stride == 1) {
+            std::fill_n(q, n, value);
+        } else if (stride == -1) {
+            std::fill_n(q - static_cast<std::ptrdiff_t>(n - 1), n, value);
+        } else {
+            for (std::size_t i = 0; i < n; ++i, q += stride) {
+                *q = value;
+            }
+        }
+    });
 }
 
 /// `xt::view(v, slices...)` of an array_view: xtensor's xview, whose assignments take xtensor's linear
@@ -437,7 +443,22 @@ public:
     template <class E>                                                                                                 \
     xt::disable_xexpression<E, sliced_view&> operator op(const E& v)                                                   \
     {                                                                                                                  \
-        V::operator op(v);                                                                                             \
+        if constexpr (V::is_strided_view && is_writable) { /* in memory order, as the fill */                          \
+            for_each_run(this->data() + this->data_offset(), this->shape(), this->strides(),                           \
+                         [&](value_type* q, std::size_t n, std::ptrdiff_t stride) {                                    \
+                             if (stride == 1) {                                                                        \
+                                 for (std::size_t i = 0; i < n; ++i) {                                                 \
+                                     q[i] = static_cast<value_type>(fn{}(q[i], v));                                    \
+                                 }                                                                                     \
+                             } else {                                                                                  \
+                                 for (std::size_t i = 0; i < n; ++i, q += stride) {                                    \
+                                     *q = static_cast<value_type>(fn{}(*q, v)); /* as xtensor converts it */           \
+                                 }                                                                                     \
+                             }                                                                                         \
+                         });                                                                                           \
+        } else {                                                                                                       \
+            V::operator op(v);                                                                                         \
+        }                                                                                                              \
         return *this;                                                                                                  \
     }
     NDSHM_SLICED_COMPOUND(+=, plus_fn)
