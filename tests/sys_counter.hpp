@@ -51,6 +51,8 @@ inline ndshm::detail::sys_table& real_sys() noexcept
 
 /// Installs the counting table for its scope (one at a time, in one thread of one process).
 class count_syscalls {
+    sys_patch m_restore; // saved before the constructor patches the table, put back by the destructor
+
 public:
     count_syscalls()
     {
@@ -96,7 +98,7 @@ public:
     }
     count_syscalls(const count_syscalls&) = delete;
     count_syscalls& operator=(const count_syscalls&) = delete;
-    ~count_syscalls() { ndshm::detail::sys() = real_sys(); }
+    ~count_syscalls() = default;
     const sys_counts& counts() const { return counted(); }
     void reset() { counted() = sys_counts{}; }
 };
