@@ -326,10 +326,13 @@ private:
 };
 
 /// Calls `run(q, n, stride)` for runs of elements that together cover the strided region at `p`
-/// (extents `shape`, strides `strides` in elements) once each, in the order of the memory: the dimension
-/// of the smallest stride innermost, dimensions that continue each other merged, so a region made of
-/// contiguous runs (a row range of a Fortran-order array, a column range of a C-order one) is walked
-/// run by run, and a contiguous region in one run.
+/// (extents `shape`, strides `strides` in elements) once each, in the order of the memory: a dimension
+/// of negative stride walked from its other end, the dimension of the smallest stride innermost,
+/// dimensions that continue each other merged, so a region made of contiguous runs (a row range of a
+/// Fortran-order array, a column range of a C-order one, either reversed) is walked run by run with
+/// stride 1, and a contiguous region in one run. Each run's stride is positive. For operations on each
+/// element alone (fills, a scalar combined into every element): the order of the visits is not the
+/// order of the indices.
 template <class T, class S, class St, class Run>
 void for_each_run(T* p, const S& shape, const St& strides, Run run)
 {
@@ -342,13 +345,18 @@ void for_each_run(T* p, const S& shape, const St& strides, Run run)
         if (shape[k] == 0) {
             return;
         }
-        if (shape[k] != 1) { // the stride of an extent of 1 is arbitrary
-            dims.push_back({static_cast<std::size_t>(shape[k]), static_cast<std::ptrdiff_t>(strides[k])});
+        if (shape[k] == 1) {
+            continue; // the stride of an extent of 1 is arbitrary
         }
+        const auto n = static_cast<std::size_t>(shape[k]);
+        auto stride = static_cast<std::ptrdiff_t>(strides[k]);
+        if (stride < 0) { // start from the element of lowest address
+            p += stride * static_cast<std::ptrdiff_t>(n - 1);
+            stride = -stride;
+        }
+        dims.push_back({n, stride});
     }
-    const auto magnitude = [](std::ptrdiff_t s) { return s < 0 ? -s : s; };
-    std::sort(dims.begin(), dims.end(),
-              [&](const dim& a, const dim& b) { return magnitude(a.stride) < magnitude(b.stride); });
+    std::sort(dims.begin(), dims.end(), [](const dim& a, const dim& b) { return a.stride < b.stride; });
     std::size_t out = 0;
     for (std::size_t k = 0; k < dims.size(); ++k) {
         if (out > 0 && dims[k].stride == dims[out - 1].stride * static_cast<std::ptrdiff_t>(dims[out - 1].n)) {
@@ -387,8 +395,6 @@ void fill_strided(T* p, const S& shape, const St& strides, const T& value)
     for_each_run(p, shape, strides, [&](T* q, std::size_t n, std::ptrdiff_t stride) {
         if (stride == 1) {
             std::fill_n(q, n, value);
-        } else if (stride == -1) {
-            std::fill_n(q - static_cast<std::ptrdiff_t>(n - 1), n, value);
         } else {
             for (std::size_t i = 0; i < n; ++i, q += stride) {
                 *q = value;
