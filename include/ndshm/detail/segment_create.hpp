@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../error.hpp"
+#include "config.hpp"
 #include "../options.hpp"
 #include "mapping.hpp"
 #include "segment_location.hpp"
@@ -23,7 +24,14 @@ namespace ndshm::detail {
 /// Creates a new segment of `total` bytes exclusively, reserves its space, maps it read-write and
 /// returns it registered as owned by this process. The magic is not yet published. Nothing is left
 /// behind if any step fails.
-inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op)
+NDSHM_DECL std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::shared_ptr<mapping> create_segment(const options& opt, std::size_t total, const std::string& op)
 {
     location loc{backend_dir(opt), segment_name(opt.name)};
     const bool generated = loc.name.empty();
@@ -101,5 +109,6 @@ inline std::shared_ptr<mapping> create_segment(const options& opt, std::size_t t
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
