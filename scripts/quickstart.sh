@@ -3,10 +3,12 @@
 #
 #   bash scripts/quickstart.sh demo        build and run examples/producer_consumer.cpp (Release, build-demo/;
 #                                          installs only the compiler, CMake and the library's dependencies)
-#   bash scripts/quickstart.sh test [CXX] [STD]
+#   bash scripts/quickstart.sh test [CXX] [STD] [separate]
 #                                          build everything and run the test suite: g++ and C++17 in build/ by
 #                                          default, or another compiler and standard (test clang++ 20) in
-#                                          build-CXX-STD/
+#                                          build-CXX-STD/; with `separate`, ndshm's non-template functions are
+#                                          compiled once into a static library (NDSHM_SEPARATE_COMPILATION=ON,
+#                                          build-CXX-STD-separate/)
 #   bash scripts/quickstart.sh sanitize    the test suite under AddressSanitizer + UBSan (g++, C++20, Debug,
 #                                          build-asan/)
 #   bash scripts/quickstart.sh tsan        the multi-process, crash, stress, queue, pool and lock tests under
@@ -99,12 +101,25 @@ test)
     install_packages
     cxx=${2:-g++}
     std=${3:-17}
+    separate=OFF
     dir=build
     if [ "$cxx" != g++ ] || [ "$std" != 17 ]; then
         dir=build-$cxx-$std
     fi
-    configure "$dir" Release -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_STANDARD="$std"
-    echo "== building with $cxx, C++$std" >&2
+    case "${4:-}" in
+    "") ;;
+    separate)
+        separate=ON
+        dir=build-$cxx-$std-separate
+        ;;
+    *)
+        echo "error: test takes [CXX] [STD] [separate], not '$4'" >&2
+        exit 2
+        ;;
+    esac
+    configure "$dir" Release -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_STANDARD="$std" \
+        -DNDSHM_SEPARATE_COMPILATION="$separate"
+    echo "== building with $cxx, C++$std (separate compilation: $separate)" >&2
     run cmake --build "$dir" -j"$(nproc)"
     echo "== testing" >&2
     run ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2

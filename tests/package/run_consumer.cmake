@@ -10,6 +10,9 @@
 # with -DPYTHON=<python3> -DPYTHON_MODULE_DIR=<dir below the prefix> [-DPYTHON_ENV=<NAME=VALUE|NAME=VALUE...>], imports the
 # installed Python module).
 # subdirectory: the consumer does add_subdirectory(NDSHM_SOURCE_DIR) and builds as C++20.
+# With -DSEPARATE=ON (a build with NDSHM_SEPARATE_COMPILATION), ndshm::ndshm must be a static library in
+# either mode (the installed one, or built under add_subdirectory with the option ON); otherwise an
+# interface library.
 #
 # With -DMPIEXEC=<mpiexec> [-DMPIEXEC_ARGS=<flags;-n;2>] (find_package mode), the consumer also builds
 # ndshm_consumer_mpi against ndshm::mpi, and runs it through mpiexec.
@@ -89,6 +92,15 @@ if(MODE STREQUAL "find_package")
   endif()
 else()
   list(APPEND configure_args -DNDSHM_SOURCE_DIR=${NDSHM_SOURCE_DIR})
+  if(SEPARATE)
+    list(APPEND configure_args -DNDSHM_SEPARATE_COMPILATION=ON)
+  endif()
+endif()
+# The consumer checks that it got the kind of ndshm::ndshm this build makes.
+if(SEPARATE)
+  list(APPEND configure_args -DNDSHM_CONSUMER_EXPECT_TYPE=STATIC_LIBRARY)
+else()
+  list(APPEND configure_args -DNDSHM_CONSUMER_EXPECT_TYPE=INTERFACE_LIBRARY)
 endif()
 
 step("configure consumer" ${CMAKE_COMMAND} ${configure_args})
