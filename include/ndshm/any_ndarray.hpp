@@ -9,10 +9,16 @@
 #include <string>
 #include <utility>
 
+#include "detail/config.hpp"
 #include "shared_ndarray.hpp"
 #include "shared_tensor.hpp"
 
 namespace ndshm {
+
+namespace detail {
+/// Throws error: as<T>() asked segment `name`, attached read-only, for a writable handle.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_read_only_as(const std::string& name);
+} // namespace detail
 
 /// A dtype-erased handle to an attached array segment. `as<T>()` gives a typed handle on the same
 /// mapping (no copy); `visit(f)` calls `f` with the typed handle of the segment's own dtype.
@@ -125,8 +131,7 @@ private:
         }
         detail::check_dtype<T>("as", name(), m_info.type);
         if (!std::is_const_v<T> && read_only()) {
-            detail::raise<error>("as", name(), "the segment was attached read-only",
-                                 "ask for a read-only handle, as<const T>()", make_error_code(errc::invalid_argument));
+            detail::raise_read_only_as(name());
         }
     }
 
@@ -143,7 +148,24 @@ private:
 /// Attaches the array segment `name` whatever its dtype; inspect it with dtype() and shape(), then
 /// take a typed handle with as<T>().
 /// @throws not_found, permission_denied, format_error, error
-inline any_ndarray attach_any(const std::string& name, const options& opt = {})
+NDSHM_DECL any_ndarray attach_any(const std::string& name, const options& opt = {});
+
+} // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void raise_read_only_as(const std::string& name)
+{
+    raise<error>("as", name, "the segment was attached read-only", "ask for a read-only handle, as<const T>()",
+                 make_error_code(errc::invalid_argument));
+}
+
+} // namespace ndshm::detail
+
+namespace ndshm {
+
+any_ndarray attach_any(const std::string& name, const options& opt)
 {
     any_ndarray a;
     a.m_map = detail::attach_array_segment(name, opt, a.m_info);
@@ -151,5 +173,6 @@ inline any_ndarray attach_any(const std::string& name, const options& opt = {})
 }
 
 } // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -10,6 +10,8 @@
 #include <string>
 #include <system_error>
 
+#include "detail/config.hpp"
+
 namespace ndshm {
 
 /// ndshm's own error codes, in `ndshm::error_category()`: the causes that no errno value names.
@@ -46,29 +48,7 @@ namespace detail {
 class error_category_impl final : public std::error_category {
 public:
     const char* name() const noexcept override { return "ndshm"; }
-    std::string message(int ev) const override
-    {
-        static const char* const text[] = {
-            "corrupt .npy header",
-            "truncated data",
-            "unfinished segment (not published by its creator)",
-            "unsupported dtype",
-            "unsupported format version",
-            "corrupt ndshm trailer",
-            "corrupt composite object",
-            "corrupt control block",
-            "wrong kind of segment",
-            "dtype mismatch",
-            "rank mismatch",
-            "invalid argument",
-            "serialisation failed",
-            "MPI operation failed",
-        };
-        if (ev >= 1 && ev <= static_cast<int>(sizeof text / sizeof text[0])) {
-            return text[ev - 1];
-        }
-        return "unknown ndshm error " + std::to_string(ev);
-    }
+    NDSHM_DECL std::string message(int ev) const override;
     std::error_condition default_error_condition(int ev) const noexcept override
     {
         switch (static_cast<errc>(ev)) {
@@ -88,10 +68,7 @@ public:
             return std::errc::illegal_byte_sequence;
         }
     }
-    bool equivalent(int ev, const std::error_condition& cond) const noexcept override
-    {
-        return cond == default_error_condition(ev) || (cond.category() == *this && cond.value() == ev);
-    }
+    NDSHM_DECL bool equivalent(int ev, const std::error_condition& cond) const noexcept override;
 };
 } // namespace detail
 
@@ -164,19 +141,8 @@ public:
 namespace detail {
 
 /// The message `ndshm: <op> '<name>': <cause>; <fix>` (built out of line: every raise shares it).
-[[gnu::noinline, gnu::cold]] inline std::string error_message(const std::string& op, const std::string& name,
-                                                              const std::string& cause, const std::string& fix)
-{
-    std::string msg = "ndshm: " + op;
-    if (!name.empty()) {
-        msg += " '" + name + "'";
-    }
-    msg += ": " + cause;
-    if (!fix.empty()) {
-        msg += "; " + fix;
-    }
-    return msg;
-}
+[[gnu::cold]] NDSHM_DECL std::string error_message(const std::string& op, const std::string& name,
+                                                   const std::string& cause, const std::string& fix);
 
 /// Throws E with the message `ndshm: <op> '<name>': <cause>; <fix>`.
 template <class E>
@@ -191,8 +157,66 @@ template <class E>
 inline std::error_code errno_code(int err) { return std::error_code(err, std::generic_category()); }
 
 /// Throws the ndshm exception that fits errno value `err` for operation `op` on segment `name`.
-[[noreturn, gnu::noinline, gnu::cold]] inline void raise_errno(const std::string& op, const std::string& name, int err,
-                                                               const std::string& what_failed)
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_errno(const std::string& op, const std::string& name, int err,
+                                                    const std::string& what_failed);
+
+/// "8.0 GiB": a byte count for people (binary units, one decimal), for messages.
+NDSHM_DECL std::string human_bytes(std::uint64_t n);
+
+/// "8.0 GiB (8589934592 bytes)": human_bytes with the exact count beside it ("512 bytes" alone below
+/// 1 KiB, where the two would say the same).
+NDSHM_DECL std::string bytes_and_count(std::uint64_t n);
+
+} // namespace detail
+} // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::string error_category_impl::message(int ev) const
+{
+    static const char* const text[] = {
+        "corrupt .npy header",
+        "truncated data",
+        "unfinished segment (not published by its creator)",
+        "unsupported dtype",
+        "unsupported format version",
+        "corrupt ndshm trailer",
+        "corrupt composite object",
+        "corrupt control block",
+        "wrong kind of segment",
+        "dtype mismatch",
+        "rank mismatch",
+        "invalid argument",
+        "serialisation failed",
+        "MPI operation failed",
+    };
+    if (ev >= 1 && ev <= static_cast<int>(sizeof text / sizeof text[0])) {
+        return text[ev - 1];
+    }
+    return "unknown ndshm error " + std::to_string(ev);
+}
+
+bool error_category_impl::equivalent(int ev, const std::error_condition& cond) const noexcept
+{
+    return cond == default_error_condition(ev) || (cond.category() == *this && cond.value() == ev);
+}
+
+std::string error_message(const std::string& op, const std::string& name, const std::string& cause,
+                          const std::string& fix)
+{
+    std::string msg = "ndshm: " + op;
+    if (!name.empty()) {
+        msg += " '" + name + "'";
+    }
+    msg += ": " + cause;
+    if (!fix.empty()) {
+        msg += "; " + fix;
+    }
+    return msg;
+}
+
+void raise_errno(const std::string& op, const std::string& name, int err, const std::string& what_failed)
 {
     const std::string cause = what_failed + " failed: " + std::generic_category().message(err);
     const auto code = errno_code(err);
@@ -235,8 +259,7 @@ inline std::error_code errno_code(int err) { return std::error_code(err, std::ge
     }
 }
 
-/// "8.0 GiB": a byte count for people (binary units, one decimal), for messages.
-inline std::string human_bytes(std::uint64_t n)
+std::string human_bytes(std::uint64_t n)
 {
     static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     if (n < 1024) {
@@ -253,14 +276,12 @@ inline std::string human_bytes(std::uint64_t n)
     return buf;
 }
 
-/// "8.0 GiB (8589934592 bytes)": human_bytes with the exact count beside it ("512 bytes" alone below
-/// 1 KiB, where the two would say the same).
-inline std::string bytes_and_count(std::uint64_t n)
+std::string bytes_and_count(std::uint64_t n)
 {
     return n < 1024 ? human_bytes(n) : human_bytes(n) + " (" + std::to_string(n) + " bytes)";
 }
 
-} // namespace detail
-} // namespace ndshm
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

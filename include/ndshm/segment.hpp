@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/config.hpp"
 #include "detail/segment_impl.hpp"
 #include "error.hpp"
 #include "options.hpp"
@@ -17,7 +18,28 @@ namespace ndshm {
 /// Removes the segment `name` now. Processes that have it mapped keep their mappings; new attaches
 /// fail with not_found. Clears this process's ownership of the name, so no handle unlinks it later.
 /// @throws not_found if there is no such segment, permission_denied, error
-inline void unlink(const std::string& name, const options& opt = {})
+NDSHM_DECL void unlink(const std::string& name, const options& opt = {});
+
+/// Unlinks every segment this process created and still owns (not persisted, not yet unlinked).
+/// Mappings stay valid. In a forked child this removes nothing of the parent's. A name that someone
+/// else unlinked and created again since is theirs: it stays (see the README for the remaining window).
+/// @returns the number of names removed
+NDSHM_DECL std::size_t free_session() noexcept;
+
+/// Unlinks every ndshm segment of the calling user on this machine: every name starting with
+/// `ndshm_` that belongs to this user, in /dev/shm and in the directory backend of `opt` (or
+/// $NDSHM_DIR). Other users' segments are never touched. Mappings stay valid.
+/// @returns the number of names removed
+/// @throws error (or the subclass that fits the errno) if a directory cannot be read, or if a name
+/// could not be removed; every other name is still tried first
+NDSHM_DECL std::size_t free_all(const options& opt = {});
+
+} // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+void unlink(const std::string& name, const options& opt)
 {
     detail::check_name("unlink", detail::segment_name(name));
     const detail::location loc{detail::backend_dir(opt), detail::segment_name(name)};
@@ -27,11 +49,7 @@ inline void unlink(const std::string& name, const options& opt = {})
     }
 }
 
-/// Unlinks every segment this process created and still owns (not persisted, not yet unlinked).
-/// Mappings stay valid. In a forked child this removes nothing of the parent's. A name that someone
-/// else unlinked and created again since is theirs: it stays (see the README for the remaining window).
-/// @returns the number of names removed
-inline std::size_t free_session() noexcept
+std::size_t free_session() noexcept
 {
     std::size_t n = 0;
     for (const auto& owned : detail::session().take_all()) {
@@ -40,13 +58,7 @@ inline std::size_t free_session() noexcept
     return n;
 }
 
-/// Unlinks every ndshm segment of the calling user on this machine: every name starting with
-/// `ndshm_` that belongs to this user, in /dev/shm and in the directory backend of `opt` (or
-/// $NDSHM_DIR). Other users' segments are never touched. Mappings stay valid.
-/// @returns the number of names removed
-/// @throws error (or the subclass that fits the errno) if a directory cannot be read, or if a name
-/// could not be removed; every other name is still tried first
-inline std::size_t free_all(const options& opt = {})
+std::size_t free_all(const options& opt)
 {
     std::vector<std::string> dirs{detail::posix_shm_dir};
     const std::string backend = detail::backend_dir(opt);
@@ -80,5 +92,6 @@ inline std::size_t free_all(const options& opt = {})
 }
 
 } // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "config.hpp"
+
 namespace ndshm::detail {
 
 /// "(4, 5)": a shape as NumPy prints it.
@@ -34,6 +36,13 @@ std::string index_string(I i)
     }
 }
 
+/// Throws std::out_of_range: `given` indices for an array of `dims` dimensions. `call` starts the message.
+[[noreturn, gnu::cold]] NDSHM_DECL void throw_index_count(const std::string& call, std::size_t given, std::size_t dims);
+
+/// Throws std::out_of_range: `index` is out of range for `axis`, of `size` elements. `call` starts the message.
+[[noreturn, gnu::cold]] NDSHM_DECL void throw_index_range(const std::string& call, const std::string& index,
+                                                          std::size_t axis, std::size_t size);
+
 /// Throws std::out_of_range unless `idx...` is one index per dimension of `shape`, each in range.
 template <class S, class... Idx>
 void check_index(const std::string& name, const S& shape, Idx... idx)
@@ -47,15 +56,13 @@ void check_index(const std::string& name, const S& shape, Idx... idx)
                              }() +
                              ") on '" + name + "' of shape " + shape_string(shape) + ": ";
     if (sizeof...(Idx) != shape.size()) {
-        throw std::out_of_range(call + std::to_string(sizeof...(Idx)) + " indices for " + std::to_string(shape.size()) +
-                                " dimensions; give one index per dimension");
+        throw_index_count(call, sizeof...(Idx), shape.size());
     }
     std::size_t k = 0;
     [[maybe_unused]] const auto one = [&](auto i) {
         const bool negative = std::is_signed_v<decltype(i)> && i < 0;
         if (negative || static_cast<std::size_t>(i) >= shape[k]) {
-            throw std::out_of_range(call + "index " + index_string(i) + " is out of range for axis " +
-                                    std::to_string(k) + " (size " + std::to_string(shape[k]) + ")");
+            throw_index_range(call, index_string(i), k, shape[k]);
         }
         ++k;
     };
@@ -94,5 +101,23 @@ void copy_common(const T* from, const S& from_shape, const S& from_strides, T* t
 }
 
 } // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void throw_index_count(const std::string& call, std::size_t given, std::size_t dims)
+{
+    throw std::out_of_range(call + std::to_string(given) + " indices for " + std::to_string(dims) +
+                            " dimensions; give one index per dimension");
+}
+
+void throw_index_range(const std::string& call, const std::string& index, std::size_t axis, std::size_t size)
+{
+    throw std::out_of_range(call + "index " + index + " is out of range for axis " + std::to_string(axis) + " (size " +
+                            std::to_string(size) + ")");
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

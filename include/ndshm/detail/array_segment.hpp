@@ -19,6 +19,7 @@
 #include "../error.hpp"
 #include "../options.hpp"
 #include "array_index.hpp"
+#include "config.hpp"
 #include "mapping.hpp"
 #include "npy.hpp"
 #include "region_cache.hpp"
@@ -31,7 +32,69 @@ namespace ndshm::detail {
 
 /// Byte offset of the data in a segment ndshm creates: always 4096, the page-aligned start of the
 /// format, which satisfies every alignment options::alignment may ask for.
-inline std::size_t data_offset_for(const options& opt, const std::string& op)
+NDSHM_DECL std::size_t data_offset_for(const options& opt, const std::string& op);
+
+/// Creates a segment for an array, writes its header and trailer; not yet published.
+NDSHM_DECL std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t,
+                                                         const std::vector<std::size_t>& shape, bool fortran,
+                                                         const std::string& op, npy_info& info);
+
+/// Publishes the new array segment `m` holding `info`'s array, and lets later attaches in this
+/// process share its mapping.
+inline void publish_array(mapping& m, const npy_info& info)
+{
+    m.publish();
+    remember_layout(m, info, kind_array);
+}
+
+/// A mapping of `loc` over `r`, a region of file `id` that this process maps already (see
+/// region_cache), with the trailer where `layout` says it is.
+NDSHM_DECL std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const region> r, bool writable,
+                                                 file_id id, const segment_layout& layout);
+
+/// Opens, parses and maps a published `.npy` segment: header and trailer are read and checked with
+/// pread before anything is mapped, so attach costs no page fault. `kind` is the trailer's kind, or 0
+/// for a foreign segment (no trailer).
+NDSHM_DECL std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::string& name, const std::string& op,
+                                                     npy_info& info, std::uint32_t& kind);
+
+/// Opens a published array segment and parses it: a valid .npy, not a composite object.
+NDSHM_DECL std::shared_ptr<mapping> attach_array_segment(const std::string& name, const options& opt, npy_info& info);
+
+/// Throws dtype_mismatch unless a segment holding `found` may be seen as an array of `want`.
+inline void check_segment_dtype(const std::string& op, const std::string& name, dtype found, dtype want)
+{
+    if (found != want) {
+        raise_dtype_mismatch(op, name, "segment", found, want, "attach", ", or use ndshm::attach_any to inspect it",
+                             make_error_code(errc::dtype_mismatch));
+    }
+}
+
+/// Throws dtype_mismatch unless a segment holding `found` may be seen as T.
+template <class T>
+void check_dtype(const std::string& op, const std::string& name, dtype found)
+{
+    check_segment_dtype(op, name, found, dtype_of<T>);
+}
+
+/// Attaches the array segment `name` for a handle of element type `want`: read-only for a read-only
+/// handle (of const T) whatever opt.read_only says, while a writable handle refuses opt.read_only.
+/// @throws as attach_array_segment, and dtype_mismatch unless the segment holds `want`
+NDSHM_DECL std::shared_ptr<mapping> attach_array_as(const std::string& name, const options& opt, bool read_only_handle,
+                                                    dtype want, npy_info& info);
+
+/// Rewrites the `.npy` header of the array `info` describes in the writable mapping `m` to `shape`
+/// (the same number of elements, the same dtype and order), and updates `info`. The header is
+/// unpublished while it changes: an attach meanwhile waits (options::ready_timeout) instead of reading
+/// half of it.
+NDSHM_DECL void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::size_t>& shape);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::size_t data_offset_for(const options& opt, const std::string& op)
 {
     const std::size_t a = opt.alignment;
     if (a == 0 || (a & (a - 1)) != 0 || a > 4096) {
@@ -41,9 +104,8 @@ inline std::size_t data_offset_for(const options& opt, const std::string& op)
     return 4096;
 }
 
-/// Creates a segment for an array, writes its header and trailer; not yet published.
-inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const std::vector<std::size_t>& shape,
-                                                     bool fortran, const std::string& op, npy_info& info)
+std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const std::vector<std::size_t>& shape,
+                                              bool fortran, const std::string& op, npy_info& info)
 {
     info.type = t;
     info.shape = shape;
@@ -68,18 +130,8 @@ inline std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t
     return m;
 }
 
-/// Publishes the new array segment `m` holding `info`'s array, and lets later attaches in this
-/// process share its mapping.
-inline void publish_array(mapping& m, const npy_info& info)
-{
-    m.publish();
-    remember_layout(m, info, kind_array);
-}
-
-/// A mapping of `loc` over `r`, a region of file `id` that this process maps already (see
-/// region_cache), with the trailer where `layout` says it is.
-inline std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const region> r, bool writable,
-                                             file_id id, const segment_layout& layout)
+std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const region> r, bool writable, file_id id,
+                                      const segment_layout& layout)
 {
     auto m = std::make_shared<mapping>(loc, std::move(r), writable);
     m->set_id(id);
@@ -89,11 +141,8 @@ inline std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_pt
     return m;
 }
 
-/// Opens, parses and maps a published `.npy` segment: header and trailer are read and checked with
-/// pread before anything is mapped, so attach costs no page fault. `kind` is the trailer's kind, or 0
-/// for a foreign segment (no trailer).
-inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::string& name, const std::string& op,
-                                                 npy_info& info, std::uint32_t& kind)
+std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::string& name, const std::string& op,
+                                          npy_info& info, std::uint32_t& kind)
 {
     const published_segment seg = open_published(opt, name, op, !opt.populate);
     if (seg.mapped) {
@@ -131,8 +180,7 @@ inline std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::
     return m;
 }
 
-/// Opens a published array segment and parses it: a valid .npy, not a composite object.
-inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, const options& opt, npy_info& info)
+std::shared_ptr<mapping> attach_array_segment(const std::string& name, const options& opt, npy_info& info)
 {
     std::uint32_t kind = 0;
     auto m = open_npy_segment(opt, name, "attach", info, kind);
@@ -160,27 +208,8 @@ inline std::shared_ptr<mapping> attach_array_segment(const std::string& name, co
     return m;
 }
 
-/// Throws dtype_mismatch unless a segment holding `found` may be seen as an array of `want`.
-inline void check_segment_dtype(const std::string& op, const std::string& name, dtype found, dtype want)
-{
-    if (found != want) {
-        raise_dtype_mismatch(op, name, "segment", found, want, "attach", ", or use ndshm::attach_any to inspect it",
-                             make_error_code(errc::dtype_mismatch));
-    }
-}
-
-/// Throws dtype_mismatch unless a segment holding `found` may be seen as T.
-template <class T>
-void check_dtype(const std::string& op, const std::string& name, dtype found)
-{
-    check_segment_dtype(op, name, found, dtype_of<T>);
-}
-
-/// Attaches the array segment `name` for a handle of element type `want`: read-only for a read-only
-/// handle (of const T) whatever opt.read_only says, while a writable handle refuses opt.read_only.
-/// @throws as attach_array_segment, and dtype_mismatch unless the segment holds `want`
-inline std::shared_ptr<mapping> attach_array_as(const std::string& name, const options& opt, bool read_only_handle,
-                                                dtype want, npy_info& info)
+std::shared_ptr<mapping> attach_array_as(const std::string& name, const options& opt, bool read_only_handle, dtype want,
+                                         npy_info& info)
 {
     std::shared_ptr<mapping> m;
     if (read_only_handle) {
@@ -204,11 +233,7 @@ inline std::shared_ptr<mapping> attach_array_as(const std::string& name, const o
     return m;
 }
 
-/// Rewrites the `.npy` header of the array `info` describes in the writable mapping `m` to `shape`
-/// (the same number of elements, the same dtype and order), and updates `info`. The header is
-/// unpublished while it changes: an attach meanwhile waits (options::ready_timeout) instead of reading
-/// half of it.
-inline void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::size_t>& shape)
+void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::size_t>& shape)
 {
     const std::string op = "reshape";
     std::size_t size = 0, nbytes = 0;
@@ -240,5 +265,6 @@ inline void rewrite_shape(mapping& m, npy_info& info, const std::vector<std::siz
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

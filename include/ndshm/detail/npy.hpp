@@ -17,6 +17,7 @@
 
 #include "../dtype.hpp"
 #include "../error.hpp"
+#include "config.hpp"
 
 namespace ndshm::detail {
 
@@ -100,7 +101,62 @@ inline bool checked_nbytes(const std::vector<std::size_t>& shape, std::size_t it
 }
 
 /// The header dict text, as NumPy writes it: keys in order descr, fortran_order, shape.
-inline std::string npy_dict(dtype t, const std::vector<std::size_t>& shape, bool fortran_order)
+NDSHM_DECL std::string npy_dict(dtype t, const std::vector<std::size_t>& shape, bool fortran_order);
+
+/// Writes a complete header into `out[0, data_offset)`, padded with spaces and a final newline so
+/// that the data starts at `data_offset`. Format 1.0, or 2.0 when the header does not fit 16 bits.
+/// The magic's first byte is left 0: the caller publishes the segment by storing it last.
+/// Returns false if the dict does not fit.
+NDSHM_DECL bool write_npy_header(unsigned char* out, std::size_t data_offset, dtype t,
+                                 const std::vector<std::size_t>& shape, bool fortran_order) noexcept;
+
+/// Parses the dict of a `.npy` header. Throws format_error naming `name` and the fault.
+class npy_dict_parser {
+public:
+    npy_dict_parser(std::string_view text, const std::string& name) : m_s(text), m_name(name) {}
+
+    NDSHM_DECL npy_info parse();
+
+private:
+    [[noreturn]] NDSHM_DECL void fail(const std::string& why) const;
+    /// A valid .npy whose content ndshm does not support.
+    [[noreturn]] NDSHM_DECL void unsupported(const std::string& why, const std::string& fix) const;
+    char peek() const noexcept { return m_i < m_s.size() ? m_s[m_i] : '\0'; }
+    void ws() noexcept
+    {
+        while (m_i < m_s.size() && (m_s[m_i] == ' ' || m_s[m_i] == '\t' || m_s[m_i] == '\n' || m_s[m_i] == '\r')) {
+            ++m_i;
+        }
+    }
+    NDSHM_DECL void expect(char c);
+    NDSHM_DECL std::string_view string_literal(const char* what);
+    NDSHM_DECL bool boolean();
+    NDSHM_DECL std::vector<std::size_t> tuple();
+    NDSHM_DECL dtype descr(std::string_view d);
+
+    std::string_view m_s;
+    const std::string& m_name;
+    std::size_t m_i = 0;
+};
+
+/// Throws dtype_mismatch: the `holder` ("segment", "file") `name` holds `found`, not `want` as
+/// requested. The fix: to `verb` ("attach", "read") it with the element type for `found`, then `more`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_dtype_mismatch(const std::string& op, const std::string& name,
+                                                             const char* holder, dtype found, dtype want,
+                                                             const char* verb, const char* more, std::error_code code);
+
+/// Parses a complete `.npy` header at the start of `bytes[0, size)`. Checks magic, version, header
+/// length, the dict, and that the data it promises lies inside `total` bytes (the whole file or
+/// segment, of which `bytes` may hold only the first `size`). Throws format_error.
+NDSHM_DECL npy_info parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
+                              std::size_t total = SIZE_MAX);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::string npy_dict(dtype t, const std::vector<std::size_t>& shape, bool fortran_order)
 {
     std::string s = "{'descr': '";
     s += dtype_descr(t);
@@ -120,12 +176,8 @@ inline std::string npy_dict(dtype t, const std::vector<std::size_t>& shape, bool
     return s;
 }
 
-/// Writes a complete header into `out[0, data_offset)`, padded with spaces and a final newline so
-/// that the data starts at `data_offset`. Format 1.0, or 2.0 when the header does not fit 16 bits.
-/// The magic's first byte is left 0: the caller publishes the segment by storing it last.
-/// Returns false if the dict does not fit.
-inline bool write_npy_header(unsigned char* out, std::size_t data_offset, dtype t,
-                             const std::vector<std::size_t>& shape, bool fortran_order) noexcept
+bool write_npy_header(unsigned char* out, std::size_t data_offset, dtype t, const std::vector<std::size_t>& shape,
+                      bool fortran_order) noexcept
 {
     std::string dict;
     try {
@@ -152,233 +204,214 @@ inline bool write_npy_header(unsigned char* out, std::size_t data_offset, dtype 
     return true;
 }
 
-/// Parses the dict of a `.npy` header. Throws format_error naming `name` and the fault.
-class npy_dict_parser {
-public:
-    npy_dict_parser(std::string_view text, const std::string& name) : m_s(text), m_name(name) {}
-
-    npy_info parse()
-    {
-        npy_info info;
-        bool have_descr = false, have_order = false, have_shape = false;
+npy_info npy_dict_parser::parse()
+{
+    npy_info info;
+    bool have_descr = false, have_order = false, have_shape = false;
+    ws();
+    expect('{');
+    for (;;) {
         ws();
-        expect('{');
-        for (;;) {
-            ws();
-            if (peek() == '}') {
-                ++m_i;
-                break;
-            }
-            const std::string_view key = string_literal("a quoted key");
-            ws();
-            expect(':');
-            ws();
-            if (key == "descr") {
-                if (have_descr) {
-                    fail("key 'descr' appears twice");
-                }
-                if (peek() != '\'' && peek() != '"') {
-                    unsupported("structured or sub-array dtypes are not supported",
-                                "share each field as its own array of a plain numeric dtype such as '<f8'");
-                }
-                info.type = descr(string_literal("a descr string"));
-                have_descr = true;
-            } else if (key == "fortran_order") {
-                if (have_order) {
-                    fail("key 'fortran_order' appears twice");
-                }
-                info.fortran_order = boolean();
-                have_order = true;
-            } else if (key == "shape") {
-                if (have_shape) {
-                    fail("key 'shape' appears twice");
-                }
-                info.shape = tuple();
-                have_shape = true;
-            } else {
-                fail("unexpected key '" + std::string(key) +
-                     "' (a .npy header has exactly descr, fortran_order, shape)");
-            }
-            ws();
-            if (peek() == ',') {
-                ++m_i;
-            } else if (peek() != '}') {
-                fail("expected ',' or '}' after the value of '" + std::string(key) + "'");
-            }
-        }
-        // The padding (spaces and a final newline) is most of a 4 KiB header: compare it with a page of
-        // spaces (libc's vectorised memcmp), then check what is left byte by byte.
-        static const auto page_of_spaces = [] {
-            std::array<char, 4096> a{};
-            a.fill(' ');
-            return a;
-        }();
-        while (m_s.size() - m_i > 1) {
-            const std::size_t n = std::min(page_of_spaces.size(), m_s.size() - m_i - 1);
-            if (std::memcmp(m_s.data() + m_i, page_of_spaces.data(), n) != 0) {
-                break;
-            }
-            m_i += n;
-        }
-        while (m_i < m_s.size()) {
-            const char c = m_s[m_i++];
-            if (c != ' ' && c != '\n' && c != '\t' && c != '\r' && c != '\0') {
-                fail("unexpected text after the header dict");
-            }
-        }
-        if (!have_descr || !have_order || !have_shape) {
-            fail("the header lacks one of 'descr', 'fortran_order', 'shape'");
-        }
-        if (!checked_nbytes(info.shape, itemsize(info.type), info.size, info.nbytes)) {
-            fail("the shape's element count overflows");
-        }
-        return info;
-    }
-
-private:
-    [[noreturn]] void fail(const std::string& why) const
-    {
-        raise<format_error>("parse .npy header of", m_name, "corrupt header: " + why,
-                            "the segment or file is not a valid .npy; recreate it",
-                            make_error_code(errc::corrupt_header));
-    }
-    /// A valid .npy whose content ndshm does not support.
-    [[noreturn]] void unsupported(const std::string& why, const std::string& fix) const
-    {
-        raise<format_error>("parse .npy header of", m_name, why, fix, make_error_code(errc::unsupported_dtype));
-    }
-    char peek() const noexcept { return m_i < m_s.size() ? m_s[m_i] : '\0'; }
-    void ws() noexcept
-    {
-        while (m_i < m_s.size() && (m_s[m_i] == ' ' || m_s[m_i] == '\t' || m_s[m_i] == '\n' || m_s[m_i] == '\r')) {
+        if (peek() == '}') {
             ++m_i;
+            break;
+        }
+        const std::string_view key = string_literal("a quoted key");
+        ws();
+        expect(':');
+        ws();
+        if (key == "descr") {
+            if (have_descr) {
+                fail("key 'descr' appears twice");
+            }
+            if (peek() != '\'' && peek() != '"') {
+                unsupported("structured or sub-array dtypes are not supported",
+                            "share each field as its own array of a plain numeric dtype such as '<f8'");
+            }
+            info.type = descr(string_literal("a descr string"));
+            have_descr = true;
+        } else if (key == "fortran_order") {
+            if (have_order) {
+                fail("key 'fortran_order' appears twice");
+            }
+            info.fortran_order = boolean();
+            have_order = true;
+        } else if (key == "shape") {
+            if (have_shape) {
+                fail("key 'shape' appears twice");
+            }
+            info.shape = tuple();
+            have_shape = true;
+        } else {
+            fail("unexpected key '" + std::string(key) + "' (a .npy header has exactly descr, fortran_order, shape)");
+        }
+        ws();
+        if (peek() == ',') {
+            ++m_i;
+        } else if (peek() != '}') {
+            fail("expected ',' or '}' after the value of '" + std::string(key) + "'");
         }
     }
-    void expect(char c)
-    {
-        if (peek() != c) {
-            fail(std::string("expected '") + c + "'");
+    // The padding (spaces and a final newline) is most of a 4 KiB header: compare it with a page of
+    // spaces (libc's vectorised memcmp), then check what is left byte by byte.
+    static const auto page_of_spaces = [] {
+        std::array<char, 4096> a{};
+        a.fill(' ');
+        return a;
+    }();
+    while (m_s.size() - m_i > 1) {
+        const std::size_t n = std::min(page_of_spaces.size(), m_s.size() - m_i - 1);
+        if (std::memcmp(m_s.data() + m_i, page_of_spaces.data(), n) != 0) {
+            break;
+        }
+        m_i += n;
+    }
+    while (m_i < m_s.size()) {
+        const char c = m_s[m_i++];
+        if (c != ' ' && c != '\n' && c != '\t' && c != '\r' && c != '\0') {
+            fail("unexpected text after the header dict");
+        }
+    }
+    if (!have_descr || !have_order || !have_shape) {
+        fail("the header lacks one of 'descr', 'fortran_order', 'shape'");
+    }
+    if (!checked_nbytes(info.shape, itemsize(info.type), info.size, info.nbytes)) {
+        fail("the shape's element count overflows");
+    }
+    return info;
+}
+
+void npy_dict_parser::fail(const std::string& why) const
+{
+    raise<format_error>("parse .npy header of", m_name, "corrupt header: " + why,
+                        "the segment or file is not a valid .npy; recreate it", make_error_code(errc::corrupt_header));
+}
+
+void npy_dict_parser::unsupported(const std::string& why, const std::string& fix) const
+{
+    raise<format_error>("parse .npy header of", m_name, why, fix, make_error_code(errc::unsupported_dtype));
+}
+
+void npy_dict_parser::expect(char c)
+{
+    if (peek() != c) {
+        fail(std::string("expected '") + c + "'");
+    }
+    ++m_i;
+}
+
+std::string_view npy_dict_parser::string_literal(const char* what)
+{
+    const char q = peek();
+    if (q != '\'' && q != '"') {
+        fail(std::string("expected ") + what);
+    }
+    const std::size_t start = ++m_i;
+    while (m_i < m_s.size() && m_s[m_i] != q) {
+        if (m_s[m_i] == '\\' || m_s[m_i] == '\n' || m_i - start > 64) {
+            fail(std::string("malformed ") + what);
         }
         ++m_i;
     }
-    std::string_view string_literal(const char* what)
-    {
-        const char q = peek();
-        if (q != '\'' && q != '"') {
-            fail(std::string("expected ") + what);
-        }
-        const std::size_t start = ++m_i;
-        while (m_i < m_s.size() && m_s[m_i] != q) {
-            if (m_s[m_i] == '\\' || m_s[m_i] == '\n' || m_i - start > 64) {
-                fail(std::string("malformed ") + what);
-            }
+    if (m_i >= m_s.size()) {
+        fail(std::string("unterminated ") + what);
+    }
+    return m_s.substr(start, m_i++ - start);
+}
+
+bool npy_dict_parser::boolean()
+{
+    if (m_s.substr(m_i, 4) == "True") {
+        m_i += 4;
+        return true;
+    }
+    if (m_s.substr(m_i, 5) == "False") {
+        m_i += 5;
+        return false;
+    }
+    fail("fortran_order must be True or False");
+}
+
+std::vector<std::size_t> npy_dict_parser::tuple()
+{
+    std::vector<std::size_t> shape;
+    expect('(');
+    for (;;) {
+        ws();
+        if (peek() == ')') {
             ++m_i;
+            return shape;
         }
-        if (m_i >= m_s.size()) {
-            fail(std::string("unterminated ") + what);
+        if (peek() == '-') {
+            fail("negative dimension in shape");
         }
-        return m_s.substr(start, m_i++ - start);
-    }
-    bool boolean()
-    {
-        if (m_s.substr(m_i, 4) == "True") {
-            m_i += 4;
-            return true;
+        if (peek() < '0' || peek() > '9') {
+            fail("shape must be a tuple of non-negative integers");
         }
-        if (m_s.substr(m_i, 5) == "False") {
-            m_i += 5;
-            return false;
-        }
-        fail("fortran_order must be True or False");
-    }
-    std::vector<std::size_t> tuple()
-    {
-        std::vector<std::size_t> shape;
-        expect('(');
-        for (;;) {
-            ws();
-            if (peek() == ')') {
-                ++m_i;
-                return shape;
-            }
-            if (peek() == '-') {
-                fail("negative dimension in shape");
-            }
-            if (peek() < '0' || peek() > '9') {
-                fail("shape must be a tuple of non-negative integers");
-            }
-            std::uint64_t v = 0;
-            while (peek() >= '0' && peek() <= '9') {
-                const auto digit = static_cast<std::uint64_t>(peek() - '0');
-                if (v > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) {
-                    fail("dimension too large");
-                }
-                v = v * 10 + digit;
-                ++m_i;
-            }
-            if (peek() == 'L') { // written by Python 2
-                ++m_i;
-            }
-            if (v > static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max())) {
+        std::uint64_t v = 0;
+        while (peek() >= '0' && peek() <= '9') {
+            const auto digit = static_cast<std::uint64_t>(peek() - '0');
+            if (v > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) {
                 fail("dimension too large");
             }
-            if (shape.size() == npy_max_ndim) {
-                fail("more than 64 dimensions");
-            }
-            shape.push_back(static_cast<std::size_t>(v));
-            ws();
-            if (peek() == ',') {
-                ++m_i;
-            } else if (peek() != ')') {
-                fail("expected ',' or ')' in shape");
-            }
+            v = v * 10 + digit;
+            ++m_i;
+        }
+        if (peek() == 'L') { // written by Python 2
+            ++m_i;
+        }
+        if (v > static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max())) {
+            fail("dimension too large");
+        }
+        if (shape.size() == npy_max_ndim) {
+            fail("more than 64 dimensions");
+        }
+        shape.push_back(static_cast<std::size_t>(v));
+        ws();
+        if (peek() == ',') {
+            ++m_i;
+        } else if (peek() != ')') {
+            fail("expected ',' or ')' in shape");
         }
     }
-    dtype descr(std::string_view d)
-    {
-        const auto unsupported_dtype = [&] {
-            unsupported("unsupported dtype '" + std::string(d) + "'",
-                        "use one of bool, int8-int64, uint8-uint64, float32, float64, complex64, complex128, "
-                        "little-endian (in NumPy: arr.astype('<f8') or similar)");
-        };
-        if (d.size() < 2) {
-            fail("malformed descr '" + std::string(d) + "'");
-        }
-        const char order = d[0];
-        const std::string_view code = d.substr(1);
-        if (order == '>') {
-            unsupported("big-endian dtype '" + std::string(d) + "' is not supported",
-                        "convert it to little-endian first, e.g. arr.astype(arr.dtype.newbyteorder('<'))");
-        }
-        if (order != '<' && order != '|' && order != '=') {
-            unsupported_dtype();
-        }
-        static constexpr dtype all[] = {dtype::bool_,     dtype::int8,    dtype::int16,   dtype::int32,
-                                        dtype::int64,     dtype::uint8,   dtype::uint16,  dtype::uint32,
-                                        dtype::uint64,    dtype::float32, dtype::float64, dtype::complex64,
-                                        dtype::complex128};
-        for (dtype t : all) {
-            if (code == std::string_view(dtype_descr(t)).substr(1)) {
-                if (order == '|' && itemsize(t) != 1) {
-                    break; // '|' means "no byte order", which only fits one-byte types
-                }
-                return t;
-            }
-        }
+}
+
+dtype npy_dict_parser::descr(std::string_view d)
+{
+    const auto unsupported_dtype = [&] {
+        unsupported("unsupported dtype '" + std::string(d) + "'",
+                    "use one of bool, int8-int64, uint8-uint64, float32, float64, complex64, complex128, "
+                    "little-endian (in NumPy: arr.astype('<f8') or similar)");
+    };
+    if (d.size() < 2) {
+        fail("malformed descr '" + std::string(d) + "'");
+    }
+    const char order = d[0];
+    const std::string_view code = d.substr(1);
+    if (order == '>') {
+        unsupported("big-endian dtype '" + std::string(d) + "' is not supported",
+                    "convert it to little-endian first, e.g. arr.astype(arr.dtype.newbyteorder('<'))");
+    }
+    if (order != '<' && order != '|' && order != '=') {
         unsupported_dtype();
-        return dtype::float64; // not reached: unsupported() throws
     }
+    static constexpr dtype all[] = {dtype::bool_,   dtype::int8,      dtype::int16,     dtype::int32,  dtype::int64,
+                                    dtype::uint8,   dtype::uint16,    dtype::uint32,    dtype::uint64, dtype::float32,
+                                    dtype::float64, dtype::complex64, dtype::complex128};
+    for (dtype t : all) {
+        if (code == std::string_view(dtype_descr(t)).substr(1)) {
+            if (order == '|' && itemsize(t) != 1) {
+                break; // '|' means "no byte order", which only fits one-byte types
+            }
+            return t;
+        }
+    }
+    unsupported_dtype();
+    return dtype::float64; // not reached: unsupported() throws
+}
 
-    std::string_view m_s;
-    const std::string& m_name;
-    std::size_t m_i = 0;
-};
-
-/// Throws dtype_mismatch: the `holder` ("segment", "file") `name` holds `found`, not `want` as
-/// requested. The fix: to `verb` ("attach", "read") it with the element type for `found`, then `more`.
-[[noreturn, gnu::cold]] inline void raise_dtype_mismatch(const std::string& op, const std::string& name,
-                                                         const char* holder, dtype found, dtype want, const char* verb,
-                                                         const char* more, std::error_code code)
+void raise_dtype_mismatch(const std::string& op, const std::string& name, const char* holder, dtype found, dtype want,
+                          const char* verb, const char* more, std::error_code code)
 {
     raise<dtype_mismatch>(op, name,
                           std::string("the ") + holder + " holds " + dtype_name(found) + " ('" + dtype_descr(found) +
@@ -386,11 +419,7 @@ private:
                           std::string(verb) + " it with the element type for " + dtype_name(found) + more, code);
 }
 
-/// Parses a complete `.npy` header at the start of `bytes[0, size)`. Checks magic, version, header
-/// length, the dict, and that the data it promises lies inside `total` bytes (the whole file or
-/// segment, of which `bytes` may hold only the first `size`). Throws format_error.
-inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
-                          std::size_t total = SIZE_MAX)
+npy_info parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name, std::size_t total)
 {
     if (total == SIZE_MAX) {
         total = size;
@@ -433,5 +462,6 @@ inline npy_info parse_npy(const unsigned char* bytes, std::size_t size, const st
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
