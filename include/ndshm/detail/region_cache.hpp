@@ -14,6 +14,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "config.hpp"
 #include "mapping.hpp"
 #include "npy.hpp"
 #include "segment_location.hpp"
@@ -37,46 +38,14 @@ class region_cache {
 public:
     /// The live region of file `id` (mapped writable or not) of `size` bytes (SIZE_MAX: of any size),
     /// and its layout; null if there is none.
-    std::shared_ptr<const region> find(file_id id, bool writable, std::size_t size, segment_layout& layout)
-    {
-        std::lock_guard<std::mutex> g(m_mutex);
-        const auto it = m_entries.find(key{id.dev, id.ino, writable});
-        if (it == m_entries.end()) {
-            return nullptr;
-        }
-        auto r = it->second.memory.lock();
-        const entry& e = it->second;
-        if (!r || (size != SIZE_MAX && r->size() != size) ||
-            std::memcmp(r->base(), e.header.data(), e.header_size) != 0) {
-            return nullptr; // stale: the attach that follows overwrites the entry (or a sweep drops it)
-        }
-        layout = it->second.layout;
-        return r;
-    }
+    NDSHM_DECL std::shared_ptr<const region> find(file_id id, bool writable, std::size_t size, segment_layout& layout);
 
     /// Remembers `r`, a mapping of file `id`, its layout and the header it was parsed from (its first
     /// `header_size` bytes: the dict's closing brace is among them, since the header parsed). What
     /// follows the dict is padding, so any change of the dict (a reshape) changes one of the bytes up
     /// to and including the old dict's brace.
-    void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const segment_layout& layout,
-                  const unsigned char* header, std::size_t header_size)
-    {
-        entry e{r, layout, {}, 0};
-        const auto* brace = static_cast<const unsigned char*>(std::memchr(header, '}', header_size));
-        if (!id.known() || brace == nullptr || static_cast<std::size_t>(brace - header) + 1 > e.header.size()) {
-            return; // a dict longer than ndshm writes (dozens of dimensions) is read again each time
-        }
-        e.header_size = static_cast<std::size_t>(brace - header) + 1;
-        std::memcpy(e.header.data(), header, e.header_size);
-        std::lock_guard<std::mutex> g(m_mutex);
-        if (m_entries.size() >= m_sweep_at) { // drop the entries of regions that are gone
-            for (auto it = m_entries.begin(); it != m_entries.end();) {
-                it = it->second.memory.expired() ? m_entries.erase(it) : std::next(it);
-            }
-            m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
-        }
-        m_entries[key{id.dev, id.ino, writable}] = std::move(e);
-    }
+    NDSHM_DECL void remember(file_id id, bool writable, const std::shared_ptr<const region>& r,
+                             const segment_layout& layout, const unsigned char* header, std::size_t header_size);
 
 private:
     struct key {
@@ -98,17 +67,62 @@ private:
     std::size_t m_sweep_at = 64;
 };
 
-inline region_cache& attached_regions()
+NDSHM_DECL region_cache& attached_regions();
+
+/// Lets later attaches of the segment of `m` (published, holding `info`'s array, of `kind`) share its
+/// mapping. `header` is the segment's header as it was parsed (its first info.data_offset bytes; by
+/// default those of the mapping).
+NDSHM_DECL void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind,
+                                const unsigned char* header = nullptr);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::shared_ptr<const region> region_cache::find(file_id id, bool writable, std::size_t size, segment_layout& layout)
+{
+    std::lock_guard<std::mutex> g(m_mutex);
+    const auto it = m_entries.find(key{id.dev, id.ino, writable});
+    if (it == m_entries.end()) {
+        return nullptr;
+    }
+    auto r = it->second.memory.lock();
+    const entry& e = it->second;
+    if (!r || (size != SIZE_MAX && r->size() != size) || std::memcmp(r->base(), e.header.data(), e.header_size) != 0) {
+        return nullptr; // stale: the attach that follows overwrites the entry (or a sweep drops it)
+    }
+    layout = it->second.layout;
+    return r;
+}
+
+void region_cache::remember(file_id id, bool writable, const std::shared_ptr<const region>& r,
+                            const segment_layout& layout, const unsigned char* header, std::size_t header_size)
+{
+    entry e{r, layout, {}, 0};
+    const auto* brace = static_cast<const unsigned char*>(std::memchr(header, '}', header_size));
+    if (!id.known() || brace == nullptr || static_cast<std::size_t>(brace - header) + 1 > e.header.size()) {
+        return; // a dict longer than ndshm writes (dozens of dimensions) is read again each time
+    }
+    e.header_size = static_cast<std::size_t>(brace - header) + 1;
+    std::memcpy(e.header.data(), header, e.header_size);
+    std::lock_guard<std::mutex> g(m_mutex);
+    if (m_entries.size() >= m_sweep_at) { // drop the entries of regions that are gone
+        for (auto it = m_entries.begin(); it != m_entries.end();) {
+            it = it->second.memory.expired() ? m_entries.erase(it) : std::next(it);
+        }
+        m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
+    }
+    m_entries[key{id.dev, id.ino, writable}] = std::move(e);
+}
+
+region_cache& attached_regions()
 {
     static region_cache c;
     return c;
 }
 
-/// Lets later attaches of the segment of `m` (published, holding `info`'s array, of `kind`) share its
-/// mapping. `header` is the segment's header as it was parsed (its first info.data_offset bytes; by
-/// default those of the mapping).
-inline void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind,
-                            const unsigned char* header = nullptr)
+void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind, const unsigned char* header)
 {
     segment_layout layout;
     layout.info = info;
@@ -121,5 +135,6 @@ inline void remember_layout(const mapping& m, const npy_info& info, std::uint32_
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

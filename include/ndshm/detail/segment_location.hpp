@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "../options.hpp"
+#include "config.hpp"
 #include "sys.hpp"
 
 namespace ndshm::detail {
@@ -21,8 +22,8 @@ struct location {
     std::string dir;
     std::string name;
 
-    bool operator<(const location& o) const { return std::tie(dir, name) < std::tie(o.dir, o.name); }
-    std::string path() const { return dir.empty() ? "/" + name : dir + "/" + name; }
+    NDSHM_DECL bool operator<(const location& o) const;
+    NDSHM_DECL std::string path() const;
 };
 
 /// A file's identity: its device and inode. A name that resolves to the same identity names the same
@@ -41,7 +42,61 @@ inline file_id id_of(const struct stat& st) noexcept
 }
 
 /// The directory backend in force for `opt`: its directory, else $NDSHM_DIR, else "" (POSIX shm).
-inline std::string backend_dir(const options& opt)
+NDSHM_DECL std::string backend_dir(const options& opt);
+
+/// Where generated and listed segments of the POSIX namespace are visible as files.
+inline constexpr const char* posix_shm_dir = "/dev/shm";
+
+/// The directory where the segments of the backend `dir` (empty: POSIX shm) are visible as files.
+NDSHM_DECL std::string namespace_dir(const std::string& dir);
+
+/// namespace_dir(dir) as messages show it: on Windows the default segment directory's real path
+/// (%LOCALAPPDATA%\\ndshm) instead of the /dev/shm the sys() table translates.
+NDSHM_DECL std::string shown_dir(const std::string& dir);
+
+/// Opens `l` with open(2) flags `flags`; returns the fd or -1 with errno set.
+NDSHM_DECL int open_location(const location& l, int flags, mode_t mode);
+
+/// The system call that opens `l`, for messages: shm_open, or open in a directory backend.
+inline const char* open_call(const location& l) noexcept { return l.dir.empty() ? "shm_open" : "open"; }
+
+/// The system call that removes `l`, for messages: shm_unlink, or unlink in a directory backend.
+inline const char* unlink_call(const location& l) noexcept { return l.dir.empty() ? "shm_unlink" : "unlink"; }
+
+/// "<what> belongs to uid <uid>, not to uid <this process's uid>": why a file of another user is refused.
+NDSHM_DECL std::string owned_by_other(const std::string& what, std::uint64_t uid);
+
+/// Removes the name `l`; returns 0 or an errno value.
+NDSHM_DECL int unlink_location(const location& l) noexcept;
+
+/// Where the name `l` is visible as a file: /dev/shm/NAME for POSIX shared memory on Linux (where
+/// glibc's shm_open puts it), DIR/NAME in a directory backend.
+NDSHM_DECL std::string file_path(const location& l);
+
+/// Whether the name `l` still names the file `id` (without following a symbolic link): 0 if it does,
+/// ESTALE if it names another file now (removed and created again), else the errno of the look-up
+/// (ENOENT: the name is gone).
+NDSHM_DECL int names_file(const location& l, file_id id) noexcept;
+
+/// Removes the name `l` only while it still names the file `id`: a name that someone unlinked and
+/// someone else created again is left to its new owner. The caller must hold the file `id` (a mapping
+/// or a descriptor of it) meanwhile: a file system may give a freed inode number to a new file. Returns
+/// 0, ENOENT (the name is gone), ESTALE (it names another file now: left alone), or the errno of the
+/// check or of the unlink. The check and the unlink are two system calls: a name that is unlinked and
+/// created again in the microseconds between them can still go (no system call removes a name only if
+/// it names a given file).
+NDSHM_DECL int unlink_if_same(const location& l, file_id id) noexcept;
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+bool location::operator<(const location& o) const { return std::tie(dir, name) < std::tie(o.dir, o.name); }
+
+std::string location::path() const { return dir.empty() ? "/" + name : dir + "/" + name; }
+
+std::string backend_dir(const options& opt)
 {
     if (!opt.directory.empty()) {
         return opt.directory;
@@ -50,15 +105,9 @@ inline std::string backend_dir(const options& opt)
     return env != nullptr ? std::string(env) : std::string();
 }
 
-/// Where generated and listed segments of the POSIX namespace are visible as files.
-inline constexpr const char* posix_shm_dir = "/dev/shm";
+std::string namespace_dir(const std::string& dir) { return dir.empty() ? std::string(posix_shm_dir) : dir; }
 
-/// The directory where the segments of the backend `dir` (empty: POSIX shm) are visible as files.
-inline std::string namespace_dir(const std::string& dir) { return dir.empty() ? std::string(posix_shm_dir) : dir; }
-
-/// namespace_dir(dir) as messages show it: on Windows the default segment directory's real path
-/// (%LOCALAPPDATA%\\ndshm) instead of the /dev/shm the sys() table translates.
-inline std::string shown_dir(const std::string& dir)
+std::string shown_dir(const std::string& dir)
 {
 #ifdef _WIN32
     return native_path(namespace_dir(dir).c_str());
@@ -67,8 +116,7 @@ inline std::string shown_dir(const std::string& dir)
 #endif
 }
 
-/// Opens `l` with open(2) flags `flags`; returns the fd or -1 with errno set.
-inline int open_location(const location& l, int flags, mode_t mode)
+int open_location(const location& l, int flags, mode_t mode)
 {
     // O_NONBLOCK: a FIFO planted under the name must not block the open (no effect on regular files).
     flags |= O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
@@ -78,20 +126,12 @@ inline int open_location(const location& l, int flags, mode_t mode)
     return retry_eintr([&] { return sys().openat(AT_FDCWD, l.path().c_str(), flags, mode); });
 }
 
-/// The system call that opens `l`, for messages: shm_open, or open in a directory backend.
-inline const char* open_call(const location& l) noexcept { return l.dir.empty() ? "shm_open" : "open"; }
-
-/// The system call that removes `l`, for messages: shm_unlink, or unlink in a directory backend.
-inline const char* unlink_call(const location& l) noexcept { return l.dir.empty() ? "shm_unlink" : "unlink"; }
-
-/// "<what> belongs to uid <uid>, not to uid <this process's uid>": why a file of another user is refused.
-inline std::string owned_by_other(const std::string& what, std::uint64_t uid)
+std::string owned_by_other(const std::string& what, std::uint64_t uid)
 {
     return what + " belongs to uid " + std::to_string(uid) + ", not to uid " + std::to_string(current_uid());
 }
 
-/// Removes the name `l`; returns 0 or an errno value.
-inline int unlink_location(const location& l) noexcept
+int unlink_location(const location& l) noexcept
 {
     const int r = retry_eintr([&] {
         return l.dir.empty() ? sys().shm_unlink(l.path().c_str()) : sys().unlinkat(AT_FDCWD, l.path().c_str(), 0);
@@ -99,14 +139,9 @@ inline int unlink_location(const location& l) noexcept
     return r == 0 ? 0 : errno;
 }
 
-/// Where the name `l` is visible as a file: /dev/shm/NAME for POSIX shared memory on Linux (where
-/// glibc's shm_open puts it), DIR/NAME in a directory backend.
-inline std::string file_path(const location& l) { return namespace_dir(l.dir) + "/" + l.name; }
+std::string file_path(const location& l) { return namespace_dir(l.dir) + "/" + l.name; }
 
-/// Whether the name `l` still names the file `id` (without following a symbolic link): 0 if it does,
-/// ESTALE if it names another file now (removed and created again), else the errno of the look-up
-/// (ENOENT: the name is gone).
-inline int names_file(const location& l, file_id id) noexcept
+int names_file(const location& l, file_id id) noexcept
 {
     struct stat st {};
     const std::string path = file_path(l);
@@ -116,14 +151,7 @@ inline int names_file(const location& l, file_id id) noexcept
     return id_of(st) == id ? 0 : ESTALE;
 }
 
-/// Removes the name `l` only while it still names the file `id`: a name that someone unlinked and
-/// someone else created again is left to its new owner. The caller must hold the file `id` (a mapping
-/// or a descriptor of it) meanwhile: a file system may give a freed inode number to a new file. Returns
-/// 0, ENOENT (the name is gone), ESTALE (it names another file now: left alone), or the errno of the
-/// check or of the unlink. The check and the unlink are two system calls: a name that is unlinked and
-/// created again in the microseconds between them can still go (no system call removes a name only if
-/// it names a given file).
-inline int unlink_if_same(const location& l, file_id id) noexcept
+int unlink_if_same(const location& l, file_id id) noexcept
 {
     if (!id.known()) {
         return unlink_location(l);
@@ -133,5 +161,6 @@ inline int unlink_if_same(const location& l, file_id id) noexcept
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "config.hpp"
 #include "directory.hpp"
 #include "segment_location.hpp"
 #include "sys.hpp"
@@ -23,7 +24,63 @@ namespace ndshm::detail {
 inline constexpr const char* name_prefix = "ndshm_";
 
 /// The per-user part of generated names: `ndshm_<uid in base 36>_`.
-inline std::string user_prefix(uid_t uid)
+NDSHM_DECL std::string user_prefix(uid_t uid);
+
+/// Bits of randomness in a generated name.
+inline constexpr int name_random_bits = 80;
+
+/// Fills `n` bytes at `out` from the kernel's CSPRNG: getrandom, or /dev/urandom where getrandom is
+/// missing (ENOSYS: a kernel before 3.17), refused (EPERM: a seccomp filter) or reports EAGAIN. Throws
+/// if neither can be read: a name must never be predictable.
+NDSHM_DECL void random_bytes(unsigned char* out, std::size_t n, const std::string& op);
+
+/// A fresh name: the user prefix and 16 base-32 characters (80 bits) from the kernel's CSPRNG.
+/// At most 6 + 7 + 1 + 16 = 30 characters.
+NDSHM_DECL std::string generate_name(const std::string& op = "create");
+
+/// The segment name in `name`: a POSIX-style "/img", as shm_open takes it, names the segment "img".
+NDSHM_DECL std::string segment_name(const std::string& name);
+
+/// True for a character that segment names may hold: [A-Za-z0-9._-].
+constexpr bool segment_name_char(char c) noexcept
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+/// True if the `room` bytes at `s` hold a usable segment name: 1 to room-1 characters of
+/// [A-Za-z0-9._-], NUL-terminated, not starting with '.'. For names that a queue's or a container's
+/// table holds in shared memory: untrusted bytes.
+NDSHM_DECL bool valid_segment_name(const char* s, std::size_t room, std::string& name);
+
+/// Throws unless `name` is a usable segment name.
+NDSHM_DECL void check_name(const std::string& op, const std::string& name);
+
+/// Collects the names in `dir` that start with `prefix` (any name for "") and are regular files of the calling
+/// user. Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
+/// @throws the ndshm error that fits the errno if the directory cannot be listed
+NDSHM_DECL bool list_user_files_with_prefix(const std::string& op, const std::string& dir, const char* prefix,
+                                            std::vector<std::string>& names);
+
+/// The names of the calling user's regular files in `dir` that start with `ndshm_`.
+inline bool list_user_segments(const std::string& op, const std::string& dir, std::vector<std::string>& names)
+{
+    return list_user_files_with_prefix(op, dir, name_prefix, names);
+}
+
+/// The names of the calling user's regular files in `dir`, whatever their names ("." and ".." aside).
+/// Returns false if `dir` is /dev/shm and does not exist.
+inline bool list_user_files(const std::string& op, const std::string& dir, std::vector<std::string>& names)
+{
+    return list_user_files_with_prefix(op, dir, "", names);
+}
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::string user_prefix(uid_t uid)
 {
     std::string tag;
     std::uint64_t v = uid;
@@ -34,13 +91,7 @@ inline std::string user_prefix(uid_t uid)
     return name_prefix + tag + "_";
 }
 
-/// Bits of randomness in a generated name.
-inline constexpr int name_random_bits = 80;
-
-/// Fills `n` bytes at `out` from the kernel's CSPRNG: getrandom, or /dev/urandom where getrandom is
-/// missing (ENOSYS: a kernel before 3.17), refused (EPERM: a seccomp filter) or reports EAGAIN. Throws
-/// if neither can be read: a name must never be predictable.
-inline void random_bytes(unsigned char* out, std::size_t n, const std::string& op)
+void random_bytes(unsigned char* out, std::size_t n, const std::string& op)
 {
     std::size_t got = 0;
     int getrandom_err = 0;
@@ -89,9 +140,7 @@ inline void random_bytes(unsigned char* out, std::size_t n, const std::string& o
                  errno_code(err != 0 ? err : getrandom_err));
 }
 
-/// A fresh name: the user prefix and 16 base-32 characters (80 bits) from the kernel's CSPRNG.
-/// At most 6 + 7 + 1 + 16 = 30 characters.
-inline std::string generate_name(const std::string& op = "create")
+std::string generate_name(const std::string& op)
 {
     unsigned char rnd[10];
     random_bytes(rnd, sizeof rnd, op);
@@ -108,23 +157,9 @@ inline std::string generate_name(const std::string& op = "create")
     return s;
 }
 
-/// The segment name in `name`: a POSIX-style "/img", as shm_open takes it, names the segment "img".
-inline std::string segment_name(const std::string& name)
-{
-    return name.size() > 1 && name[0] == '/' ? name.substr(1) : name;
-}
+std::string segment_name(const std::string& name) { return name.size() > 1 && name[0] == '/' ? name.substr(1) : name; }
 
-/// True for a character that segment names may hold: [A-Za-z0-9._-].
-constexpr bool segment_name_char(char c) noexcept
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-}
-
-/// True if the `room` bytes at `s` hold a usable segment name: 1 to room-1 characters of
-/// [A-Za-z0-9._-], NUL-terminated, not starting with '.'. For names that a queue's or a container's
-/// table holds in shared memory: untrusted bytes.
-inline bool valid_segment_name(const char* s, std::size_t room, std::string& name)
+bool valid_segment_name(const char* s, std::size_t room, std::string& name)
 {
     const void* nul = std::memchr(s, '\0', room);
     if (nul == nullptr || nul == s || s[0] == '.') {
@@ -140,8 +175,7 @@ inline bool valid_segment_name(const char* s, std::size_t room, std::string& nam
     return true;
 }
 
-/// Throws unless `name` is a usable segment name.
-inline void check_name(const std::string& op, const std::string& name)
+void check_name(const std::string& op, const std::string& name)
 {
     const auto bad = [&](const std::string& why) {
         raise<error>(op, name, "invalid segment name: " + why,
@@ -162,11 +196,8 @@ inline void check_name(const std::string& op, const std::string& name)
     }
 }
 
-/// Collects the names in `dir` that start with `prefix` (any name for "") and are regular files of the calling
-/// user. Returns false if `dir` is /dev/shm and does not exist (no POSIX shm listing on this system).
-/// @throws the ndshm error that fits the errno if the directory cannot be listed
-inline bool list_user_files_with_prefix(const std::string& op, const std::string& dir, const char* prefix,
-                                        std::vector<std::string>& names)
+bool list_user_files_with_prefix(const std::string& op, const std::string& dir, const char* prefix,
+                                 std::vector<std::string>& names)
 {
     dir_guard d(dir.c_str());
     if (d.get() == nullptr) {
@@ -203,19 +234,7 @@ inline bool list_user_files_with_prefix(const std::string& op, const std::string
     }
 }
 
-/// The names of the calling user's regular files in `dir` that start with `ndshm_`.
-inline bool list_user_segments(const std::string& op, const std::string& dir, std::vector<std::string>& names)
-{
-    return list_user_files_with_prefix(op, dir, name_prefix, names);
-}
-
-/// The names of the calling user's regular files in `dir`, whatever their names ("." and ".." aside).
-/// Returns false if `dir` is /dev/shm and does not exist.
-inline bool list_user_files(const std::string& op, const std::string& dir, std::vector<std::string>& names)
-{
-    return list_user_files_with_prefix(op, dir, "", names);
-}
-
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

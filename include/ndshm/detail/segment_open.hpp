@@ -18,6 +18,7 @@
 
 #include "../error.hpp"
 #include "../options.hpp"
+#include "config.hpp"
 #include "mapping.hpp"
 #include "npy.hpp"
 #include "region_cache.hpp"
@@ -31,40 +32,13 @@ namespace ndshm::detail {
 
 /// Reads up to `n` bytes at `off` with pread (no page of the segment gets mapped or faulted in);
 /// returns the count read. Throws on an I/O error.
-inline std::size_t read_at(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op,
-                           const std::string& name)
-{
-    std::size_t got = 0;
-    while (got < n) {
-        const ssize_t r = sys().pread(fd, static_cast<unsigned char*>(buf) + got, n - got,
-                                      static_cast<off_t>(off + got));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            raise_errno(op, name, errno, "pread");
-        }
-        if (r == 0) {
-            break;
-        }
-        got += static_cast<std::size_t>(r);
-    }
-    return got;
-}
+NDSHM_DECL std::size_t read_at(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op,
+                               const std::string& name);
 
 /// True if `uid` is this process's effective uid. The last answer of geteuid() is remembered, so that
 /// attach makes no system call for it; any other uid asks again. A process that changed its effective
 /// uid thus still accepts segments of the uid it ran as before, never those of a uid it did not have.
-inline bool is_own_uid(uid_t uid) noexcept
-{
-    static std::atomic<uid_t> last{static_cast<uid_t>(-1)};
-    if (uid == last.load(std::memory_order_relaxed) && uid != static_cast<uid_t>(-1)) {
-        return true;
-    }
-    const uid_t me = current_uid();
-    last.store(me, std::memory_order_relaxed);
-    return uid == me;
-}
+NDSHM_DECL bool is_own_uid(uid_t uid) noexcept;
 
 /// A segment up to this size is read whole before it is mapped (header and trailer in one read).
 inline constexpr std::size_t small_segment = 16384;
@@ -90,8 +64,57 @@ struct published_segment {
 /// opt.ready_timeout for its creator to publish it. Reads with pread, so a segment that is refused
 /// never gets mapped. With `shared`, a segment this process already maps (see region_cache) is not
 /// read: `mapped` and `layout` are set instead.
-inline published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op,
-                                        bool shared = false)
+NDSHM_DECL published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op,
+                                            bool shared = false);
+
+/// Maps all of a published segment. A sparse segment (one whose writer left holes) is reserved first,
+/// or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
+NDSHM_DECL std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt,
+                                                  const std::string& op);
+
+/// Opens, waits for publication and maps all of an existing segment. The caller parses its contents.
+inline std::shared_ptr<mapping> open_segment(const options& opt, const std::string& name, const std::string& op)
+{
+    return map_published(open_published(opt, name, op), opt, op);
+}
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::size_t read_at(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op, const std::string& name)
+{
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = sys().pread(fd, static_cast<unsigned char*>(buf) + got, n - got,
+                                      static_cast<off_t>(off + got));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            raise_errno(op, name, errno, "pread");
+        }
+        if (r == 0) {
+            break;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return got;
+}
+
+bool is_own_uid(uid_t uid) noexcept
+{
+    static std::atomic<uid_t> last{static_cast<uid_t>(-1)};
+    if (uid == last.load(std::memory_order_relaxed) && uid != static_cast<uid_t>(-1)) {
+        return true;
+    }
+    const uid_t me = current_uid();
+    last.store(me, std::memory_order_relaxed);
+    return uid == me;
+}
+
+published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op, bool shared)
 {
     const std::string name = segment_name(posix_name);
     check_name(op, name);
@@ -164,9 +187,7 @@ inline published_segment open_published(const options& opt, const std::string& p
     }
 }
 
-/// Maps all of a published segment. A sparse segment (one whose writer left holes) is reserved first,
-/// or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
-inline std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt, const std::string& op)
+std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt, const std::string& op)
 {
     if (seg.size == 0) {
         raise<format_error>(op, seg.loc.name, "the segment is empty", "remove it or use another name",
@@ -182,12 +203,7 @@ inline std::shared_ptr<mapping> map_published(const published_segment& seg, cons
     return m;
 }
 
-/// Opens, waits for publication and maps all of an existing segment. The caller parses its contents.
-inline std::shared_ptr<mapping> open_segment(const options& opt, const std::string& name, const std::string& op)
-{
-    return map_published(open_published(opt, name, op), opt, op);
-}
-
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
