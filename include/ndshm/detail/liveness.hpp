@@ -29,6 +29,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "config.hpp"
 #include "sys.hpp"
 
 namespace ndshm::detail {
@@ -97,86 +98,15 @@ inline int open_proc_file(const char* path) noexcept
 
 /// Reads from `fd` into `buf` until `n` bytes are read or the file ends, through sys(), retrying EINTR.
 /// Returns the count read, or -1 with errno set.
-inline ssize_t read_up_to(int fd, char* buf, std::size_t n) noexcept
-{
-    std::size_t got = 0;
-    while (got < n) {
-        const ssize_t r = sys().read(fd, buf + got, n - got);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        if (r == 0) {
-            break;
-        }
-        got += static_cast<std::size_t>(r);
-    }
-    return static_cast<ssize_t>(got);
-}
+NDSHM_DECL ssize_t read_up_to(int fd, char* buf, std::size_t n) noexcept;
 
 /// Reads the whole text file `path` (a /proc file) into `out` through sys(), at most `limit` bytes.
 /// Returns 0 or the errno that stopped it (ESRCH, when the process went away, is given as ENOENT).
-inline int read_proc_file(const char* path, std::string& out, std::size_t limit = std::size_t(64) << 20)
-{
-    out.clear();
-    const int fd = open_proc_file(path);
-    if (fd < 0) {
-        return errno == ESRCH ? ENOENT : errno;
-    }
-    int err = 0;
-    char buf[4096];
-    while (out.size() < limit) {
-        const ssize_t r = read_up_to(fd, buf, sizeof buf);
-        if (r < 0) {
-            err = errno == ESRCH ? ENOENT : errno;
-            break;
-        }
-        out.append(buf, static_cast<std::size_t>(r));
-        if (static_cast<std::size_t>(r) < sizeof buf) {
-            break;
-        }
-    }
-    (void)sys().close(fd);
-    return err;
-}
+NDSHM_DECL int read_proc_file(const char* path, std::string& out, std::size_t limit = std::size_t(64) << 20);
 
 /// Reads /proc/PID/stat (a pid or a tid) through sys(). Returns 0, or the errno that stopped it
 /// (ENOENT: no such entry; EILSEQ: the entry did not parse). Opens one descriptor for the read.
-inline int read_proc_stat(std::uint64_t pid, proc_stat& out) noexcept
-{
-#ifdef _WIN32
-    return sys_win32::process_stat(pid, out.state, out.start); // no /proc: the process's (or thread's) times
-#endif
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%llu/stat", static_cast<unsigned long long>(pid));
-    const int fd = open_proc_file(path);
-    if (fd < 0) {
-        return errno;
-    }
-    char buf[1024];
-    const ssize_t r = read_up_to(fd, buf, sizeof buf - 1);
-    const int err = r < 0 ? errno : 0;
-    (void)sys().close(fd);
-    if (err != 0) {
-        return err == ESRCH ? ENOENT : err; // ESRCH: the process went away between open and read
-    }
-    const auto n = static_cast<std::size_t>(r);
-    buf[n] = '\0';
-    // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
-    const char* p = std::strrchr(buf, ')');
-    char state = '?';
-    unsigned long long start = 0;
-    if (p == nullptr ||
-        std::sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
-                    &start) != 2) {
-        return EILSEQ;
-    }
-    out.state = state;
-    out.start = start;
-    return 0;
-}
+NDSHM_DECL int read_proc_stat(std::uint64_t pid, proc_stat& out) noexcept;
 
 /// Start time of process (or thread) `pid` in clock ticks since boot, or 0 if it cannot be read.
 /// Together with the pid it identifies a process even after the pid is reused.
@@ -233,7 +163,111 @@ struct proc_probe {
     proc_stat stat;
 };
 
-inline proc_probe probe_process(std::uint64_t pid) noexcept
+NDSHM_DECL proc_probe probe_process(std::uint64_t pid) noexcept;
+
+/// Probes by pid.
+using proc_cache = std::map<std::uint64_t, proc_probe>;
+
+/// Applies the positive-evidence rule to a probe of `pid`, recorded with start time `start` (0: none
+/// was recorded).
+NDSHM_DECL process_check judge_process(std::uint64_t pid, std::uint64_t start, const proc_probe& p);
+
+/// Whether process (or thread) `pid`, recorded with start time `start` (0: none recorded), still
+/// runs. `cache` (optional) remembers each pid's probe.
+NDSHM_DECL process_check check_process(std::uint64_t pid, std::uint64_t start, proc_cache* cache = nullptr);
+
+/// True if the holder recorded as `pid` with start time `start` (the holder of a channel slot, of a
+/// pooled queue segment) holds nothing any more: the record names no valid pid, or that process is dead
+/// by the rule above. What it held may be taken back. `check`, if given, receives the verdict.
+NDSHM_DECL bool holder_gone(std::uint64_t pid, std::uint64_t start, proc_cache* cache, process_check* check = nullptr);
+
+/// The inode of this process's pid namespace (/proc/self/ns/pid), 0 if unknown. Pids recorded by a
+/// process of another pid namespace mean nothing here.
+NDSHM_DECL std::uint64_t pid_namespace_id() noexcept;
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+ssize_t read_up_to(int fd, char* buf, std::size_t n) noexcept
+{
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r = sys().read(fd, buf + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        if (r == 0) {
+            break;
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return static_cast<ssize_t>(got);
+}
+
+int read_proc_file(const char* path, std::string& out, std::size_t limit)
+{
+    out.clear();
+    const int fd = open_proc_file(path);
+    if (fd < 0) {
+        return errno == ESRCH ? ENOENT : errno;
+    }
+    int err = 0;
+    char buf[4096];
+    while (out.size() < limit) {
+        const ssize_t r = read_up_to(fd, buf, sizeof buf);
+        if (r < 0) {
+            err = errno == ESRCH ? ENOENT : errno;
+            break;
+        }
+        out.append(buf, static_cast<std::size_t>(r));
+        if (static_cast<std::size_t>(r) < sizeof buf) {
+            break;
+        }
+    }
+    (void)sys().close(fd);
+    return err;
+}
+
+int read_proc_stat(std::uint64_t pid, proc_stat& out) noexcept
+{
+#ifdef _WIN32
+    return sys_win32::process_stat(pid, out.state, out.start); // no /proc: the process's (or thread's) times
+#endif
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%llu/stat", static_cast<unsigned long long>(pid));
+    const int fd = open_proc_file(path);
+    if (fd < 0) {
+        return errno;
+    }
+    char buf[1024];
+    const ssize_t r = read_up_to(fd, buf, sizeof buf - 1);
+    const int err = r < 0 ? errno : 0;
+    (void)sys().close(fd);
+    if (err != 0) {
+        return err == ESRCH ? ENOENT : err; // ESRCH: the process went away between open and read
+    }
+    const auto n = static_cast<std::size_t>(r);
+    buf[n] = '\0';
+    // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
+    const char* p = std::strrchr(buf, ')');
+    char state = '?';
+    unsigned long long start = 0;
+    if (p == nullptr ||
+        std::sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
+                    &start) != 2) {
+        return EILSEQ;
+    }
+    out.state = state;
+    out.start = start;
+    return 0;
+}
+
+proc_probe probe_process(std::uint64_t pid) noexcept
 {
     proc_probe p;
     p.kill_err = sys().kill(static_cast<pid_t>(pid), 0) == 0 ? 0 : errno;
@@ -243,12 +277,7 @@ inline proc_probe probe_process(std::uint64_t pid) noexcept
     return p;
 }
 
-/// Probes by pid.
-using proc_cache = std::map<std::uint64_t, proc_probe>;
-
-/// Applies the positive-evidence rule to a probe of `pid`, recorded with start time `start` (0: none
-/// was recorded).
-inline process_check judge_process(std::uint64_t pid, std::uint64_t start, const proc_probe& p)
+process_check judge_process(std::uint64_t pid, std::uint64_t start, const proc_probe& p)
 {
     const std::string id = std::to_string(pid);
     process_check c;
@@ -299,9 +328,7 @@ inline process_check judge_process(std::uint64_t pid, std::uint64_t start, const
     return c;
 }
 
-/// Whether process (or thread) `pid`, recorded with start time `start` (0: none recorded), still
-/// runs. `cache` (optional) remembers each pid's probe.
-inline process_check check_process(std::uint64_t pid, std::uint64_t start, proc_cache* cache = nullptr)
+process_check check_process(std::uint64_t pid, std::uint64_t start, proc_cache* cache)
 {
     if (!valid_pid(pid)) {
         return judge_process(pid, start, proc_probe{});
@@ -318,10 +345,7 @@ inline process_check check_process(std::uint64_t pid, std::uint64_t start, proc_
     return judge_process(pid, start, probe_process(pid));
 }
 
-/// True if the holder recorded as `pid` with start time `start` (the holder of a channel slot, of a
-/// pooled queue segment) holds nothing any more: the record names no valid pid, or that process is dead
-/// by the rule above. What it held may be taken back. `check`, if given, receives the verdict.
-inline bool holder_gone(std::uint64_t pid, std::uint64_t start, proc_cache* cache, process_check* check = nullptr)
+bool holder_gone(std::uint64_t pid, std::uint64_t start, proc_cache* cache, process_check* check)
 {
     process_check c = check_process(pid, start, cache);
     const bool gone = !valid_pid(pid) || c.state == liveness::dead;
@@ -331,9 +355,7 @@ inline bool holder_gone(std::uint64_t pid, std::uint64_t start, proc_cache* cach
     return gone;
 }
 
-/// The inode of this process's pid namespace (/proc/self/ns/pid), 0 if unknown. Pids recorded by a
-/// process of another pid namespace mean nothing here.
-inline std::uint64_t pid_namespace_id() noexcept
+std::uint64_t pid_namespace_id() noexcept
 {
     struct stat st {};
     if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, "/proc/self/ns/pid", &st, 0); }) != 0) {
@@ -343,5 +365,6 @@ inline std::uint64_t pid_namespace_id() noexcept
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

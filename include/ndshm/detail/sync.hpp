@@ -39,6 +39,7 @@
 #include <string>
 
 #include "../error.hpp"
+#include "config.hpp"
 #include "liveness.hpp"
 #include "mix.hpp"
 #include "sys.hpp"
@@ -148,39 +149,10 @@ struct lock_record {
 };
 
 /// Why a lock word or record cannot be valid, or an empty string.
-inline std::string lock_word_problem(std::uint32_t tag, std::uint32_t word)
-{
-    if (tag != lock_tag) {
-        return "its format tag is " + std::to_string(tag) + ", not " + std::to_string(lock_tag) +
-               " (the bytes were overwritten, or an older ndshm made the segment)";
-    }
-    if (word == 0) {
-        return {};
-    }
-    const std::uint32_t tid = word & lock_tid_mask;
-    if ((word & ~(lock_tid_mask | lock_waiters)) != 0 || !valid_pid(tid)) {
-        return "its word " + std::to_string(word) + " names no thread";
-    }
-    return {};
-}
+NDSHM_DECL std::string lock_word_problem(std::uint32_t tag, std::uint32_t word);
 
 /// Reads the holder record of a lock whose word was `word`, consistently (see write_owner).
-inline lock_record read_record(const lock_area& a, std::uint32_t word) noexcept
-{
-    lock_record r;
-    r.word = word;
-    const std::uint32_t t1 = __atomic_load_n(&a.owner_tid, __ATOMIC_ACQUIRE);
-    r.pid = __atomic_load_n(&a.owner_pid, __ATOMIC_RELAXED);
-    r.start = __atomic_load_n(&a.owner_start, __ATOMIC_RELAXED);
-    r.pidns = __atomic_load_n(&a.owner_pidns, __ATOMIC_RELAXED);
-    r.check = __atomic_load_n(&a.owner_check, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    const std::uint32_t t2 = __atomic_load_n(&a.owner_tid, __ATOMIC_RELAXED);
-    r.tid = t1;
-    r.recorded = t1 == t2 && t1 != 0 && t1 == (word & lock_tid_mask);
-    r.check_ok = r.check == lock_check_value(t1, r.pid, r.start, r.pidns);
-    return r;
-}
+NDSHM_DECL lock_record read_record(const lock_area& a, std::uint32_t word) noexcept;
 
 /// Records the calling thread as the holder, just after it took the word. The tid goes last, so that
 /// a reader that sees it before and after the other fields read them whole.
@@ -205,7 +177,168 @@ struct holder_check {
 
 /// Judges the holder of a lock whose word is `word` (not 0, already checked by lock_word_problem).
 /// `me_pidns`: the caller's pid namespace (0: unknown).
-inline holder_check judge_holder(const lock_area& a, std::uint32_t word, std::uint64_t me_pidns)
+NDSHM_DECL holder_check judge_holder(const lock_area& a, std::uint32_t word, std::uint64_t me_pidns);
+
+/// Names a lock in messages: the operation, the segment, and which lock ("the lock", "the queue's lock").
+struct lock_context {
+    const std::string& op;
+    const std::string& name;
+    const char* which;
+};
+
+[[noreturn]] NDSHM_DECL void raise_corrupt_lock(const lock_context& cx, const std::string& why);
+
+/// How long a locker spins on a held lock before it sleeps on the futex.
+inline constexpr std::chrono::microseconds lock_spin{5};
+
+/// lock_until once the lock's first, uncontended attempt failed: the wait, the checks of the holder,
+/// the take-over of a dead one and the errors. `me` is this_thread_identity().
+NDSHM_DECL lock_status lock_until_contended(lock_area& a, std::chrono::steady_clock::time_point deadline,
+                                            const lock_context& cx, const thread_identity& me);
+
+/// Takes the lock at `a` for the calling thread, waiting at most until `deadline`
+/// (time_point::max(): no limit, see the file comment for the bounds of an untimed wait).
+/// @throws format_error if the lock is corrupt; error (EDEADLK) if this thread holds it already;
+/// error (ETIMEDOUT) if an untimed wait found the holder stopped for longer than the limit
+inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_point deadline, const lock_context& cx)
+{
+    const thread_identity& me = this_thread_identity();
+    const std::uint32_t tag = __atomic_load_n(&a.tag, __ATOMIC_RELAXED);
+    std::uint32_t free_word = 0;
+    if (tag == lock_tag &&
+        __atomic_compare_exchange_n(&a.word, &free_word, me.tid, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        write_owner(a, me);
+        return lock_status::acquired;
+    }
+    return lock_until_contended(a, deadline, cx, me);
+}
+
+/// Releases the lock if the calling thread holds it; returns false (and touches nothing) if it does
+/// not (it was never taken, or the word was overwritten or taken over meanwhile).
+inline bool unlock(lock_area& a) noexcept
+{
+    const thread_identity& me = this_thread_identity();
+    std::uint32_t v = __atomic_load_n(&a.word, __ATOMIC_RELAXED);
+    if ((v & lock_tid_mask) != me.tid || __atomic_load_n(&a.tag, __ATOMIC_RELAXED) != lock_tag) {
+        return false;
+    }
+    __atomic_store_n(&a.owner_tid, 0u, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&a.word, &v, 0u, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        if ((v & lock_tid_mask) != me.tid) {
+            return false;
+        }
+    }
+    if ((v & lock_waiters) != 0) {
+        futex_wake_all(&a.word);
+    }
+    return true;
+}
+
+/// A lock held for a scope (the queue's and the channel's). Acquisition may time out: check locked().
+class held_lock {
+public:
+    held_lock(lock_area& a, std::chrono::steady_clock::time_point deadline, const lock_context& cx) : m_area(a)
+    {
+        m_status = lock_until(a, deadline, cx);
+        m_locked = m_status != lock_status::timed_out;
+    }
+    held_lock(const held_lock&) = delete;
+    held_lock& operator=(const held_lock&) = delete;
+    ~held_lock() { unlock(); }
+    bool locked() const noexcept { return m_locked; }
+    lock_status status() const noexcept { return m_status; }
+    void unlock() noexcept
+    {
+        if (m_locked) {
+            (void)detail::unlock(m_area);
+            m_locked = false;
+        }
+    }
+    /// Takes the lock again, waiting at most until `deadline`; returns whether it holds it.
+    bool relock(std::chrono::steady_clock::time_point deadline, const lock_context& cx)
+    {
+        if (!m_locked) {
+            m_status = lock_until(m_area, deadline, cx);
+            m_locked = m_status != lock_status::timed_out;
+        }
+        return m_locked;
+    }
+
+private:
+    lock_area& m_area;
+    lock_status m_status = lock_status::timed_out;
+    bool m_locked = false;
+};
+
+/// How long a try_ call of the queue or the channel may wait for their lock: a peer holds it for
+/// microseconds, but may be preempted while it does.
+inline constexpr std::chrono::milliseconds try_lock_grace{10};
+
+/// The deadline for taking a lock in a call whose own deadline is `deadline`: at least try_lock_grace
+/// from now.
+inline std::chrono::steady_clock::time_point lock_deadline(std::chrono::steady_clock::time_point deadline) noexcept
+{
+    if (deadline == std::chrono::steady_clock::time_point::max()) {
+        return deadline; // no clock read for an untimed call
+    }
+    const auto floor = std::chrono::steady_clock::now() + try_lock_grace;
+    return std::max(deadline, floor);
+}
+
+/// A lock as inspect sees it in a copy of its bytes: whether it is valid, and who holds it.
+struct lock_report {
+    std::string problem; ///< why it is corrupt; empty if it is valid
+    bool held = false;
+    std::uint32_t tid = 0;
+    std::uint32_t pid = 0; ///< from the holder's record, 0 if not recorded
+    std::uint64_t takeovers = 0;
+    std::string holder; ///< the holder's liveness, as judge_holder tells it
+    liveness holder_state = liveness::unknown;
+    bool holder_stopped = false;
+};
+
+/// Checks a copy of a lock's 64 bytes (read from a segment without mapping it).
+NDSHM_DECL lock_report describe_lock(const unsigned char* bytes);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::string lock_word_problem(std::uint32_t tag, std::uint32_t word)
+{
+    if (tag != lock_tag) {
+        return "its format tag is " + std::to_string(tag) + ", not " + std::to_string(lock_tag) +
+               " (the bytes were overwritten, or an older ndshm made the segment)";
+    }
+    if (word == 0) {
+        return {};
+    }
+    const std::uint32_t tid = word & lock_tid_mask;
+    if ((word & ~(lock_tid_mask | lock_waiters)) != 0 || !valid_pid(tid)) {
+        return "its word " + std::to_string(word) + " names no thread";
+    }
+    return {};
+}
+
+lock_record read_record(const lock_area& a, std::uint32_t word) noexcept
+{
+    lock_record r;
+    r.word = word;
+    const std::uint32_t t1 = __atomic_load_n(&a.owner_tid, __ATOMIC_ACQUIRE);
+    r.pid = __atomic_load_n(&a.owner_pid, __ATOMIC_RELAXED);
+    r.start = __atomic_load_n(&a.owner_start, __ATOMIC_RELAXED);
+    r.pidns = __atomic_load_n(&a.owner_pidns, __ATOMIC_RELAXED);
+    r.check = __atomic_load_n(&a.owner_check, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    const std::uint32_t t2 = __atomic_load_n(&a.owner_tid, __ATOMIC_RELAXED);
+    r.tid = t1;
+    r.recorded = t1 == t2 && t1 != 0 && t1 == (word & lock_tid_mask);
+    r.check_ok = r.check == lock_check_value(t1, r.pid, r.start, r.pidns);
+    return r;
+}
+
+holder_check judge_holder(const lock_area& a, std::uint32_t word, std::uint64_t me_pidns)
 {
     holder_check h;
     h.record = read_record(a, word);
@@ -226,38 +359,17 @@ inline holder_check judge_holder(const lock_area& a, std::uint32_t word, std::ui
     return h;
 }
 
-/// Names a lock in messages: the operation, the segment, and which lock ("the lock", "the queue's lock").
-struct lock_context {
-    const std::string& op;
-    const std::string& name;
-    const char* which;
-};
-
-[[noreturn]] inline void raise_corrupt_lock(const lock_context& cx, const std::string& why)
+void raise_corrupt_lock(const lock_context& cx, const std::string& why)
 {
     raise<format_error>(cx.op, cx.name, std::string(cx.which) + " is corrupt: " + why,
                         "something other than ndshm wrote into the segment; remove it and create it again",
                         make_error_code(errc::corrupt_control));
 }
 
-/// How long a locker spins on a held lock before it sleeps on the futex.
-inline constexpr std::chrono::microseconds lock_spin{5};
-
-/// Takes the lock at `a` for the calling thread, waiting at most until `deadline`
-/// (time_point::max(): no limit, see the file comment for the bounds of an untimed wait).
-/// @throws format_error if the lock is corrupt; error (EDEADLK) if this thread holds it already;
-/// error (ETIMEDOUT) if an untimed wait found the holder stopped for longer than the limit
-inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_point deadline, const lock_context& cx)
+lock_status lock_until_contended(lock_area& a, std::chrono::steady_clock::time_point deadline, const lock_context& cx,
+                                 const thread_identity& me)
 {
     using clock = std::chrono::steady_clock;
-    const thread_identity& me = this_thread_identity();
-    const std::uint32_t tag = __atomic_load_n(&a.tag, __ATOMIC_RELAXED);
-    std::uint32_t free_word = 0;
-    if (tag == lock_tag &&
-        __atomic_compare_exchange_n(&a.word, &free_word, me.tid, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-        write_owner(a, me);
-        return lock_status::acquired;
-    }
     const lock_limits limits = lock_tuning();
     const bool untimed = deadline == clock::time_point::max();
     std::uint32_t want = me.tid;    // once this thread has slept, it takes the lock with the waiters bit set
@@ -376,92 +488,7 @@ inline lock_status lock_until(lock_area& a, std::chrono::steady_clock::time_poin
     }
 }
 
-/// Releases the lock if the calling thread holds it; returns false (and touches nothing) if it does
-/// not (it was never taken, or the word was overwritten or taken over meanwhile).
-inline bool unlock(lock_area& a) noexcept
-{
-    const thread_identity& me = this_thread_identity();
-    std::uint32_t v = __atomic_load_n(&a.word, __ATOMIC_RELAXED);
-    if ((v & lock_tid_mask) != me.tid || __atomic_load_n(&a.tag, __ATOMIC_RELAXED) != lock_tag) {
-        return false;
-    }
-    __atomic_store_n(&a.owner_tid, 0u, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(&a.word, &v, 0u, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
-        if ((v & lock_tid_mask) != me.tid) {
-            return false;
-        }
-    }
-    if ((v & lock_waiters) != 0) {
-        futex_wake_all(&a.word);
-    }
-    return true;
-}
-
-/// A lock held for a scope (the queue's and the channel's). Acquisition may time out: check locked().
-class held_lock {
-public:
-    held_lock(lock_area& a, std::chrono::steady_clock::time_point deadline, const lock_context& cx) : m_area(a)
-    {
-        m_status = lock_until(a, deadline, cx);
-        m_locked = m_status != lock_status::timed_out;
-    }
-    held_lock(const held_lock&) = delete;
-    held_lock& operator=(const held_lock&) = delete;
-    ~held_lock() { unlock(); }
-    bool locked() const noexcept { return m_locked; }
-    lock_status status() const noexcept { return m_status; }
-    void unlock() noexcept
-    {
-        if (m_locked) {
-            (void)detail::unlock(m_area);
-            m_locked = false;
-        }
-    }
-    /// Takes the lock again, waiting at most until `deadline`; returns whether it holds it.
-    bool relock(std::chrono::steady_clock::time_point deadline, const lock_context& cx)
-    {
-        if (!m_locked) {
-            m_status = lock_until(m_area, deadline, cx);
-            m_locked = m_status != lock_status::timed_out;
-        }
-        return m_locked;
-    }
-
-private:
-    lock_area& m_area;
-    lock_status m_status = lock_status::timed_out;
-    bool m_locked = false;
-};
-
-/// How long a try_ call of the queue or the channel may wait for their lock: a peer holds it for
-/// microseconds, but may be preempted while it does.
-inline constexpr std::chrono::milliseconds try_lock_grace{10};
-
-/// The deadline for taking a lock in a call whose own deadline is `deadline`: at least try_lock_grace
-/// from now.
-inline std::chrono::steady_clock::time_point lock_deadline(std::chrono::steady_clock::time_point deadline) noexcept
-{
-    if (deadline == std::chrono::steady_clock::time_point::max()) {
-        return deadline; // no clock read for an untimed call
-    }
-    const auto floor = std::chrono::steady_clock::now() + try_lock_grace;
-    return std::max(deadline, floor);
-}
-
-/// A lock as inspect sees it in a copy of its bytes: whether it is valid, and who holds it.
-struct lock_report {
-    std::string problem; ///< why it is corrupt; empty if it is valid
-    bool held = false;
-    std::uint32_t tid = 0;
-    std::uint32_t pid = 0; ///< from the holder's record, 0 if not recorded
-    std::uint64_t takeovers = 0;
-    std::string holder; ///< the holder's liveness, as judge_holder tells it
-    liveness holder_state = liveness::unknown;
-    bool holder_stopped = false;
-};
-
-/// Checks a copy of a lock's 64 bytes (read from a segment without mapping it).
-inline lock_report describe_lock(const unsigned char* bytes)
+lock_report describe_lock(const unsigned char* bytes)
 {
     lock_area a;
     std::memcpy(&a, bytes, sizeof a);
@@ -486,5 +513,6 @@ inline lock_report describe_lock(const unsigned char* bytes)
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #endif
 
+#include "config.hpp"
 #include "sys.hpp"
 
 namespace ndshm::detail {
@@ -43,24 +44,8 @@ inline void futex_wake_all(std::uint32_t* word) noexcept
 /// Sleeps while `*word == expected`, at most until `deadline` (time_point::max(): no limit). Returns
 /// when woken, when the word differs, on a signal, or at the deadline; callers re-check their
 /// condition in every case.
-inline void futex_wait(std::uint32_t* word, std::uint32_t expected,
-                       std::chrono::steady_clock::time_point deadline) noexcept
-{
-    struct timespec rel {};
-    struct timespec* timeout = nullptr;
-    if (deadline != std::chrono::steady_clock::time_point::max()) {
-        const auto left = deadline - std::chrono::steady_clock::now();
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        if (ns <= 0) {
-            return;
-        }
-        rel.tv_sec = static_cast<time_t>(ns / 1000000000);
-        rel.tv_nsec = static_cast<long>(ns % 1000000000);
-        timeout = &rel;
-    }
-    // FUTEX_WAIT's timeout is relative and measured on the monotonic clock.
-    (void)sys().futex(word, FUTEX_WAIT, expected, timeout);
-}
+NDSHM_DECL void futex_wait(std::uint32_t* word, std::uint32_t expected,
+                           std::chrono::steady_clock::time_point deadline) noexcept;
 
 /// An event word: a 32-bit futex word in shared memory that counts events and says whether anyone
 /// sleeps on it, as (count << 1) | sleepers. Signalling costs a system call only when the sleepers bit
@@ -208,5 +193,29 @@ private:
 };
 
 } // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void futex_wait(std::uint32_t* word, std::uint32_t expected, std::chrono::steady_clock::time_point deadline) noexcept
+{
+    struct timespec rel {};
+    struct timespec* timeout = nullptr;
+    if (deadline != std::chrono::steady_clock::time_point::max()) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+        if (ns <= 0) {
+            return;
+        }
+        rel.tv_sec = static_cast<time_t>(ns / 1000000000);
+        rel.tv_nsec = static_cast<long>(ns % 1000000000);
+        timeout = &rel;
+    }
+    // FUTEX_WAIT's timeout is relative and measured on the monotonic clock.
+    (void)sys().futex(word, FUTEX_WAIT, expected, timeout);
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
