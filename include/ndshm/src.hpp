@@ -14,6 +14,6 @@
 #endif
 #define NDSHM_BUILDING_LIBRARY
 
-#include "ndshm.hpp"
+#include "all.hpp"
 
 #endif
