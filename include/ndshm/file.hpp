@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/config.hpp"
 #include "detail/contiguous.hpp"
 #include "detail/file_io.hpp"
 #include "detail/object_archive.hpp"
@@ -204,22 +205,7 @@ void save_object(const std::string& path, const T& obj, const file_options& fo =
 }
 
 /// Saves an object that is in shared memory to one file (see above).
-inline void save_object(const std::string& path, const shared_object& obj, const file_options& fo = {})
-{
-    const std::string op = "save_object";
-    const auto& m = detail::object_access::mapping_of(obj);
-    if (!m) {
-        detail::raise<error>(op, path, "the shared_object handle is empty", "save a handle share() returned",
-                             detail::errno_code(EINVAL));
-    }
-    const detail::parsed_object parsed = detail::parse_mapped_object(*m, op, m->name());
-    std::vector<const void*> src;
-    for (const auto& e : parsed.entries) {
-        src.push_back(m->base() + e.offset);
-    }
-    detail::save_object_arrays(path, detail::plain_descs(parsed), std::move(src), parsed.blob, parsed.blob_bytes,
-                               fo.compression.get(), op);
-}
+NDSHM_DECL void save_object(const std::string& path, const shared_object& obj, const file_options& fo = {});
 
 /// Rebuilds the object saved in the file at `path`. An uncompressed file is mapped (privately), so
 /// shared_ndarray members are zero-copy views of it whose writes stay in this process; a compressed
@@ -258,7 +244,31 @@ T read_object(const std::string& path, const file_options& fo = {})
 /// returns its owning handle: other processes then `ndshm::load<T>` it by name. `opt` is as for
 /// share.
 /// @throws as read_object, and already_exists, out_of_space
-inline shared_object share_file(const std::string& path, const options& opt = {}, const file_options& fo = {})
+NDSHM_DECL shared_object share_file(const std::string& path, const options& opt = {}, const file_options& fo = {});
+
+} // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+void save_object(const std::string& path, const shared_object& obj, const file_options& fo)
+{
+    const std::string op = "save_object";
+    const auto& m = detail::object_access::mapping_of(obj);
+    if (!m) {
+        detail::raise<error>(op, path, "the shared_object handle is empty", "save a handle share() returned",
+                             detail::errno_code(EINVAL));
+    }
+    const detail::parsed_object parsed = detail::parse_mapped_object(*m, op, m->name());
+    std::vector<const void*> src;
+    for (const auto& e : parsed.entries) {
+        src.push_back(m->base() + e.offset);
+    }
+    detail::save_object_arrays(path, detail::plain_descs(parsed), std::move(src), parsed.blob, parsed.blob_bytes,
+                               fo.compression.get(), op);
+}
+
+shared_object share_file(const std::string& path, const options& opt, const file_options& fo)
 {
     const std::string op = "share_file";
     (void)detail::data_offset_for(opt, op);
@@ -276,5 +286,6 @@ inline shared_object share_file(const std::string& path, const options& opt = {}
 }
 
 } // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

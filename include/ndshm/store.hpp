@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/config.hpp"
 #include "detail/file_io.hpp"
 #include "detail/object_format.hpp"
 #include "detail/segment_impl.hpp"
@@ -58,28 +59,7 @@ public:
     /// Opens the store at `dir`, creating the directory if it does not exist. `opt` applies to the
     /// segments it creates and attaches: mode, directory backend, allow_other_users, populate.
     /// @throws not_found, permission_denied, error
-    explicit store(const std::string& dir, const options& opt = {}) : m_state(std::make_unique<state>())
-    {
-        const std::string op = "open store";
-        if (dir.empty()) {
-            detail::raise<error>(op, dir, "the directory is empty", "give the store's directory",
-                                 detail::errno_code(EINVAL));
-        }
-        std::error_code ec;
-        std::filesystem::create_directories(dir, ec);
-        if (!ec) {
-            m_state->dir = std::filesystem::canonical(dir, ec).string();
-        }
-        if (ec) {
-            detail::raise_file_errno(op, dir, ec.value(), "create or resolve the directory");
-        }
-        if (!std::filesystem::is_directory(m_state->dir, ec)) {
-            detail::raise<error>(op, dir, "not a directory", "give the path of a directory",
-                                 detail::errno_code(ENOTDIR));
-        }
-        m_state->opt = opt;
-        m_state->opt.name.clear();
-    }
+    NDSHM_DECL explicit store(const std::string& dir, const options& opt = {});
     store(store&&) noexcept = default;
     store& operator=(store&& o) noexcept
     {
@@ -103,12 +83,7 @@ public:
 
     /// The file that holds `key`: `<directory>/<key>.npy`.
     /// @throws error if `key` is not 1 to 200 characters of [A-Za-z0-9._-] not starting with '.'
-    std::string path(const std::string& key) const
-    {
-        check_open("store path");
-        check_key("store path", key);
-        return m_state->dir + "/" + key + ".npy";
-    }
+    NDSHM_DECL std::string path(const std::string& key) const;
 
     /// True if the store holds `key`.
     bool contains(const std::string& key) const
@@ -118,24 +93,7 @@ public:
     }
 
     /// The keys of every array in the store, sorted.
-    std::vector<std::string> keys() const
-    {
-        check_open("store keys");
-        std::vector<std::string> out;
-        std::error_code ec;
-        for (std::filesystem::directory_iterator it(m_state->dir, ec), end; !ec && it != end; it.increment(ec)) {
-            const std::string file = it->path().filename().string();
-            if (file.size() > 4 && file.compare(file.size() - 4, 4, ".npy") == 0 && file[0] != '.' &&
-                it->is_regular_file(ec)) {
-                out.push_back(file.substr(0, file.size() - 4));
-            }
-        }
-        if (ec) {
-            detail::raise_file_errno("store keys", m_state->dir, ec.value(), "list the directory");
-        }
-        std::sort(out.begin(), out.end());
-        return out;
-    }
+    NDSHM_DECL std::vector<std::string> keys() const;
 
     /// Saves `a` under `key`, replacing what was there; atomic (written beside and renamed over).
     /// Processes that got the old array keep it; new gets load the new one.
@@ -215,25 +173,7 @@ public:
     /// Releases what the store loaded: unlinks those segments (processes that have them keep their
     /// mappings; later gets load them again) and drops the store's handles. Handles returned by get()
     /// stay valid. In a forked child, unlinks nothing of the parent's. Idempotent.
-    void close() noexcept
-    {
-        if (!m_state) {
-            return;
-        }
-        try {
-            std::lock_guard<std::mutex> g(m_state->mutex);
-            for (auto& cached : m_state->cache) {
-                // Like the owning handle's own release: only the process that loaded it, once, and only
-                // while the name still names the segment it loaded.
-                const auto& m = *cached.second.map;
-                if (cached.second.loaded) {
-                    detail::unlink_if_owned(m.loc(), m.id());
-                }
-            }
-            m_state->cache.clear();
-        } catch (...) { // a mutex error: nothing sensible to do in a destructor
-        }
-    }
+    NDSHM_DECL void close() noexcept;
 
 private:
     struct entry {
@@ -249,82 +189,163 @@ private:
         counters stats;
     };
 
-    void check_open(const std::string& op) const
-    {
-        if (!m_state) {
-            detail::raise<error>(op, "", "the store was moved from", "use the store it was moved to",
-                                 detail::errno_code(EINVAL));
-        }
-    }
+    NDSHM_DECL void check_open(const std::string& op) const;
 
-    static void check_key(const std::string& op, const std::string& key)
-    {
-        bool ok = !key.empty() && key.size() <= 200 && key[0] != '.';
-        for (const char c : key) {
-            ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                        c == '_' || c == '-');
-        }
-        if (!ok) {
-            std::string shown; // the key as the message shows it: control characters as '?'
-            for (const char c : key.substr(0, 64)) {
-                shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
-            }
-            detail::raise<error>(op, shown, "invalid key",
-                                 "use 1 to 200 characters from [A-Za-z0-9._-], not starting with '.'",
-                                 detail::errno_code(EINVAL));
-        }
-    }
+    NDSHM_DECL static void check_key(const std::string& op, const std::string& key);
 
     /// Attaches segment `name` if it is published and holds the rows `s`.
-    bool try_attach(const std::string& name, const detail::row_slice& s, entry& e) const
-    {
-        options o = m_state->opt;
-        o.read_only = true;
-        o.ready_timeout = std::chrono::milliseconds(0);
-        try {
-            e.map = detail::attach_array_segment(name, o, e.info);
-        } catch (const not_found&) {
-            return false;
-        } catch (const format_error&) {
-            return false; // still being loaded, or left damaged: the load lock sorts it out
-        }
-        return e.info.type == s.info.type && e.info.shape == s.info.shape &&
-               e.info.fortran_order == s.info.fortran_order;
-    }
+    NDSHM_DECL bool try_attach(const std::string& name, const detail::row_slice& s, entry& e) const;
 
     /// Finds or loads the segment of rows `s` of file `f`.
-    entry acquire(const detail::npy_file& f, const detail::row_slice& s, const std::string& name)
-    {
-        const std::string op = "store get";
-        entry e;
-        if (try_attach(name, s, e)) {
-            ++m_state->stats.attached;
-            return e;
-        }
-        const detail::location loc{detail::backend_dir(m_state->opt), name};
-        const detail::load_lock lock(loc, op); // waits while another process loads it
-        if (try_attach(name, s, e)) {
-            ++m_state->stats.attached;
-            return e;
-        }
-        // Holding the lock, no one else is loading: whatever is under the name was left unfinished or
-        // damaged by a loader that died.
-        (void)detail::unlink_location(loc);
-        options o = m_state->opt;
-        o.name = name;
-        o.read_only = false;
-        e.map = detail::create_array_segment(o, f.info.type, s.info.shape, f.info.fortran_order, op, e.info);
-        detail::prefault(e.map->base() + e.info.data_offset, e.info.nbytes, true);
-        detail::read_rows(f.fd.get(), f.info, s, e.map->base() + e.info.data_offset, op, f.path);
-        e.map->publish();
-        e.loaded = true;
-        ++m_state->stats.loaded;
-        return e;
-    }
+    NDSHM_DECL entry acquire(const detail::npy_file& f, const detail::row_slice& s, const std::string& name);
 
     std::unique_ptr<state> m_state;
 };
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+store::store(const std::string& dir, const options& opt) : m_state(std::make_unique<state>())
+{
+    const std::string op = "open store";
+    if (dir.empty()) {
+        detail::raise<error>(op, dir, "the directory is empty", "give the store's directory",
+                             detail::errno_code(EINVAL));
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (!ec) {
+        m_state->dir = std::filesystem::canonical(dir, ec).string();
+    }
+    if (ec) {
+        detail::raise_file_errno(op, dir, ec.value(), "create or resolve the directory");
+    }
+    if (!std::filesystem::is_directory(m_state->dir, ec)) {
+        detail::raise<error>(op, dir, "not a directory", "give the path of a directory", detail::errno_code(ENOTDIR));
+    }
+    m_state->opt = opt;
+    m_state->opt.name.clear();
+}
+
+std::string store::path(const std::string& key) const
+{
+    check_open("store path");
+    check_key("store path", key);
+    return m_state->dir + "/" + key + ".npy";
+}
+
+std::vector<std::string> store::keys() const
+{
+    check_open("store keys");
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(m_state->dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string file = it->path().filename().string();
+        if (file.size() > 4 && file.compare(file.size() - 4, 4, ".npy") == 0 && file[0] != '.' &&
+            it->is_regular_file(ec)) {
+            out.push_back(file.substr(0, file.size() - 4));
+        }
+    }
+    if (ec) {
+        detail::raise_file_errno("store keys", m_state->dir, ec.value(), "list the directory");
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+void store::close() noexcept
+{
+    if (!m_state) {
+        return;
+    }
+    try {
+        std::lock_guard<std::mutex> g(m_state->mutex);
+        for (auto& cached : m_state->cache) {
+            // Like the owning handle's own release: only the process that loaded it, once, and only
+            // while the name still names the segment it loaded.
+            const auto& m = *cached.second.map;
+            if (cached.second.loaded) {
+                detail::unlink_if_owned(m.loc(), m.id());
+            }
+        }
+        m_state->cache.clear();
+    } catch (...) { // a mutex error: nothing sensible to do in a destructor
+    }
+}
+
+void store::check_open(const std::string& op) const
+{
+    if (!m_state) {
+        detail::raise<error>(op, "", "the store was moved from", "use the store it was moved to",
+                             detail::errno_code(EINVAL));
+    }
+}
+
+void store::check_key(const std::string& op, const std::string& key)
+{
+    bool ok = !key.empty() && key.size() <= 200 && key[0] != '.';
+    for (const char c : key) {
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-');
+    }
+    if (!ok) {
+        std::string shown; // the key as the message shows it: control characters as '?'
+        for (const char c : key.substr(0, 64)) {
+            shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+        }
+        detail::raise<error>(op, shown, "invalid key",
+                             "use 1 to 200 characters from [A-Za-z0-9._-], not starting with '.'",
+                             detail::errno_code(EINVAL));
+    }
+}
+
+bool store::try_attach(const std::string& name, const detail::row_slice& s, entry& e) const
+{
+    options o = m_state->opt;
+    o.read_only = true;
+    o.ready_timeout = std::chrono::milliseconds(0);
+    try {
+        e.map = detail::attach_array_segment(name, o, e.info);
+    } catch (const not_found&) {
+        return false;
+    } catch (const format_error&) {
+        return false; // still being loaded, or left damaged: the load lock sorts it out
+    }
+    return e.info.type == s.info.type && e.info.shape == s.info.shape && e.info.fortran_order == s.info.fortran_order;
+}
+
+store::entry store::acquire(const detail::npy_file& f, const detail::row_slice& s, const std::string& name)
+{
+    const std::string op = "store get";
+    entry e;
+    if (try_attach(name, s, e)) {
+        ++m_state->stats.attached;
+        return e;
+    }
+    const detail::location loc{detail::backend_dir(m_state->opt), name};
+    const detail::load_lock lock(loc, op); // waits while another process loads it
+    if (try_attach(name, s, e)) {
+        ++m_state->stats.attached;
+        return e;
+    }
+    // Holding the lock, no one else is loading: whatever is under the name was left unfinished or
+    // damaged by a loader that died.
+    (void)detail::unlink_location(loc);
+    options o = m_state->opt;
+    o.name = name;
+    o.read_only = false;
+    e.map = detail::create_array_segment(o, f.info.type, s.info.shape, f.info.fortran_order, op, e.info);
+    detail::prefault(e.map->base() + e.info.data_offset, e.info.nbytes, true);
+    detail::read_rows(f.fd.get(), f.info, s, e.map->base() + e.info.data_offset, op, f.path);
+    e.map->publish();
+    e.loaded = true;
+    ++m_state->stats.loaded;
+    return e;
+}
+
+} // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

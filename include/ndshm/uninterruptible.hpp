@@ -13,6 +13,7 @@
 
 #include <signal.h>
 
+#include "detail/config.hpp"
 #include "error.hpp"
 
 namespace ndshm {
@@ -35,22 +36,7 @@ class uninterruptible {
 public:
     /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread.
     /// @throws error if the signal mask cannot be changed (it can only fail on invalid arguments)
-    uninterruptible()
-    {
-        sigset_t set;
-        deferred_set(set);
-        sigset_t before;
-        if (const int r = ::pthread_sigmask(SIG_BLOCK, &set, &before); r != 0) {
-            detail::raise_errno("uninterruptible", "", r, "pthread_sigmask");
-        }
-        // Unblock on exit only what this guard blocked: an enclosing guard (or the caller) keeps its own.
-        ::sigemptyset(&m_unblock);
-        for (const int sig : deferred) {
-            if (::sigismember(&before, sig) == 0) {
-                ::sigaddset(&m_unblock, sig);
-            }
-        }
-    }
+    NDSHM_DECL uninterruptible();
 
     uninterruptible(const uninterruptible&) = delete;
     uninterruptible& operator=(const uninterruptible&) = delete;
@@ -60,19 +46,7 @@ public:
 
     /// True if one of the deferred signals arrived and waits for the guard to end (for example to stop
     /// a long critical section early, at a safe point).
-    static bool signal_pending() noexcept
-    {
-        sigset_t pending;
-        if (::sigpending(&pending) != 0) {
-            return false;
-        }
-        for (const int sig : deferred) {
-            if (::sigismember(&pending, sig) == 1) {
-                return true;
-            }
-        }
-        return false;
-    }
+    NDSHM_DECL static bool signal_pending() noexcept;
 
 private:
     static constexpr int deferred[3] = {SIGINT, SIGTERM, SIGHUP};
@@ -89,6 +63,43 @@ private:
 };
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+uninterruptible::uninterruptible()
+{
+    sigset_t set;
+    deferred_set(set);
+    sigset_t before;
+    if (const int r = ::pthread_sigmask(SIG_BLOCK, &set, &before); r != 0) {
+        detail::raise_errno("uninterruptible", "", r, "pthread_sigmask");
+    }
+    // Unblock on exit only what this guard blocked: an enclosing guard (or the caller) keeps its own.
+    ::sigemptyset(&m_unblock);
+    for (const int sig : deferred) {
+        if (::sigismember(&before, sig) == 0) {
+            ::sigaddset(&m_unblock, sig);
+        }
+    }
+}
+
+bool uninterruptible::signal_pending() noexcept
+{
+    sigset_t pending;
+    if (::sigpending(&pending) != 0) {
+        return false;
+    }
+    for (const int sig : deferred) {
+        if (::sigismember(&pending, sig) == 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif // _WIN32
 

@@ -30,6 +30,7 @@
 
 #include "../dtype.hpp"
 #include "../error.hpp"
+#include "config.hpp"
 #include "mapping.hpp"
 #include "npy.hpp"
 #include "segment_location.hpp"
@@ -43,8 +44,147 @@ namespace ndshm::detail {
 inline constexpr unsigned rename_noreplace = NDSHM_RENAME_NOREPLACE;
 
 /// Throws the ndshm exception that fits errno value `err` for operation `op` on the file `path`.
-[[noreturn]] inline void raise_file_errno(const std::string& op, const std::string& path, int err,
-                                          const std::string& what_failed)
+[[noreturn]] NDSHM_DECL void raise_file_errno(const std::string& op, const std::string& path, int err,
+                                              const std::string& what_failed);
+
+/// The directory part of `path` ("." if it has none) and its last component.
+NDSHM_DECL std::string dir_of(const std::string& path);
+NDSHM_DECL std::string base_of(const std::string& path);
+
+/// Opens `path` with open(2) flags (O_CLOEXEC added); throws on failure.
+NDSHM_DECL fd_guard open_file(const std::string& path, int flags, mode_t mode, const std::string& op);
+
+NDSHM_DECL struct stat stat_fd(int fd, const std::string& op, const std::string& path);
+
+/// Writes all of `data` at `off`; throws on failure.
+NDSHM_DECL void write_all(int fd, const void* data, std::size_t n, std::size_t off, const std::string& op,
+                          const std::string& path);
+
+/// Reads exactly `n` bytes at `off`; a file that ends earlier is format_error (it is shorter than
+/// its header says, or it shrank while being read).
+NDSHM_DECL void read_exact(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op,
+                           const std::string& path);
+
+/// A file written under a temporary name in the same directory and renamed over its final name by
+/// commit(). Until then the final name is untouched; if the writer dies, only the temporary file
+/// (`.<name>.<random>.tmp`) is left. The destructor removes an uncommitted temporary file.
+class atomic_file {
+public:
+    NDSHM_DECL atomic_file(std::string path, std::string op);
+    atomic_file(const atomic_file&) = delete;
+    atomic_file& operator=(const atomic_file&) = delete;
+    ~atomic_file()
+    {
+        if (!m_committed) {
+            m_fd.reset();
+            (void)sys().unlinkat(AT_FDCWD, m_temp.c_str(), 0);
+        }
+    }
+
+    int fd() const noexcept { return m_fd.get(); }
+    const std::string& temp_path() const noexcept { return m_temp; }
+
+    void write_at(const void* data, std::size_t n, std::size_t off)
+    {
+        write_all(m_fd.get(), data, n, off, m_op, m_path);
+    }
+
+    /// Sets the size to `total` (unwritten gaps read as zeros), flushes the data to disk and renames
+    /// the file over its final name (or, with `replace` false, only if that name does not exist yet).
+    /// @returns false if `replace` is false and the final name exists (the temporary file is removed)
+    NDSHM_DECL bool commit(std::size_t total, bool replace = true);
+
+private:
+    std::string m_path;
+    std::string m_op;
+    std::string m_temp;
+    fd_guard m_fd;
+    bool m_committed = false;
+};
+
+/// The first bytes of a `.npy` file for an array of `t` and `shape`: header padded so that the data
+/// starts at a multiple of 64, as NumPy writes it, magic complete.
+NDSHM_DECL std::vector<unsigned char> npy_file_header(dtype t, const std::vector<std::size_t>& shape, bool fortran);
+
+/// Writes a whole `.npy` file atomically from `nbytes` bytes at `data` (already in the order the
+/// header states). With `replace` false, fails (returns false) if `path` exists.
+NDSHM_DECL bool write_npy_file(const std::string& path, dtype t, const std::vector<std::size_t>& shape, bool fortran,
+                               const void* data, std::size_t nbytes, const std::string& op, bool replace = true);
+
+/// An open `.npy` file and what its header says.
+struct npy_file {
+    std::string path;
+    fd_guard fd;
+    struct stat st {};
+    npy_info info;
+};
+
+/// Reads and checks the header of the open file `fd`: every number is checked against the file's
+/// real size before it is used.
+NDSHM_DECL npy_info read_npy_info(int fd, std::size_t size, const std::string& op, const std::string& path);
+
+/// Opens a `.npy` file and parses its header (format_error if it is not a valid .npy).
+NDSHM_DECL npy_file open_npy_file(const std::string& path, const std::string& op, int flags = O_RDONLY);
+
+/// Throws dtype_mismatch unless the file at `path`, which holds `found`, may be read as T.
+template <class T>
+void check_file_dtype(const std::string& op, const std::string& path, dtype found)
+{
+    if (found != dtype_of<T>) {
+        raise_dtype_mismatch(op, path, "file", found, dtype_of<T>, "read", " (read_npy_header tells it)",
+                             errno_code(EINVAL));
+    }
+}
+
+/// A resolved axis-0 row range of an array on disk.
+struct row_slice {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    std::size_t row_elems = 1; ///< elements per row: prod(shape[1:])
+    std::size_t row_bytes = 0;
+    npy_info info; ///< the slice as an array: shape[0] = end - begin; data_offset unset
+    bool whole = true;
+};
+
+/// Checks [begin, end) against the array's rows (end == SIZE_MAX: to the last row).
+NDSHM_DECL row_slice resolve_rows(const npy_info& file, std::size_t begin, std::size_t end, const std::string& op,
+                                  const std::string& path);
+
+/// Reads the rows of `s` from the open `.npy` file into `dst` (s.info.nbytes bytes, in the file's
+/// order), and nothing else of the data. A C-order range is one read; a Fortran-order range is one
+/// read per column, each of the range's rows only.
+NDSHM_DECL void read_rows(int fd, const npy_info& file, const row_slice& s, unsigned char* dst, const std::string& op,
+                          const std::string& path);
+
+/// Maps `len` bytes of the open file at `off` (rounded down to a page); returns the mapping and, in
+/// `delta`, where byte `off` is in it. `other_fix` ("; or ...") follows the advice of an out_of_space
+/// for a sparse file that cannot be reserved.
+NDSHM_DECL std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, std::size_t off, std::size_t len,
+                                                   bool private_writable, const std::string& op, std::size_t& delta,
+                                                   const std::string& other_fix);
+
+/// Memory that is no file: a private anonymous mapping of `size` zero bytes, named `name` in messages.
+NDSHM_DECL std::shared_ptr<mapping> map_anonymous(std::size_t size, const std::string& name, const std::string& op);
+
+/// An exclusive flock on the file at `path` that is still the file at `path` when it is granted (a
+/// writer renames new files over old ones: a lock on a replaced file protects nothing). Holds nothing
+/// if the file does not exist. The kernel releases the lock if the holder dies.
+class file_lock {
+public:
+    NDSHM_DECL file_lock(const std::string& path, const std::string& op);
+    bool held() const noexcept { return m_fd.get() >= 0; }
+    int fd() const noexcept { return m_fd.get(); }
+
+private:
+    fd_guard m_fd; // closing it releases the lock
+};
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void raise_file_errno(const std::string& op, const std::string& path, int err, const std::string& what_failed)
 {
     const std::string cause = what_failed + " failed: " + std::generic_category().message(err);
     const auto code = errno_code(err);
@@ -69,8 +209,7 @@ inline constexpr unsigned rename_noreplace = NDSHM_RENAME_NOREPLACE;
     }
 }
 
-/// The directory part of `path` ("." if it has none) and its last component.
-inline std::string dir_of(const std::string& path)
+std::string dir_of(const std::string& path)
 {
     const auto slash = path.find_last_of(path_separators);
     if (slash == std::string::npos) {
@@ -78,14 +217,14 @@ inline std::string dir_of(const std::string& path)
     }
     return slash == 0 ? std::string("/") : path.substr(0, slash);
 }
-inline std::string base_of(const std::string& path)
+
+std::string base_of(const std::string& path)
 {
     const auto slash = path.find_last_of(path_separators);
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-/// Opens `path` with open(2) flags (O_CLOEXEC added); throws on failure.
-inline fd_guard open_file(const std::string& path, int flags, mode_t mode, const std::string& op)
+fd_guard open_file(const std::string& path, int flags, mode_t mode, const std::string& op)
 {
     const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, path.c_str(), flags | O_CLOEXEC, mode); });
     if (fd < 0) {
@@ -94,7 +233,7 @@ inline fd_guard open_file(const std::string& path, int flags, mode_t mode, const
     return fd_guard(fd);
 }
 
-inline struct stat stat_fd(int fd, const std::string& op, const std::string& path)
+struct stat stat_fd(int fd, const std::string& op, const std::string& path)
 {
     struct stat st {};
     if (retry_eintr([&] { return sys().fstat(fd, &st); }) != 0) {
@@ -103,9 +242,7 @@ inline struct stat stat_fd(int fd, const std::string& op, const std::string& pat
     return st;
 }
 
-/// Writes all of `data` at `off`; throws on failure.
-inline void write_all(int fd, const void* data, std::size_t n, std::size_t off, const std::string& op,
-                      const std::string& path)
+void write_all(int fd, const void* data, std::size_t n, std::size_t off, const std::string& op, const std::string& path)
 {
     const auto* p = static_cast<const unsigned char*>(data);
     while (n != 0) {
@@ -127,10 +264,7 @@ inline void write_all(int fd, const void* data, std::size_t n, std::size_t off, 
     }
 }
 
-/// Reads exactly `n` bytes at `off`; a file that ends earlier is format_error (it is shorter than
-/// its header says, or it shrank while being read).
-inline void read_exact(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op,
-                       const std::string& path)
+void read_exact(int fd, void* buf, std::size_t n, std::size_t off, const std::string& op, const std::string& path)
 {
     const std::size_t got = read_at(fd, buf, n, off, op, path);
     if (got != n) {
@@ -141,84 +275,49 @@ inline void read_exact(int fd, void* buf, std::size_t n, std::size_t off, const 
     }
 }
 
-/// A file written under a temporary name in the same directory and renamed over its final name by
-/// commit(). Until then the final name is untouched; if the writer dies, only the temporary file
-/// (`.<name>.<random>.tmp`) is left. The destructor removes an uncommitted temporary file.
-class atomic_file {
-public:
-    atomic_file(std::string path, std::string op) : m_path(std::move(path)), m_op(std::move(op))
-    {
-        const std::string base = base_of(m_path);
-        if (base.empty() || base == "." || base == "..") {
-            raise<error>(m_op, m_path, "the path does not name a file", "give a file name", errno_code(EINVAL));
-        }
-        // The random part of a generated segment name makes the temporary name unguessable.
-        const std::string token = generate_name().substr(user_prefix(current_uid()).size());
-        m_temp = dir_of(m_path) + "/." + base.substr(0, 120) + "." + token + ".tmp";
-        m_fd = open_file(m_temp, O_WRONLY | O_CREAT | O_EXCL, 0666, m_op);
+atomic_file::atomic_file(std::string path, std::string op) : m_path(std::move(path)), m_op(std::move(op))
+{
+    const std::string base = base_of(m_path);
+    if (base.empty() || base == "." || base == "..") {
+        raise<error>(m_op, m_path, "the path does not name a file", "give a file name", errno_code(EINVAL));
     }
-    atomic_file(const atomic_file&) = delete;
-    atomic_file& operator=(const atomic_file&) = delete;
-    ~atomic_file()
-    {
-        if (!m_committed) {
-            m_fd.reset();
-            (void)sys().unlinkat(AT_FDCWD, m_temp.c_str(), 0);
-        }
+    // The random part of a generated segment name makes the temporary name unguessable.
+    const std::string token = generate_name().substr(user_prefix(current_uid()).size());
+    m_temp = dir_of(m_path) + "/." + base.substr(0, 120) + "." + token + ".tmp";
+    m_fd = open_file(m_temp, O_WRONLY | O_CREAT | O_EXCL, 0666, m_op);
+}
+
+bool atomic_file::commit(std::size_t total, bool replace)
+{
+    if (retry_eintr([&] { return sys().ftruncate(m_fd.get(), static_cast<off_t>(total)); }) != 0) {
+        raise_file_errno(m_op, m_path, errno, "ftruncate");
     }
-
-    int fd() const noexcept { return m_fd.get(); }
-    const std::string& temp_path() const noexcept { return m_temp; }
-
-    void write_at(const void* data, std::size_t n, std::size_t off)
-    {
-        write_all(m_fd.get(), data, n, off, m_op, m_path);
+    if (retry_eintr([&] { return sys().fsync(m_fd.get()); }) != 0) {
+        raise_file_errno(m_op, m_path, errno, "fsync");
     }
-
-    /// Sets the size to `total` (unwritten gaps read as zeros), flushes the data to disk and renames
-    /// the file over its final name (or, with `replace` false, only if that name does not exist yet).
-    /// @returns false if `replace` is false and the final name exists (the temporary file is removed)
-    bool commit(std::size_t total, bool replace = true)
-    {
-        if (retry_eintr([&] { return sys().ftruncate(m_fd.get(), static_cast<off_t>(total)); }) != 0) {
-            raise_file_errno(m_op, m_path, errno, "ftruncate");
+    m_fd.reset();
+    const int r = retry_eintr([&] {
+        return sys().renameat2(AT_FDCWD, m_temp.c_str(), AT_FDCWD, m_path.c_str(), replace ? 0u : rename_noreplace);
+    });
+    if (r != 0) {
+        const int err = errno;
+        if (!replace && err == EEXIST) {
+            return false;
         }
-        if (retry_eintr([&] { return sys().fsync(m_fd.get()); }) != 0) {
-            raise_file_errno(m_op, m_path, errno, "fsync");
-        }
-        m_fd.reset();
-        const int r = retry_eintr([&] {
-            return sys().renameat2(AT_FDCWD, m_temp.c_str(), AT_FDCWD, m_path.c_str(), replace ? 0u : rename_noreplace);
-        });
-        if (r != 0) {
-            const int err = errno;
-            if (!replace && err == EEXIST) {
-                return false;
-            }
-            raise_file_errno(m_op, m_path, err, "rename");
-        }
-        m_committed = true;
-        // Make the rename itself durable; a file system that cannot sync a directory still has the file.
-        const int dfd = retry_eintr(
-            [&] { return sys().openat(AT_FDCWD, dir_of(m_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0); });
-        if (dfd >= 0) {
-            fd_guard dir(dfd);
-            (void)retry_eintr([&] { return sys().fsync(dir.get()); });
-        }
-        return true;
+        raise_file_errno(m_op, m_path, err, "rename");
     }
+    m_committed = true;
+    // Make the rename itself durable; a file system that cannot sync a directory still has the file.
+    const int dfd = retry_eintr(
+        [&] { return sys().openat(AT_FDCWD, dir_of(m_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0); });
+    if (dfd >= 0) {
+        fd_guard dir(dfd);
+        (void)retry_eintr([&] { return sys().fsync(dir.get()); });
+    }
+    return true;
+}
 
-private:
-    std::string m_path;
-    std::string m_op;
-    std::string m_temp;
-    fd_guard m_fd;
-    bool m_committed = false;
-};
-
-/// The first bytes of a `.npy` file for an array of `t` and `shape`: header padded so that the data
-/// starts at a multiple of 64, as NumPy writes it, magic complete.
-inline std::vector<unsigned char> npy_file_header(dtype t, const std::vector<std::size_t>& shape, bool fortran)
+std::vector<unsigned char> npy_file_header(dtype t, const std::vector<std::size_t>& shape, bool fortran)
 {
     const std::size_t dict = npy_dict(t, shape, fortran).size();
     std::size_t offset = (npy_prefix_bytes(1) + dict + 1 + 63) / 64 * 64;
@@ -231,10 +330,8 @@ inline std::vector<unsigned char> npy_file_header(dtype t, const std::vector<std
     return head;
 }
 
-/// Writes a whole `.npy` file atomically from `nbytes` bytes at `data` (already in the order the
-/// header states). With `replace` false, fails (returns false) if `path` exists.
-inline bool write_npy_file(const std::string& path, dtype t, const std::vector<std::size_t>& shape, bool fortran,
-                           const void* data, std::size_t nbytes, const std::string& op, bool replace = true)
+bool write_npy_file(const std::string& path, dtype t, const std::vector<std::size_t>& shape, bool fortran,
+                    const void* data, std::size_t nbytes, const std::string& op, bool replace)
 {
     const std::vector<unsigned char> head = npy_file_header(t, shape, fortran);
     atomic_file f(path, op);
@@ -245,17 +342,7 @@ inline bool write_npy_file(const std::string& path, dtype t, const std::vector<s
     return f.commit(head.size() + nbytes, replace);
 }
 
-/// An open `.npy` file and what its header says.
-struct npy_file {
-    std::string path;
-    fd_guard fd;
-    struct stat st {};
-    npy_info info;
-};
-
-/// Reads and checks the header of the open file `fd`: every number is checked against the file's
-/// real size before it is used.
-inline npy_info read_npy_info(int fd, std::size_t size, const std::string& op, const std::string& path)
+npy_info read_npy_info(int fd, std::size_t size, const std::string& op, const std::string& path)
 {
     unsigned char prefix[12] = {};
     const std::size_t got = read_at(fd, prefix, sizeof prefix, 0, op, path);
@@ -277,8 +364,7 @@ inline npy_info read_npy_info(int fd, std::size_t size, const std::string& op, c
     return parse_npy(head.data(), want, path, size);
 }
 
-/// Opens a `.npy` file and parses its header (format_error if it is not a valid .npy).
-inline npy_file open_npy_file(const std::string& path, const std::string& op, int flags = O_RDONLY)
+npy_file open_npy_file(const std::string& path, const std::string& op, int flags)
 {
     npy_file f;
     f.path = path;
@@ -291,29 +377,8 @@ inline npy_file open_npy_file(const std::string& path, const std::string& op, in
     return f;
 }
 
-/// Throws dtype_mismatch unless the file at `path`, which holds `found`, may be read as T.
-template <class T>
-void check_file_dtype(const std::string& op, const std::string& path, dtype found)
-{
-    if (found != dtype_of<T>) {
-        raise_dtype_mismatch(op, path, "file", found, dtype_of<T>, "read", " (read_npy_header tells it)",
-                             errno_code(EINVAL));
-    }
-}
-
-/// A resolved axis-0 row range of an array on disk.
-struct row_slice {
-    std::size_t begin = 0;
-    std::size_t end = 0;
-    std::size_t row_elems = 1; ///< elements per row: prod(shape[1:])
-    std::size_t row_bytes = 0;
-    npy_info info; ///< the slice as an array: shape[0] = end - begin; data_offset unset
-    bool whole = true;
-};
-
-/// Checks [begin, end) against the array's rows (end == SIZE_MAX: to the last row).
-inline row_slice resolve_rows(const npy_info& file, std::size_t begin, std::size_t end, const std::string& op,
-                              const std::string& path)
+row_slice resolve_rows(const npy_info& file, std::size_t begin, std::size_t end, const std::string& op,
+                       const std::string& path)
 {
     row_slice s;
     s.info = file;
@@ -352,11 +417,8 @@ inline row_slice resolve_rows(const npy_info& file, std::size_t begin, std::size
     return s;
 }
 
-/// Reads the rows of `s` from the open `.npy` file into `dst` (s.info.nbytes bytes, in the file's
-/// order), and nothing else of the data. A C-order range is one read; a Fortran-order range is one
-/// read per column, each of the range's rows only.
-inline void read_rows(int fd, const npy_info& file, const row_slice& s, unsigned char* dst, const std::string& op,
-                      const std::string& path)
+void read_rows(int fd, const npy_info& file, const row_slice& s, unsigned char* dst, const std::string& op,
+               const std::string& path)
 {
     if (s.info.nbytes == 0) {
         return;
@@ -372,12 +434,9 @@ inline void read_rows(int fd, const npy_info& file, const row_slice& s, unsigned
     }
 }
 
-/// Maps `len` bytes of the open file at `off` (rounded down to a page); returns the mapping and, in
-/// `delta`, where byte `off` is in it. `other_fix` ("; or ...") follows the advice of an out_of_space
-/// for a sparse file that cannot be reserved.
-inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, std::size_t off, std::size_t len,
-                                               bool private_writable, const std::string& op, std::size_t& delta,
-                                               const std::string& other_fix)
+std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, std::size_t off, std::size_t len,
+                                        bool private_writable, const std::string& op, std::size_t& delta,
+                                        const std::string& other_fix)
 {
     // A sparse file on tmpfs would SIGBUS on the first read of a hole once the tmpfs is full.
     const struct stat st = stat_fd(fd, op, path);
@@ -402,8 +461,7 @@ inline std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, 
                                      private_writable);
 }
 
-/// Memory that is no file: a private anonymous mapping of `size` zero bytes, named `name` in messages.
-inline std::shared_ptr<mapping> map_anonymous(std::size_t size, const std::string& name, const std::string& op)
+std::shared_ptr<mapping> map_anonymous(std::size_t size, const std::string& name, const std::string& op)
 {
     void* p = map_memory(std::max<std::size_t>(size, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
@@ -413,43 +471,33 @@ inline std::shared_ptr<mapping> map_anonymous(std::size_t size, const std::strin
                                      std::max<std::size_t>(size, 1), true);
 }
 
-/// An exclusive flock on the file at `path` that is still the file at `path` when it is granted (a
-/// writer renames new files over old ones: a lock on a replaced file protects nothing). Holds nothing
-/// if the file does not exist. The kernel releases the lock if the holder dies.
-class file_lock {
-public:
-    file_lock(const std::string& path, const std::string& op)
-    {
-        for (;;) {
-            const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC, 0); });
-            if (fd < 0) {
-                if (errno == ENOENT) {
-                    return;
-                }
-                raise_file_errno(op, path, errno, "open");
-            }
-            fd_guard guard(fd);
-            if (retry_eintr([&] { return sys().flock(fd, LOCK_EX); }) != 0) {
-                raise_file_errno(op, path, errno, "flock");
-            }
-            const struct stat mine = stat_fd(fd, op, path);
-            struct stat now {};
-            if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &now, 0); }) == 0 &&
-                id_of(now) == id_of(mine)) {
-                m_fd = std::move(guard);
+file_lock::file_lock(const std::string& path, const std::string& op)
+{
+    for (;;) {
+        const int fd = retry_eintr([&] { return sys().openat(AT_FDCWD, path.c_str(), O_RDONLY | O_CLOEXEC, 0); });
+        if (fd < 0) {
+            if (errno == ENOENT) {
                 return;
             }
-            // Replaced or removed while waiting: lock the file that is there now.
+            raise_file_errno(op, path, errno, "open");
         }
+        fd_guard guard(fd);
+        if (retry_eintr([&] { return sys().flock(fd, LOCK_EX); }) != 0) {
+            raise_file_errno(op, path, errno, "flock");
+        }
+        const struct stat mine = stat_fd(fd, op, path);
+        struct stat now {};
+        if (retry_eintr([&] { return sys().fstatat(AT_FDCWD, path.c_str(), &now, 0); }) == 0 &&
+            id_of(now) == id_of(mine)) {
+            m_fd = std::move(guard);
+            return;
+        }
+        // Replaced or removed while waiting: lock the file that is there now.
     }
-    bool held() const noexcept { return m_fd.get() >= 0; }
-    int fd() const noexcept { return m_fd.get(); }
-
-private:
-    fd_guard m_fd; // closing it releases the lock
-};
+}
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #undef NDSHM_RENAME_NOREPLACE
 

@@ -28,6 +28,7 @@
 #include "../error.hpp"
 #include "array_cereal.hpp"
 #include "array_handle.hpp"
+#include "config.hpp"
 #include "object_format.hpp"
 #include "segment_impl.hpp"
 #include "xtensor_compat.hpp"
@@ -109,33 +110,8 @@ public:
     /// and shape are stored once, so handles that alias stay aliased after loading.
     /// Only shared_ndarray handles can alias: `dedupe` is false for xtensor containers, which own
     /// their memory (and an object may hold many thousands of them).
-    void add_array(dtype type, std::vector<std::size_t> shape, bool fortran, const void* data, std::size_t nbytes,
-                   bool dedupe)
-    {
-        if (dedupe && data != nullptr) {
-            const auto it = m_index.find(data);
-            if (it != m_index.end()) {
-                const array_desc& d = m_descs[it->second];
-                if (d.type == type && d.shape == shape && d.fortran == fortran) {
-                    write_index(it->second);
-                    return;
-                }
-            }
-        }
-        const std::uint64_t index = m_descs.size();
-        array_desc d;
-        d.type = type;
-        d.shape = std::move(shape);
-        d.fortran = fortran;
-        d.nbytes = nbytes;
-        d.stored_bytes = nbytes;
-        m_descs.push_back(std::move(d));
-        m_data.push_back(data);
-        if (dedupe && data != nullptr) {
-            m_index.emplace(data, index);
-        }
-        write_index(index);
-    }
+    NDSHM_DECL void add_array(dtype type, std::vector<std::size_t> shape, bool fortran, const void* data,
+                              std::size_t nbytes, bool dedupe);
 
     void write_index(std::uint64_t index) { saveBinary(&index, sizeof index); }
 
@@ -244,23 +220,10 @@ public:
         m_populated = std::max(upto, end);
     }
 
-    [[noreturn]] void fail(const std::string& why) const
-    {
-        raise<serialization_error>("load", m_name, "the blob does not decode as the requested type: " + why,
-                                   "load it as the type it was shared or saved as (with the same serialize "
-                                   "functions), or recreate it",
-                                   make_error_code(errc::serialization));
-    }
+    [[noreturn]] NDSHM_DECL void fail(const std::string& why) const;
 
     /// dtype_mismatch for an array member whose element type is not the stored one.
-    [[noreturn]] void wrong_dtype(dtype stored, dtype wanted, std::uint64_t index) const
-    {
-        raise<dtype_mismatch>("load", m_name,
-                              "array " + std::to_string(index) + " holds " + dtype_name(stored) + " ('" +
-                                  dtype_descr(stored) + "'), but the member asks for " + dtype_name(wanted) + " ('" +
-                                  dtype_descr(wanted) + "')",
-                              "declare the member with the element type it was shared with", errno_code(EINVAL));
-    }
+    [[noreturn]] NDSHM_DECL void wrong_dtype(dtype stored, dtype wanted, std::uint64_t index) const;
 
 private:
     const parsed_object& m_obj;
@@ -585,5 +548,56 @@ T decode_object(const std::shared_ptr<mapping>& m, const parsed_object& obj, con
 }
 
 } // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void object_output_archive::add_array(dtype type, std::vector<std::size_t> shape, bool fortran, const void* data,
+                                      std::size_t nbytes, bool dedupe)
+{
+    if (dedupe && data != nullptr) {
+        const auto it = m_index.find(data);
+        if (it != m_index.end()) {
+            const array_desc& d = m_descs[it->second];
+            if (d.type == type && d.shape == shape && d.fortran == fortran) {
+                write_index(it->second);
+                return;
+            }
+        }
+    }
+    const std::uint64_t index = m_descs.size();
+    array_desc d;
+    d.type = type;
+    d.shape = std::move(shape);
+    d.fortran = fortran;
+    d.nbytes = nbytes;
+    d.stored_bytes = nbytes;
+    m_descs.push_back(std::move(d));
+    m_data.push_back(data);
+    if (dedupe && data != nullptr) {
+        m_index.emplace(data, index);
+    }
+    write_index(index);
+}
+
+void object_input_archive::fail(const std::string& why) const
+{
+    raise<serialization_error>("load", m_name, "the blob does not decode as the requested type: " + why,
+                               "load it as the type it was shared or saved as (with the same serialize "
+                               "functions), or recreate it",
+                               make_error_code(errc::serialization));
+}
+
+void object_input_archive::wrong_dtype(dtype stored, dtype wanted, std::uint64_t index) const
+{
+    raise<dtype_mismatch>("load", m_name,
+                          "array " + std::to_string(index) + " holds " + dtype_name(stored) + " ('" +
+                              dtype_descr(stored) + "'), but the member asks for " + dtype_name(wanted) + " ('" +
+                              dtype_descr(wanted) + "')",
+                          "declare the member with the element type it was shared with", errno_code(EINVAL));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

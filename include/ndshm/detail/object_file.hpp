@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "config.hpp"
 #include "file_io.hpp"
 #include "mapping.hpp"
 #include "npy.hpp"
@@ -23,26 +24,9 @@ namespace ndshm::detail {
 
 /// Writes an object file atomically: `descs` describe the arrays (whose stored bytes are at `src`),
 /// `blob` the rest; the file holds exactly the layout of a segment.
-inline void write_object_file(const std::string& path, const std::vector<array_desc>& descs,
-                              const std::vector<const void*>& src, const unsigned char* blob, std::size_t blob_bytes,
-                              std::uint32_t codec_id, const std::string& op)
-{
-    const object_layout l = compute_layout(descs, blob_bytes, op, path);
-    std::vector<unsigned char> head(object_payload_offset + l.blob_offset + l.blob_bytes);
-    write_object_head(head.data(), l, descs, blob, codec_id);
-    head[0] = static_cast<unsigned char>(npy_magic[0]);
-    atomic_file f(path, op);
-    f.write_at(head.data(), head.size(), 0);
-    for (std::size_t i = 0; i < descs.size(); ++i) {
-        if (descs[i].stored_bytes != 0) {
-            f.write_at(src[i], descs[i].stored_bytes, object_payload_offset + l.offsets[i]);
-        }
-    }
-    trailer t;
-    fill_object_trailer(t, l.payload_bytes);
-    f.write_at(&t, sizeof t, l.trailer_offset);
-    (void)f.commit(l.total);
-}
+NDSHM_DECL void write_object_file(const std::string& path, const std::vector<array_desc>& descs,
+                                  const std::vector<const void*>& src, const unsigned char* blob,
+                                  std::size_t blob_bytes, std::uint32_t codec_id, const std::string& op);
 
 /// Writes the arrays of an object (described by `descs`, bytes at `src`) and its blob to `path`,
 /// compressing the arrays with `compression` if it is not null. `Codec` is ndshm::codec (file.hpp).
@@ -76,19 +60,7 @@ void save_object_arrays(const std::string& path, std::vector<array_desc> descs, 
 }
 
 /// An uncompressed copy of the layout of `obj`: its arrays as array_descs in entry order.
-inline std::vector<array_desc> plain_descs(const parsed_object& obj)
-{
-    std::vector<array_desc> descs(obj.entries.size());
-    for (std::size_t i = 0; i < descs.size(); ++i) {
-        const object_entry& e = obj.entries[i];
-        descs[i].type = e.type;
-        descs[i].shape = e.shape();
-        descs[i].fortran = e.fortran;
-        descs[i].nbytes = e.nbytes;
-        descs[i].stored_bytes = e.nbytes;
-    }
-    return descs;
-}
+NDSHM_DECL std::vector<array_desc> plain_descs(const parsed_object& obj);
 
 /// The codec that decompresses `obj`: `given` (null: none given); format_error if that is not it.
 template <class Codec>
@@ -128,7 +100,49 @@ void expand_object(const parsed_object& obj, const unsigned char* src_base, unsi
 
 /// Maps the object file at `path` privately (writes to the mapping never reach the file), whole; the
 /// caller parses it.
-inline std::shared_ptr<mapping> map_object_image(const std::string& path, const std::string& op)
+NDSHM_DECL std::shared_ptr<mapping> map_object_image(const std::string& path, const std::string& op);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void write_object_file(const std::string& path, const std::vector<array_desc>& descs,
+                       const std::vector<const void*>& src, const unsigned char* blob, std::size_t blob_bytes,
+                       std::uint32_t codec_id, const std::string& op)
+{
+    const object_layout l = compute_layout(descs, blob_bytes, op, path);
+    std::vector<unsigned char> head(object_payload_offset + l.blob_offset + l.blob_bytes);
+    write_object_head(head.data(), l, descs, blob, codec_id);
+    head[0] = static_cast<unsigned char>(npy_magic[0]);
+    atomic_file f(path, op);
+    f.write_at(head.data(), head.size(), 0);
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+        if (descs[i].stored_bytes != 0) {
+            f.write_at(src[i], descs[i].stored_bytes, object_payload_offset + l.offsets[i]);
+        }
+    }
+    trailer t;
+    fill_object_trailer(t, l.payload_bytes);
+    f.write_at(&t, sizeof t, l.trailer_offset);
+    (void)f.commit(l.total);
+}
+
+std::vector<array_desc> plain_descs(const parsed_object& obj)
+{
+    std::vector<array_desc> descs(obj.entries.size());
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+        const object_entry& e = obj.entries[i];
+        descs[i].type = e.type;
+        descs[i].shape = e.shape();
+        descs[i].fortran = e.fortran;
+        descs[i].nbytes = e.nbytes;
+        descs[i].stored_bytes = e.nbytes;
+    }
+    return descs;
+}
+
+std::shared_ptr<mapping> map_object_image(const std::string& path, const std::string& op)
 {
     fd_guard fd = open_file(path, O_RDONLY, 0, op);
     const struct stat st = stat_fd(fd.get(), op, path);
@@ -142,5 +156,6 @@ inline std::shared_ptr<mapping> map_object_image(const std::string& path, const 
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

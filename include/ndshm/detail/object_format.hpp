@@ -42,6 +42,7 @@
 
 #include "../dtype.hpp"
 #include "../error.hpp"
+#include "config.hpp"
 #include "npy.hpp"
 #include "prefault.hpp"
 #include "sys.hpp"
@@ -134,114 +135,18 @@ struct object_layout {
 };
 
 /// Lays out `arrays` and a blob of `blob_bytes`. Throws out_of_space if the sizes overflow.
-inline object_layout compute_layout(const std::vector<array_desc>& arrays, std::size_t blob_bytes,
-                                    const std::string& op, const std::string& name)
-{
-    const auto too_large = [&] {
-        raise<out_of_space>(op, name, "the object's size overflows the address space", "share fewer or smaller arrays",
-                            errno_code(EOVERFLOW));
-    };
-    object_layout l;
-    std::size_t cursor = object_header_bytes;
-    if (arrays.size() > (std::numeric_limits<std::size_t>::max() - cursor) / object_entry_bytes) {
-        too_large();
-    }
-    cursor += arrays.size() * object_entry_bytes;
-    l.dims_offset = cursor;
-    for (const auto& a : arrays) {
-        l.dims_count += a.shape.size();
-    }
-    if (l.dims_count > (std::numeric_limits<std::size_t>::max() - cursor) / 8) {
-        too_large();
-    }
-    cursor += l.dims_count * 8;
-    l.blob_offset = cursor;
-    l.blob_bytes = blob_bytes;
-    if (!add_to(cursor, blob_bytes)) {
-        too_large();
-    }
-    l.offsets.reserve(arrays.size());
-    for (const auto& a : arrays) {
-        if (!align_up(cursor, a.stored_bytes >= object_large_array ? 4096 : 64)) {
-            too_large();
-        }
-        l.offsets.push_back(cursor);
-        if (!add_to(cursor, a.stored_bytes)) {
-            too_large();
-        }
-    }
-    l.payload_bytes = cursor;
-    std::size_t end = object_payload_offset;
-    const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<off_t>::max()) / 2;
-    if (!add_to(end, l.payload_bytes) || !align_up(end, 64) || end > limit) {
-        too_large();
-    }
-    l.trailer_offset = end;
-    l.total = end + sizeof(trailer);
-    return l;
-}
+NDSHM_DECL object_layout compute_layout(const std::vector<array_desc>& arrays, std::size_t blob_bytes,
+                                        const std::string& op, const std::string& name);
 
 /// Writes the `.npy` header (magic's first byte left 0, as for an unpublished segment), the object
 /// header, the table of contents, the extents and the blob into `base`, a zero-filled buffer of
 /// `l.total` bytes. The arrays and the trailer are the caller's.
-inline void write_object_head(unsigned char* base, const object_layout& l, const std::vector<array_desc>& arrays,
-                              const unsigned char* blob, std::uint32_t codec)
-{
-    (void)write_npy_header(base, object_payload_offset, dtype::uint8, {l.payload_bytes}, false);
-    unsigned char* p = base + object_payload_offset;
-    std::memcpy(p, object_magic, sizeof object_magic);
-    put_u32(p + 8, object_version);
-    put_u32(p + 12, static_cast<std::uint32_t>(object_header_bytes));
-    put_u32(p + 16, static_cast<std::uint32_t>(object_entry_bytes));
-    put_u32(p + 20, codec);
-    put_u64(p + 24, arrays.size());
-    put_u64(p + 32, object_header_bytes);
-    put_u64(p + 40, l.dims_offset);
-    put_u64(p + 48, l.dims_count);
-    put_u64(p + 56, l.blob_offset);
-    put_u64(p + 64, l.blob_bytes);
-    put_u64(p + 72, l.payload_bytes);
-    std::size_t dim = 0;
-    for (std::size_t i = 0; i < arrays.size(); ++i) {
-        const array_desc& a = arrays[i];
-        unsigned char* e = p + object_header_bytes + i * object_entry_bytes;
-        const char* descr = dtype_descr(a.type);
-        std::memcpy(e, descr, std::strlen(descr)); // at most 4 characters; the rest stays NUL
-        put_u32(e + 8, static_cast<std::uint32_t>(a.shape.size()));
-        put_u32(e + 12, (a.fortran ? entry_fortran : 0u) | (a.compressed ? entry_compressed : 0u));
-        put_u64(e + 16, dim);
-        put_u64(e + 24, l.offsets[i]);
-        put_u64(e + 32, a.nbytes);
-        put_u64(e + 40, a.stored_bytes);
-        for (const std::size_t d : a.shape) {
-            put_u64(p + l.dims_offset + 8 * dim++, d);
-        }
-    }
-    if (l.blob_bytes != 0) {
-        std::memcpy(p + l.blob_offset, blob, l.blob_bytes);
-    }
-}
+NDSHM_DECL void write_object_head(unsigned char* base, const object_layout& l, const std::vector<array_desc>& arrays,
+                                  const unsigned char* blob, std::uint32_t codec);
 
 /// Fills a trailer for an object image that is not a live segment (a file, or a private mapping):
 /// state ready, the writing process as its creator.
-inline void fill_object_trailer(trailer& t, std::size_t payload_bytes) noexcept
-{
-    std::memset(&t, 0, sizeof t);
-    std::memcpy(t.magic, trailer_magic, sizeof trailer_magic);
-    t.version = trailer_version;
-    t.size = sizeof(trailer);
-    t.kind = kind_object;
-    t.state = state_ready;
-    t.uid = static_cast<std::uint32_t>(current_uid());
-    const auto me = static_cast<std::uint64_t>(::getpid());
-    t.creator_pid = me;
-    t.creator_start = process_start_time(me);
-    t.data_offset = object_payload_offset;
-    t.data_bytes = payload_bytes;
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    t.created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
+NDSHM_DECL void fill_object_trailer(trailer& t, std::size_t payload_bytes) noexcept;
 
 /// One array of a parsed object. Its extents stay in the payload (validated), so that parsing an
 /// object of many arrays allocates nothing per array.
@@ -305,8 +210,120 @@ inline bool dtype_from_descr(const unsigned char* d, ndshm::dtype& out) noexcept
 /// Parses the payload of an object (`payload[0, n)`, found at `payload_offset` of its segment or
 /// file) as hostile input: every offset, count and shape product is checked against `n` before use.
 /// Throws format_error naming `name`.
-inline parsed_object parse_object_payload(const unsigned char* payload, std::size_t n, std::size_t payload_offset,
-                                          const std::string& op, const std::string& name)
+NDSHM_DECL parsed_object parse_object_payload(const unsigned char* payload, std::size_t n, std::size_t payload_offset,
+                                              const std::string& op, const std::string& name);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+object_layout compute_layout(const std::vector<array_desc>& arrays, std::size_t blob_bytes, const std::string& op,
+                             const std::string& name)
+{
+    const auto too_large = [&] {
+        raise<out_of_space>(op, name, "the object's size overflows the address space", "share fewer or smaller arrays",
+                            errno_code(EOVERFLOW));
+    };
+    object_layout l;
+    std::size_t cursor = object_header_bytes;
+    if (arrays.size() > (std::numeric_limits<std::size_t>::max() - cursor) / object_entry_bytes) {
+        too_large();
+    }
+    cursor += arrays.size() * object_entry_bytes;
+    l.dims_offset = cursor;
+    for (const auto& a : arrays) {
+        l.dims_count += a.shape.size();
+    }
+    if (l.dims_count > (std::numeric_limits<std::size_t>::max() - cursor) / 8) {
+        too_large();
+    }
+    cursor += l.dims_count * 8;
+    l.blob_offset = cursor;
+    l.blob_bytes = blob_bytes;
+    if (!add_to(cursor, blob_bytes)) {
+        too_large();
+    }
+    l.offsets.reserve(arrays.size());
+    for (const auto& a : arrays) {
+        if (!align_up(cursor, a.stored_bytes >= object_large_array ? 4096 : 64)) {
+            too_large();
+        }
+        l.offsets.push_back(cursor);
+        if (!add_to(cursor, a.stored_bytes)) {
+            too_large();
+        }
+    }
+    l.payload_bytes = cursor;
+    std::size_t end = object_payload_offset;
+    const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<off_t>::max()) / 2;
+    if (!add_to(end, l.payload_bytes) || !align_up(end, 64) || end > limit) {
+        too_large();
+    }
+    l.trailer_offset = end;
+    l.total = end + sizeof(trailer);
+    return l;
+}
+
+void write_object_head(unsigned char* base, const object_layout& l, const std::vector<array_desc>& arrays,
+                       const unsigned char* blob, std::uint32_t codec)
+{
+    (void)write_npy_header(base, object_payload_offset, dtype::uint8, {l.payload_bytes}, false);
+    unsigned char* p = base + object_payload_offset;
+    std::memcpy(p, object_magic, sizeof object_magic);
+    put_u32(p + 8, object_version);
+    put_u32(p + 12, static_cast<std::uint32_t>(object_header_bytes));
+    put_u32(p + 16, static_cast<std::uint32_t>(object_entry_bytes));
+    put_u32(p + 20, codec);
+    put_u64(p + 24, arrays.size());
+    put_u64(p + 32, object_header_bytes);
+    put_u64(p + 40, l.dims_offset);
+    put_u64(p + 48, l.dims_count);
+    put_u64(p + 56, l.blob_offset);
+    put_u64(p + 64, l.blob_bytes);
+    put_u64(p + 72, l.payload_bytes);
+    std::size_t dim = 0;
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+        const array_desc& a = arrays[i];
+        unsigned char* e = p + object_header_bytes + i * object_entry_bytes;
+        const char* descr = dtype_descr(a.type);
+        std::memcpy(e, descr, std::strlen(descr)); // at most 4 characters; the rest stays NUL
+        put_u32(e + 8, static_cast<std::uint32_t>(a.shape.size()));
+        put_u32(e + 12, (a.fortran ? entry_fortran : 0u) | (a.compressed ? entry_compressed : 0u));
+        put_u64(e + 16, dim);
+        put_u64(e + 24, l.offsets[i]);
+        put_u64(e + 32, a.nbytes);
+        put_u64(e + 40, a.stored_bytes);
+        for (const std::size_t d : a.shape) {
+            put_u64(p + l.dims_offset + 8 * dim++, d);
+        }
+    }
+    if (l.blob_bytes != 0) {
+        std::memcpy(p + l.blob_offset, blob, l.blob_bytes);
+    }
+}
+
+void fill_object_trailer(trailer& t, std::size_t payload_bytes) noexcept
+{
+    std::memset(&t, 0, sizeof t);
+    std::memcpy(t.magic, trailer_magic, sizeof trailer_magic);
+    t.version = trailer_version;
+    t.size = sizeof(trailer);
+    t.kind = kind_object;
+    t.state = state_ready;
+    t.uid = static_cast<std::uint32_t>(current_uid());
+    const auto me = static_cast<std::uint64_t>(::getpid());
+    t.creator_pid = me;
+    t.creator_start = process_start_time(me);
+    t.data_offset = object_payload_offset;
+    t.data_bytes = payload_bytes;
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    t.created_ns = static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+parsed_object parse_object_payload(const unsigned char* payload, std::size_t n, std::size_t payload_offset,
+                                   const std::string& op, const std::string& name)
 {
     const auto bad = [&](const std::string& why) {
         raise<format_error>(op, name, "corrupt composite object: " + why,
@@ -419,5 +436,6 @@ inline parsed_object parse_object_payload(const unsigned char* payload, std::siz
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

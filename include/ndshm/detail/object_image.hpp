@@ -18,6 +18,7 @@
 #include "../dtype.hpp"
 #include "../error.hpp"
 #include "../options.hpp"
+#include "config.hpp"
 #include "npy.hpp"
 #include "object_archive.hpp"
 #include "object_format.hpp"
@@ -32,8 +33,51 @@
 namespace ndshm::detail {
 
 /// Checks that a mapped segment or file is a composite object and parses it (hostile input).
-inline parsed_object parse_object_image(const mapping& m, const npy_info& info, std::uint32_t kind,
-                                        const std::string& op, const std::string& name)
+NDSHM_DECL parsed_object parse_object_image(const mapping& m, const npy_info& info, std::uint32_t kind,
+                                            const std::string& op, const std::string& name);
+
+/// Parses the object image of mapping `m` (a segment: its header and its trailer say where things
+/// are), as parse_object_image does.
+inline parsed_object parse_mapped_object(const mapping& m, const std::string& op)
+{
+    const npy_info info = parse_npy(m.base(), m.size(), m.name());
+    const trailer* t = find_trailer(m, info, op);
+    return parse_object_image(m, info, t != nullptr ? t->kind : 0, op, m.name());
+}
+
+/// Copies the arrays recorded by `ar` into an object image at `base` laid out by `l`.
+inline void copy_arrays(unsigned char* base, const object_layout& l, const object_output_archive& ar,
+                        const std::vector<array_desc>& descs)
+{
+    for (std::size_t i = 0; i < descs.size(); ++i) {
+        if (descs[i].nbytes != 0) {
+            std::memcpy(base + object_payload_offset + l.offsets[i], ar.data()[i], descs[i].nbytes);
+        }
+    }
+}
+
+/// Writes what `ar` collected into one new segment (see ndshm::share), published and owned by this
+/// process.
+NDSHM_DECL shared_object share_archive(object_output_archive& ar, const options& opt, const std::string& op);
+
+/// Writes what `ar` collected into a segment of queue `q`'s pool (see ndshm::share(obj, queue)),
+/// published and owned by this process.
+NDSHM_DECL shared_object share_archive(object_output_archive& ar, queue_impl& q, const std::string& op);
+
+/// Attaches the object segment `name` and parses it into `obj` (see ndshm::load): an uncompressed
+/// object, whatever its type.
+NDSHM_DECL std::shared_ptr<mapping> open_object(const std::string& name, const options& opt, parsed_object& obj);
+
+/// The mapping of object handle `h`, parsed into `obj` (see ndshm::load of a handle).
+NDSHM_DECL const std::shared_ptr<mapping>& held_object(const shared_object& h, parsed_object& obj);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+parsed_object parse_object_image(const mapping& m, const npy_info& info, std::uint32_t kind, const std::string& op,
+                                 const std::string& name)
 {
     if (kind == 0) {
         raise<format_error>(op, name, "not a composite object: it has no ndshm trailer (a plain .npy)",
@@ -70,29 +114,7 @@ inline parsed_object parse_object_image(const mapping& m, const npy_info& info, 
     return parse_object_payload(payload, info.nbytes, info.data_offset, op, name);
 }
 
-/// Parses the object image of mapping `m` (a segment: its header and its trailer say where things
-/// are), as parse_object_image does.
-inline parsed_object parse_mapped_object(const mapping& m, const std::string& op)
-{
-    const npy_info info = parse_npy(m.base(), m.size(), m.name());
-    const trailer* t = find_trailer(m, info, op);
-    return parse_object_image(m, info, t != nullptr ? t->kind : 0, op, m.name());
-}
-
-/// Copies the arrays recorded by `ar` into an object image at `base` laid out by `l`.
-inline void copy_arrays(unsigned char* base, const object_layout& l, const object_output_archive& ar,
-                        const std::vector<array_desc>& descs)
-{
-    for (std::size_t i = 0; i < descs.size(); ++i) {
-        if (descs[i].nbytes != 0) {
-            std::memcpy(base + object_payload_offset + l.offsets[i], ar.data()[i], descs[i].nbytes);
-        }
-    }
-}
-
-/// Writes what `ar` collected into one new segment (see ndshm::share), published and owned by this
-/// process.
-inline shared_object share_archive(object_output_archive& ar, const options& opt, const std::string& op)
+shared_object share_archive(object_output_archive& ar, const options& opt, const std::string& op)
 {
     auto& descs = ar.descs();
     const object_layout l = compute_layout(descs, ar.blob().size(), op, opt.name);
@@ -105,9 +127,7 @@ inline shared_object share_archive(object_output_archive& ar, const options& opt
     return object_access::make(std::move(m), descs.size());
 }
 
-/// Writes what `ar` collected into a segment of queue `q`'s pool (see ndshm::share(obj, queue)),
-/// published and owned by this process.
-inline shared_object share_archive(object_output_archive& ar, queue_impl& q, const std::string& op)
+shared_object share_archive(object_output_archive& ar, queue_impl& q, const std::string& op)
 {
     auto& descs = ar.descs();
     const object_layout l = compute_layout(descs, ar.blob().size(), op, q.name());
@@ -136,9 +156,7 @@ inline shared_object share_archive(object_output_archive& ar, queue_impl& q, con
     return object_access::make(std::move(a.handle), descs.size());
 }
 
-/// Attaches the object segment `name` and parses it into `obj` (see ndshm::load): an uncompressed
-/// object, whatever its type.
-inline std::shared_ptr<mapping> open_object(const std::string& name, const options& opt, parsed_object& obj)
+std::shared_ptr<mapping> open_object(const std::string& name, const options& opt, parsed_object& obj)
 {
     const std::string op = "load";
     npy_info info;
@@ -153,8 +171,7 @@ inline std::shared_ptr<mapping> open_object(const std::string& name, const optio
     return m;
 }
 
-/// The mapping of object handle `h`, parsed into `obj` (see ndshm::load of a handle).
-inline const std::shared_ptr<mapping>& held_object(const shared_object& h, parsed_object& obj)
+const std::shared_ptr<mapping>& held_object(const shared_object& h, parsed_object& obj)
 {
     const auto& m = object_access::mapping_of(h);
     if (!m) {
@@ -166,5 +183,6 @@ inline const std::shared_ptr<mapping>& held_object(const shared_object& h, parse
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

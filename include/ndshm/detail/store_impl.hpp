@@ -16,6 +16,7 @@
 
 #include "../error.hpp"
 #include "array_index.hpp"
+#include "config.hpp"
 #include "file_io.hpp"
 #include "mix.hpp"
 #include "npy.hpp"
@@ -39,8 +40,45 @@ inline std::uint64_t fnv1a(const std::string& s, std::uint64_t h) noexcept
 /// all of that and the file's identity (device, inode, size, modification time). Any process derives
 /// the same name for the same file; a rewritten file (a new inode, size or mtime) gets a new one.
 /// At most 30 characters.
-inline std::string store_segment_name(const std::string& dir, const std::string& key, const struct stat& st,
-                                      std::size_t begin, std::size_t end)
+NDSHM_DECL std::string store_segment_name(const std::string& dir, const std::string& key, const struct stat& st,
+                                          std::size_t begin, std::size_t end);
+
+/// An exclusive lock that serialises the loading of one segment: an flock on the lock file
+/// `<segment>.lock` beside it (in /dev/shm or the directory backend). A process that wants to load
+/// waits here while another loads: for as long as that one is alive, since the kernel releases an
+/// flock when its holder dies. The holder removes the lock file before releasing it; a waiter that
+/// then gets the lock on the removed file notices and locks the current one instead.
+class load_lock {
+public:
+    NDSHM_DECL load_lock(const location& segment, const std::string& op);
+    load_lock(const load_lock&) = delete;
+    load_lock& operator=(const load_lock&) = delete;
+    ~load_lock()
+    {
+        (void)unlink_if_same(m_loc, m_id);
+        m_fd.reset(); // releases the lock
+    }
+
+private:
+    location m_loc;
+    fd_guard m_fd;
+    file_id m_id;
+};
+
+/// Appends rows to the C-order `.npy` file at `path` (creating it if it does not exist): the rows'
+/// dtype `t` and shape `rows_shape` (k rows, or one row without the leading axis), `nbytes` bytes at
+/// `data` in C order. Atomic: the new file is written beside the old one and renamed over it, under
+/// an flock on the old one so that concurrent appends all land.
+NDSHM_DECL void append_npy_rows(const std::string& path, dtype t, const std::vector<std::size_t>& rows_shape,
+                                const void* data, std::size_t nbytes, const std::string& op);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+std::string store_segment_name(const std::string& dir, const std::string& key, const struct stat& st, std::size_t begin,
+                               std::size_t end)
 {
     std::string id = dir;
     id += '\0';
@@ -63,69 +101,45 @@ inline std::string store_segment_name(const std::string& dir, const std::string&
     return name;
 }
 
-/// An exclusive lock that serialises the loading of one segment: an flock on the lock file
-/// `<segment>.lock` beside it (in /dev/shm or the directory backend). A process that wants to load
-/// waits here while another loads: for as long as that one is alive, since the kernel releases an
-/// flock when its holder dies. The holder removes the lock file before releasing it; a waiter that
-/// then gets the lock on the removed file notices and locks the current one instead.
-class load_lock {
-public:
-    load_lock(const location& segment, const std::string& op) : m_loc{segment.dir, segment.name + ".lock"}
-    {
-        const std::string call = open_call(m_loc);
-        for (;;) {
-            fd_guard fd(open_location(m_loc, O_RDWR | O_CREAT, 0600));
-            if (fd.get() < 0) {
-                raise_errno(op, m_loc.name, errno, call);
-            }
-            // A lock file planted by another user could be held forever: refuse it instead of waiting.
-            struct stat owner {};
-            if (retry_eintr([&] { return sys().fstat(fd.get(), &owner); }) != 0) {
-                raise_errno(op, m_loc.name, errno, "fstat");
-            }
-            if (owner.st_uid != current_uid()) {
-                raise<permission_denied>(op, m_loc.name, owned_by_other("the store's load lock", owner.st_uid),
-                                         "remove it (ndshm rm), or give this user's stores a private directory "
-                                         "backend (options::directory or NDSHM_DIR)",
-                                         errno_code(EACCES));
-            }
-            if (retry_eintr([&] { return sys().flock(fd.get(), LOCK_EX); }) != 0) {
-                raise_errno(op, m_loc.name, errno, "flock");
-            }
-            fd_guard now(open_location(m_loc, O_RDONLY, 0));
-            if (now.get() < 0 && errno != ENOENT) {
-                raise_errno(op, m_loc.name, errno, call);
-            }
-            struct stat mine {};
-            struct stat there {};
-            if (now.get() >= 0 && retry_eintr([&] { return sys().fstat(fd.get(), &mine); }) == 0 &&
-                retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && id_of(mine) == id_of(there)) {
-                m_fd = std::move(fd);
-                m_id = id_of(mine);
-                return;
-            }
+load_lock::load_lock(const location& segment, const std::string& op) : m_loc{segment.dir, segment.name + ".lock"}
+{
+    const std::string call = open_call(m_loc);
+    for (;;) {
+        fd_guard fd(open_location(m_loc, O_RDWR | O_CREAT, 0600));
+        if (fd.get() < 0) {
+            raise_errno(op, m_loc.name, errno, call);
+        }
+        // A lock file planted by another user could be held forever: refuse it instead of waiting.
+        struct stat owner {};
+        if (retry_eintr([&] { return sys().fstat(fd.get(), &owner); }) != 0) {
+            raise_errno(op, m_loc.name, errno, "fstat");
+        }
+        if (owner.st_uid != current_uid()) {
+            raise<permission_denied>(op, m_loc.name, owned_by_other("the store's load lock", owner.st_uid),
+                                     "remove it (ndshm rm), or give this user's stores a private directory "
+                                     "backend (options::directory or NDSHM_DIR)",
+                                     errno_code(EACCES));
+        }
+        if (retry_eintr([&] { return sys().flock(fd.get(), LOCK_EX); }) != 0) {
+            raise_errno(op, m_loc.name, errno, "flock");
+        }
+        fd_guard now(open_location(m_loc, O_RDONLY, 0));
+        if (now.get() < 0 && errno != ENOENT) {
+            raise_errno(op, m_loc.name, errno, call);
+        }
+        struct stat mine {};
+        struct stat there {};
+        if (now.get() >= 0 && retry_eintr([&] { return sys().fstat(fd.get(), &mine); }) == 0 &&
+            retry_eintr([&] { return sys().fstat(now.get(), &there); }) == 0 && id_of(mine) == id_of(there)) {
+            m_fd = std::move(fd);
+            m_id = id_of(mine);
+            return;
         }
     }
-    load_lock(const load_lock&) = delete;
-    load_lock& operator=(const load_lock&) = delete;
-    ~load_lock()
-    {
-        (void)unlink_if_same(m_loc, m_id);
-        m_fd.reset(); // releases the lock
-    }
+}
 
-private:
-    location m_loc;
-    fd_guard m_fd;
-    file_id m_id;
-};
-
-/// Appends rows to the C-order `.npy` file at `path` (creating it if it does not exist): the rows'
-/// dtype `t` and shape `rows_shape` (k rows, or one row without the leading axis), `nbytes` bytes at
-/// `data` in C order. Atomic: the new file is written beside the old one and renamed over it, under
-/// an flock on the old one so that concurrent appends all land.
-inline void append_npy_rows(const std::string& path, dtype t, const std::vector<std::size_t>& rows_shape,
-                            const void* data, std::size_t nbytes, const std::string& op)
+void append_npy_rows(const std::string& path, dtype t, const std::vector<std::size_t>& rows_shape, const void* data,
+                     std::size_t nbytes, const std::string& op)
 {
     for (;;) {
         const file_lock lock(path, op);
@@ -184,5 +198,6 @@ inline void append_npy_rows(const std::string& path, dtype t, const std::vector<
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
