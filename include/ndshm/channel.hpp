@@ -71,9 +71,7 @@ public:
     std::size_t index() const
     {
         if (empty()) {
-            detail::raise<error>(
-                "index", "", "the slot is empty (moved from, released, published, or a timed-out loan)",
-                "ask a slot that loan() or receive() returned", make_error_code(errc::invalid_argument));
+            detail::raise_empty_slot();
         }
         return m_index;
     }
@@ -193,9 +191,7 @@ public:
     {
         m_core.live("publish");
         if (s.empty() || !m_core.owns(s.m_rec, s.m_freed) || s.m_pid != detail::current_pid()) {
-            detail::raise<error>("publish", name(), "the slot is empty or was not loaned from this channel",
-                                 "publish a slot returned by this channel's loan()",
-                                 make_error_code(errc::invalid_argument));
+            detail::raise_foreign_slot(name());
         }
         m_core.publish(s.m_index);
         s.forget(); // the channel holds it now

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "detail/config.hpp"
 #include "detail/segment_impl.hpp"
 #include "detail/sync.hpp"
 #include "detail/trailer.hpp"
@@ -48,29 +49,7 @@ public:
     template <class T>
     explicit array_lock(const shared_ndarray<T>& a) : m_map(detail::array_access::mapping_of(a))
     {
-        const std::string op = "array_lock";
-        if (!m_map) {
-            detail::raise<error>(op, "", "the shared_ndarray is empty", "pass a handle that holds a segment",
-                                 detail::errno_code(EINVAL));
-        }
-        detail::trailer* t = m_map->get_trailer();
-        if (t == nullptr) {
-            detail::raise<error>(op, m_map->name(),
-                                 "the segment has no ndshm trailer (NumPy or another tool made it), so it has "
-                                 "no lock",
-                                 "create the array with ndshm to get a lock, or synchronise some other way",
-                                 detail::errno_code(ENOTSUP));
-        }
-        if ((detail::load_acquire(t->flags) & detail::flag_lock) == 0) {
-            detail::raise<error>(op, m_map->name(), "the segment was created without a lock",
-                                 "recreate it with this version of ndshm", detail::errno_code(ENOTSUP));
-        }
-        static_assert(sizeof t->lock == sizeof(detail::lock_area), "the trailer's lock area holds one lock");
-        if (!m_map->writable()) {
-            detail::raise<error>(op, m_map->name(), "the segment is mapped read-only, and locking writes to it",
-                                 "attach it as a writable shared_ndarray<T> to lock it", detail::errno_code(EACCES));
-        }
-        m_lock = reinterpret_cast<detail::lock_area*>(t->lock);
+        find_lock();
     }
 
     array_lock(const array_lock&) = delete;
@@ -119,16 +98,12 @@ public:
     void unlock()
     {
         if (!m_held) {
-            detail::raise<error>("unlock the lock of", m_map->name(), "this array_lock does not hold it",
-                                 "unlock it once, after locking it", detail::errno_code(EPERM));
+            raise_unheld();
         }
         const bool ok = detail::unlock(*m_lock);
         m_held = false;
         if (!ok) {
-            detail::raise<error>("unlock the lock of", m_map->name(),
-                                 "the calling thread does not hold it (it was locked in another thread, or its bytes "
-                                 "were overwritten meanwhile)",
-                                 "unlock it in the thread that locked it", detail::errno_code(EPERM));
+            raise_wrong_thread();
         }
     }
 
@@ -143,17 +118,13 @@ public:
     const std::string& name() const noexcept { return m_map->name(); }
 
 private:
-    bool acquire(const char* op, std::chrono::steady_clock::time_point deadline)
-    {
-        const std::string what = std::string(op) + " the lock of";
-        const detail::lock_status st = detail::lock_until(*m_lock, deadline, {what, m_map->name(), "the lock"});
-        if (st == detail::lock_status::timed_out) {
-            return false;
-        }
-        m_held = true;
-        m_owner_died = st == detail::lock_status::owner_died;
-        return true;
-    }
+    /// Checks that the segment of m_map has a usable lock (see the constructor) and points m_lock at it.
+    NDSHM_DECL void find_lock();
+    NDSHM_DECL bool acquire(const char* op, std::chrono::steady_clock::time_point deadline);
+    /// unlock() without holding the lock.
+    [[noreturn, gnu::cold]] NDSHM_DECL void raise_unheld() const;
+    /// unlock() that the lock refused: another thread holds it, or its bytes were overwritten.
+    [[noreturn, gnu::cold]] NDSHM_DECL void raise_wrong_thread() const;
 
     std::shared_ptr<detail::mapping> m_map;
     detail::lock_area* m_lock = nullptr;
@@ -162,5 +133,64 @@ private:
 };
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+void array_lock::find_lock()
+{
+    const std::string op = "array_lock";
+    if (!m_map) {
+        detail::raise<error>(op, "", "the shared_ndarray is empty", "pass a handle that holds a segment",
+                             detail::errno_code(EINVAL));
+    }
+    detail::trailer* t = m_map->get_trailer();
+    if (t == nullptr) {
+        detail::raise<error>(op, m_map->name(),
+                             "the segment has no ndshm trailer (NumPy or another tool made it), so it has "
+                             "no lock",
+                             "create the array with ndshm to get a lock, or synchronise some other way",
+                             detail::errno_code(ENOTSUP));
+    }
+    if ((detail::load_acquire(t->flags) & detail::flag_lock) == 0) {
+        detail::raise<error>(op, m_map->name(), "the segment was created without a lock",
+                             "recreate it with this version of ndshm", detail::errno_code(ENOTSUP));
+    }
+    static_assert(sizeof t->lock == sizeof(detail::lock_area), "the trailer's lock area holds one lock");
+    if (!m_map->writable()) {
+        detail::raise<error>(op, m_map->name(), "the segment is mapped read-only, and locking writes to it",
+                             "attach it as a writable shared_ndarray<T> to lock it", detail::errno_code(EACCES));
+    }
+    m_lock = reinterpret_cast<detail::lock_area*>(t->lock);
+}
+
+bool array_lock::acquire(const char* op, std::chrono::steady_clock::time_point deadline)
+{
+    const std::string what = std::string(op) + " the lock of";
+    const detail::lock_status st = detail::lock_until(*m_lock, deadline, {what, m_map->name(), "the lock"});
+    if (st == detail::lock_status::timed_out) {
+        return false;
+    }
+    m_held = true;
+    m_owner_died = st == detail::lock_status::owner_died;
+    return true;
+}
+
+void array_lock::raise_unheld() const
+{
+    detail::raise<error>("unlock the lock of", m_map->name(), "this array_lock does not hold it",
+                         "unlock it once, after locking it", detail::errno_code(EPERM));
+}
+
+void array_lock::raise_wrong_thread() const
+{
+    detail::raise<error>("unlock the lock of", m_map->name(),
+                         "the calling thread does not hold it (it was locked in another thread, or its bytes "
+                         "were overwritten meanwhile)",
+                         "unlock it in the thread that locked it", detail::errno_code(EPERM));
+}
+
+} // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

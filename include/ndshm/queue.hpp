@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "detail/config.hpp"
 #include "detail/object_handle.hpp"
 #include "detail/queue_format.hpp"
 #include "detail/queue_impl.hpp"
@@ -234,12 +235,13 @@ private:
     detail::queue_impl& impl(const char* op) const
     {
         if (!m_impl) {
-            detail::raise<error>(op, "", "the array_queue handle is empty (default-constructed, moved from or reset)",
-                                 "create a queue with array_queue::create or attach one with array_queue::attach",
-                                 make_error_code(errc::invalid_argument));
+            raise_empty(op);
         }
         return *m_impl;
     }
+
+    /// The error of a call `op` that needs a queue, on an empty handle.
+    [[noreturn, gnu::cold]] NDSHM_DECL static void raise_empty(const char* op);
 
     std::shared_ptr<detail::queue_impl> m_impl;
 };
@@ -254,5 +256,18 @@ struct queue_access {
 } // namespace detail
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+void array_queue::raise_empty(const char* op)
+{
+    detail::raise<error>(op, "", "the array_queue handle is empty (default-constructed, moved from or reset)",
+                         "create a queue with array_queue::create or attach one with array_queue::attach",
+                         make_error_code(errc::invalid_argument));
+}
+
+} // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -24,6 +24,7 @@
 #include "../options.hpp"
 #include "array_handle.hpp"
 #include "array_handoff.hpp"
+#include "config.hpp"
 #include "npy.hpp"
 #include "object_handle.hpp"
 #include "prefault.hpp"
@@ -41,31 +42,13 @@ namespace ndshm::detail {
 /// queue's recycling pool as this process sees it.
 class queue_impl : public queue_state {
 public:
-    queue_impl(std::shared_ptr<mapping> m, queue_control* ctl, std::size_t capacity, std::size_t pool,
-               const options& opt)
-        : queue_state(std::move(m), ctl, capacity, opt),
-          m_pool(std::make_shared<queue_pool>(queue_map(), ctl,
-                                              reinterpret_cast<queue_pool_record*>(&ring(0) + capacity), pool)),
-          m_recycler(*this, m_pool)
-    {
-    }
+    NDSHM_DECL queue_impl(std::shared_ptr<mapping> m, queue_control* ctl, std::size_t capacity, std::size_t pool,
+                          const options& opt);
     queue_impl(const queue_impl&) = delete;
     queue_impl& operator=(const queue_impl&) = delete;
 
     /// The owner's last handle removes the queue, and with it every array still queued or free in the pool.
-    ~queue_impl()
-    {
-        try {
-            if (queue_map()->owned()) {
-                // A destructor waits a bounded time for a lock that a stopped process may hold.
-                remove_now("remove queue", std::chrono::steady_clock::now() + std::chrono::seconds(1));
-            }
-        } catch (...) {
-            // The mapping still unlinks the queue's name; arrays left queued are reclaimed by `ndshm gc`
-            // once this process has exited (their trailers name it as their owner).
-        }
-        m_pool->detach();
-    }
+    NDSHM_DECL ~queue_impl();
 
     std::size_t pool_records() const noexcept { return m_pool->count(); }
 
@@ -141,53 +124,10 @@ public:
     /// Closes the queue, unlinks every array still queued and every free segment of the pool, and
     /// unlinks the queue's name. Waits for the queue's lock until `deadline`; without it, only the
     /// queue's own name goes. Segments that processes hold stay theirs: they unlink them when done.
-    void remove_now(const char* op, std::chrono::steady_clock::time_point deadline)
-    {
-        queue_control& ctl = control();
-        guard g(*this, op, deadline);
-        if (!g.locked()) {
-            __atomic_store_n(&ctl.closed, 1u, __ATOMIC_RELEASE);
-            wake_everyone();
-            queue_map()->disown();
-            (void)unlink_if_same(queue_map()->loc(), queue_map()->id());
-            raise<error>(op, name(),
-                         "the queue's lock stayed taken (a stopped process holds it), so the arrays still queued "
-                         "were not removed; the queue's name was",
-                         "run `ndshm gc` once the process that holds it has ended", errno_code(ETIMEDOUT));
-        }
-        __atomic_store_n(&ctl.closed, 1u, __ATOMIC_RELEASE);
-        const std::uint64_t s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
-        for (std::uint64_t i = 0; i < queue_count(s); ++i) {
-            std::string array_name;
-            ndshm::dtype type{};
-            const queue_entry& e = ring((queue_head(s) + i) % capacity());
-            if (queue_entry_valid(e, array_name, type)) {
-                unlink_queued(array_name, file_id{e.dev, e.ino}, e.created_ns);
-            }
-        }
-        __atomic_store_n(&ctl.state, queue_pack(0, 0), __ATOMIC_RELEASE);
-        const std::vector<pooled_segment> free_ones = m_pool->take_records(true);
-        release_everyone(g);
-        for (const auto& f : free_ones) {
-            unlink_queued(f.name, f.id, f.created_ns);
-        }
-        m_pool->prune_cache();
-        queue_map()->disown();
-        (void)unlink_if_same(queue_map()->loc(), queue_map()->id());
-    }
+    NDSHM_DECL void remove_now(const char* op, std::chrono::steady_clock::time_point deadline);
 
     /// Unlinks every free segment of the pool now (they come back as new ones when needed).
-    std::size_t trim()
-    {
-        guard g(*this, "trim queue", std::chrono::steady_clock::time_point::max());
-        const std::vector<pooled_segment> free_ones = m_pool->take_records(false);
-        g.unlock();
-        for (const auto& f : free_ones) {
-            unlink_queued(f.name, f.id, f.created_ns);
-        }
-        m_pool->prune_cache();
-        return free_ones.size();
-    }
+    NDSHM_DECL std::size_t trim();
 
     /// A writable array of `dtype_of<T>` and `shape` in a segment of the pool: a free one that fits, with
     /// its mapping in this process kept from an earlier handoff, else a new one.
@@ -210,49 +150,10 @@ public:
 
 private:
     /// The array segment of make<T>: published, its handle in the result, its header in `info`.
-    std::shared_ptr<mapping> make_segment(ndshm::dtype type, std::size_t item, const shape_type& shape, bool fortran,
-                                          npy_info& info)
-    {
-        const std::string op = "make";
-        info.type = type;
-        info.shape = shape;
-        info.fortran_order = fortran;
-        info.data_offset = 4096;
-        const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<off_t>::max()) / 2;
-        if (shape.size() > npy_max_ndim) {
-            raise<error>(op, name(), std::to_string(shape.size()) + " dimensions requested", "use at most 64",
-                         make_error_code(errc::invalid_argument));
-        }
-        if (!checked_nbytes(shape, item, info.size, info.nbytes) || info.nbytes > limit) {
-            raise<out_of_space>(op, name(), "the requested shape's size overflows", "check the shape",
-                                errno_code(EOVERFLOW));
-        }
-        const std::size_t toff = trailer_offset(info.data_offset + info.nbytes);
-        queue_acquired a = acquire(toff + sizeof(trailer), op);
-        bool rewritten = true;
-        if (a.fresh) {
-            write_header(*a.map, info, op);
-            write_trailer(*a.map, toff, kind_array, info.data_offset, info.nbytes);
-        } else {
-            rewritten = !a.previous_known || a.previous.type != info.type || a.previous.shape != info.shape ||
-                        a.previous.fortran_order != info.fortran_order || a.previous.data_offset != info.data_offset;
-            if (rewritten) {
-                write_header(*a.map, info, op);
-            }
-            place_pooled_trailer(*a.map, kind_array, info.data_offset, info.nbytes);
-        }
-        finish(a, info, rewritten);
-        a.map->publish();
-        return std::move(a.handle);
-    }
+    NDSHM_DECL std::shared_ptr<mapping> make_segment(ndshm::dtype type, std::size_t item, const shape_type& shape,
+                                                     bool fortran, npy_info& info);
 
-    void write_header(mapping& m, const npy_info& info, const std::string& op) const
-    {
-        if (!write_npy_header(m.base(), info.data_offset, info.type, info.shape, info.fortran_order)) {
-            raise<error>(op, name(), "the .npy header does not fit before the data", "use fewer dimensions",
-                         make_error_code(errc::invalid_argument));
-        }
-    }
+    NDSHM_DECL void write_header(mapping& m, const npy_info& info, const std::string& op) const;
 
     /// Puts `am` at the tail, waiting for room until `deadline`; false if there was none in time.
     bool push_segment(const std::shared_ptr<mapping>& am, std::uint32_t type, std::uint32_t flags,
@@ -264,17 +165,8 @@ private:
             return false;
         }
         std::uint64_t s = 0;
-        for (;;) {
-            if (closed()) {
-                g.unlock();
-                raise<error>(op, name(), "the queue is closed", "push before close(); the item stays with the caller",
-                             errno_code(EPIPE));
-            }
-            s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
-            if (queue_count(s) < capacity()) {
-                break;
-            }
-            if (!g.wait(ctl.not_full, ctl.push_waiters, deadline)) {
+        if (closed() || queue_count(s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE)) >= capacity()) {
+            if (!wait_for_room(g, deadline, op, s)) {
                 return false;
             }
         }
@@ -312,45 +204,19 @@ private:
         if (!g.locked()) {
             return {};
         }
-        std::uint64_t s = 0;
-        for (;;) {
-            s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
-            if (queue_count(s) > 0) {
-                break;
-            }
-            if (closed() || !g.wait(ctl.not_empty, ctl.pop_waiters, deadline)) {
-                return {};
-            }
+        std::uint64_t s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
+        if (queue_count(s) == 0 && !wait_for_item(g, deadline, s)) {
+            return {};
         }
         const queue_entry e = ring(queue_head(s));
         std::string item_name;
         ndshm::dtype type{};
         if (!queue_entry_valid(e, item_name, type)) {
-            advance_head(g, s); // an entry that can never be popped: dropped
-            raise<format_error>(op, name(),
-                                "the entry at the head of the queue is corrupt (no valid segment name "
-                                "or dtype); it was dropped",
-                                "something other than ndshm wrote into the queue's segment",
-                                make_error_code(errc::corrupt_control));
+            drop_corrupt_head(g, s, op); // an entry that can never be popped: dropped
         }
         const bool is_object = (e.flags & entry_object) != 0;
-        if (is_object != object) {
-            g.unlock();
-            raise<error>(op, name(),
-                         std::string("the next item, '") + item_name + "', is " +
-                             (is_object ? "a composite object" : std::string("an array of ") + dtype_name(type)) +
-                             "; it stays queued",
-                         is_object ? "pop it with pop_object()" : "pop it with pop<T>()",
-                         make_error_code(errc::wrong_kind));
-        }
-        if (!object && type != want) {
-            g.unlock();
-            raise<dtype_mismatch>(op, name(),
-                                  std::string("the next array, '") + item_name + "', holds " + dtype_name(type) +
-                                      ", not " + dtype_name(want) + " as requested; it stays queued",
-                                  std::string("pop it with the element type for ") + dtype_name(type) +
-                                      " (front_dtype() tells the type of the next array)",
-                                  make_error_code(errc::dtype_mismatch));
+        if (is_object != object || (!object && type != want)) {
+            raise_other_item(g, op, item_name, is_object, object, type, want); // it stays queued
         }
         // A segment of this queue's pool, as the entry and its record agree.
         const std::size_t n = m_pool->count();
@@ -362,33 +228,11 @@ private:
         }
         const bool kept = m != nullptr;
         if (!m) {
-            try {
-                std::uint32_t kind = 0;
-                m = open_npy_segment(attach_options(), item_name, op, info, kind);
-                if (kind != (object ? kind_object : kind_array)) {
-                    m.reset();
-                }
-            } catch (const not_found&) {
-                m_pool->forget_queued(idx);
-                advance_head(g, s); // it cannot come back: drop it so that the queue moves on
-                throw;
-            } catch (const format_error&) {
-                m_pool->forget_queued(idx);
-                advance_head(g, s);
-                throw;
-            }
+            m = attach_queued(g, s, idx, item_name, object, op, info);
         }
         const bool shape_ok = object ? info.type == dtype::uint8 && info.shape.size() == 1 : info.type == type;
         if (!m || !shape_ok || !is_queued(*m, e) || !m->writable()) {
-            m_pool->forget_queued(idx);
-            advance_head(g, s);
-            raise<format_error>(
-                op, name(),
-                "the queued segment '" + item_name + "' is not the ndshm " + (object ? "object" : "array") +
-                    " the queue recorded (another file has its name now, or its kind, dtype or "
-                    "trailer differ); it was dropped from the queue, and the file left to whoever "
-                    "made it",
-                "something replaced the segment while it was queued", make_error_code(errc::wrong_kind));
+            drop_unexpected(g, s, idx, item_name, object, op);
         }
         const std::shared_ptr<mapping> handle = idx < n ? m_recycler.lease_popped(idx, e, layout, m, info, kept) : m;
         take_ownership(*m); // the trailer names this process for gc, and the session owns the name
@@ -401,6 +245,37 @@ private:
         return handle;
     }
 
+    /// push_segment finding the queue closed or full (state `s`): waits for room until `deadline` (with
+    /// `g`'s lock again) and sets `s` to the state that has room; false if there was none in time.
+    /// @throws error if the queue is closed
+    NDSHM_DECL bool wait_for_room(guard& g, std::chrono::steady_clock::time_point deadline, const char* op,
+                                  std::uint64_t& s);
+
+    /// pop_segment finding the queue empty: waits for an item until `deadline` (with `g`'s lock again)
+    /// and sets `s` to the state that has one; false if none came in time or the queue is closed.
+    NDSHM_DECL bool wait_for_item(guard& g, std::chrono::steady_clock::time_point deadline, std::uint64_t& s);
+
+    /// The head entry of state `s` is not valid: it is dropped, and format_error thrown.
+    [[noreturn, gnu::cold]] NDSHM_DECL void drop_corrupt_head(guard& g, std::uint64_t s, const char* op);
+
+    /// The head item `item_name` (`is_object`, else an array of `type`) is not what the pop asked for
+    /// (`object`, else an array of `want`): it stays queued, and error or dtype_mismatch is thrown.
+    [[noreturn, gnu::cold]] NDSHM_DECL void raise_other_item(guard& g, const char* op, const std::string& item_name,
+                                                             bool is_object, bool object, ndshm::dtype type,
+                                                             ndshm::dtype want);
+
+    /// Attaches the queued segment `item_name` of the head entry (state `s`, pool record `idx`, or the
+    /// record count), its header in `info`; null if it is not of the kind popped. If it is gone or not
+    /// valid, the entry is dropped (and its record forgotten) and the error thrown on.
+    NDSHM_DECL std::shared_ptr<mapping> attach_queued(guard& g, std::uint64_t s, std::uint32_t idx,
+                                                      const std::string& item_name, bool object, const char* op,
+                                                      npy_info& info);
+
+    /// The head item's segment is not the one the queue recorded: the entry is dropped (and its record
+    /// forgotten), and format_error thrown.
+    [[noreturn, gnu::cold]] NDSHM_DECL void drop_unexpected(guard& g, std::uint64_t s, std::uint32_t idx,
+                                                            const std::string& item_name, bool object, const char* op);
+
     /// True if `m` maps the segment that entry `e` was made for (not another one created later under its
     /// name).
     static bool is_queued(const mapping& m, const queue_entry& e) noexcept
@@ -409,43 +284,8 @@ private:
         return t != nullptr && m.id() == file_id{e.dev, e.ino} && t->created_ns == e.created_ns;
     }
 
-    void check_pushable(const std::shared_ptr<mapping>& am, bool whole, std::uint32_t kind, const char* op) const
-    {
-        const char* what = kind == kind_object ? "shared_object" : "shared_ndarray";
-        if (!am) {
-            raise<error>(op, name(), std::string("the ") + what + " is empty", "push a handle that holds an item",
-                         errno_code(EINVAL));
-        }
-        const auto refuse = [&](const std::string& why, const std::string& fix) {
-            raise<error>(std::string(op) + " '" + am->name() + "' to", name(), why, fix, errno_code(EINVAL));
-        };
-        if (!whole) {
-            refuse("the handle is part of a larger segment (a composite object's member or a channel slot), "
-                   "not a whole array segment; pushing it would give away the whole segment",
-                   "push a copy: shared_ndarray<T>::from_array(a.view())");
-        }
-        if (!am->owned()) {
-            refuse("this process does not own it (it was attached, persisted, already pushed, or created "
-                   "by another process), so it cannot hand ownership over",
-                   "push what this process created (create, from_array, make, share) or popped");
-        }
-        const trailer* t = am->get_trailer();
-        if (t == nullptr || !am->writable()) {
-            refuse("it has no writable ndshm trailer to record its new owner in", "push what ndshm made");
-        }
-        if (t->kind != kind) {
-            refuse("its segment is not " + std::string(kind == kind_object ? "a composite object" : "an array"),
-                   "push arrays and objects made by ndshm");
-        }
-        if (load_acquire(t->state) != state_ready) {
-            refuse("it is not published yet", "push it after create() or from_array() returned");
-        }
-        if (am->loc().dir != queue_map()->loc().dir) {
-            refuse("it lives in another backend ('" + am->loc().path() + "') than the queue ('" +
-                       queue_map()->loc().path() + "')",
-                   "create it with the same options::directory (or NDSHM_DIR) as the queue");
-        }
-    }
+    NDSHM_DECL void check_pushable(const std::shared_ptr<mapping>& am, bool whole, std::uint32_t kind,
+                                   const char* op) const;
 
     std::shared_ptr<queue_pool> m_pool;
     queue_recycler m_recycler;
@@ -453,7 +293,270 @@ private:
 
 /// Creates the segment of an empty queue for `capacity` items whose pool keeps up to `recycled`
 /// segments (array_queue::create).
-inline std::shared_ptr<queue_impl> create_queue(std::size_t capacity, std::size_t recycled, const options& opt)
+NDSHM_DECL std::shared_ptr<queue_impl> create_queue(std::size_t capacity, std::size_t recycled, const options& opt);
+
+/// Opens the queue `name`, checking its header and control block (array_queue::attach).
+NDSHM_DECL std::shared_ptr<queue_impl> open_queue(const std::string& name, const options& opt);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+queue_impl::queue_impl(std::shared_ptr<mapping> m, queue_control* ctl, std::size_t capacity, std::size_t pool,
+                       const options& opt)
+    : queue_state(std::move(m), ctl, capacity, opt),
+      m_pool(std::make_shared<queue_pool>(queue_map(), ctl, reinterpret_cast<queue_pool_record*>(&ring(0) + capacity),
+                                          pool)),
+      m_recycler(*this, m_pool)
+{
+}
+
+queue_impl::~queue_impl()
+{
+    try {
+        if (queue_map()->owned()) {
+            // A destructor waits a bounded time for a lock that a stopped process may hold.
+            remove_now("remove queue", std::chrono::steady_clock::now() + std::chrono::seconds(1));
+        }
+    } catch (...) {
+        // The mapping still unlinks the queue's name; arrays left queued are reclaimed by `ndshm gc`
+        // once this process has exited (their trailers name it as their owner).
+    }
+    m_pool->detach();
+}
+
+void queue_impl::remove_now(const char* op, std::chrono::steady_clock::time_point deadline)
+{
+    queue_control& ctl = control();
+    guard g(*this, op, deadline);
+    if (!g.locked()) {
+        __atomic_store_n(&ctl.closed, 1u, __ATOMIC_RELEASE);
+        wake_everyone();
+        queue_map()->disown();
+        (void)unlink_if_same(queue_map()->loc(), queue_map()->id());
+        raise<error>(op, name(),
+                     "the queue's lock stayed taken (a stopped process holds it), so the arrays still queued "
+                     "were not removed; the queue's name was",
+                     "run `ndshm gc` once the process that holds it has ended", errno_code(ETIMEDOUT));
+    }
+    __atomic_store_n(&ctl.closed, 1u, __ATOMIC_RELEASE);
+    const std::uint64_t s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
+    for (std::uint64_t i = 0; i < queue_count(s); ++i) {
+        std::string array_name;
+        ndshm::dtype type{};
+        const queue_entry& e = ring((queue_head(s) + i) % capacity());
+        if (queue_entry_valid(e, array_name, type)) {
+            unlink_queued(array_name, file_id{e.dev, e.ino}, e.created_ns);
+        }
+    }
+    __atomic_store_n(&ctl.state, queue_pack(0, 0), __ATOMIC_RELEASE);
+    const std::vector<pooled_segment> free_ones = m_pool->take_records(true);
+    release_everyone(g);
+    for (const auto& f : free_ones) {
+        unlink_queued(f.name, f.id, f.created_ns);
+    }
+    m_pool->prune_cache();
+    queue_map()->disown();
+    (void)unlink_if_same(queue_map()->loc(), queue_map()->id());
+}
+
+std::size_t queue_impl::trim()
+{
+    guard g(*this, "trim queue", std::chrono::steady_clock::time_point::max());
+    const std::vector<pooled_segment> free_ones = m_pool->take_records(false);
+    g.unlock();
+    for (const auto& f : free_ones) {
+        unlink_queued(f.name, f.id, f.created_ns);
+    }
+    m_pool->prune_cache();
+    return free_ones.size();
+}
+
+std::shared_ptr<mapping> queue_impl::make_segment(ndshm::dtype type, std::size_t item, const shape_type& shape,
+                                                  bool fortran, npy_info& info)
+{
+    const std::string op = "make";
+    info.type = type;
+    info.shape = shape;
+    info.fortran_order = fortran;
+    info.data_offset = 4096;
+    const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<off_t>::max()) / 2;
+    if (shape.size() > npy_max_ndim) {
+        raise<error>(op, name(), std::to_string(shape.size()) + " dimensions requested", "use at most 64",
+                     make_error_code(errc::invalid_argument));
+    }
+    if (!checked_nbytes(shape, item, info.size, info.nbytes) || info.nbytes > limit) {
+        raise<out_of_space>(op, name(), "the requested shape's size overflows", "check the shape",
+                            errno_code(EOVERFLOW));
+    }
+    const std::size_t toff = trailer_offset(info.data_offset + info.nbytes);
+    queue_acquired a = acquire(toff + sizeof(trailer), op);
+    bool rewritten = true;
+    if (a.fresh) {
+        write_header(*a.map, info, op);
+        write_trailer(*a.map, toff, kind_array, info.data_offset, info.nbytes);
+    } else {
+        rewritten = !a.previous_known || a.previous.type != info.type || a.previous.shape != info.shape ||
+                    a.previous.fortran_order != info.fortran_order || a.previous.data_offset != info.data_offset;
+        if (rewritten) {
+            write_header(*a.map, info, op);
+        }
+        place_pooled_trailer(*a.map, kind_array, info.data_offset, info.nbytes);
+    }
+    finish(a, info, rewritten);
+    a.map->publish();
+    return std::move(a.handle);
+}
+
+void queue_impl::write_header(mapping& m, const npy_info& info, const std::string& op) const
+{
+    if (!write_npy_header(m.base(), info.data_offset, info.type, info.shape, info.fortran_order)) {
+        raise<error>(op, name(), "the .npy header does not fit before the data", "use fewer dimensions",
+                     make_error_code(errc::invalid_argument));
+    }
+}
+
+bool queue_impl::wait_for_room(guard& g, std::chrono::steady_clock::time_point deadline, const char* op,
+                               std::uint64_t& s)
+{
+    queue_control& ctl = control();
+    for (;;) {
+        if (closed()) {
+            g.unlock();
+            raise<error>(op, name(), "the queue is closed", "push before close(); the item stays with the caller",
+                         errno_code(EPIPE));
+        }
+        s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
+        if (queue_count(s) < capacity()) {
+            return true;
+        }
+        if (!g.wait(ctl.not_full, ctl.push_waiters, deadline)) {
+            return false;
+        }
+    }
+}
+
+bool queue_impl::wait_for_item(guard& g, std::chrono::steady_clock::time_point deadline, std::uint64_t& s)
+{
+    queue_control& ctl = control();
+    for (;;) {
+        if (closed() || !g.wait(ctl.not_empty, ctl.pop_waiters, deadline)) {
+            return false;
+        }
+        s = __atomic_load_n(&ctl.state, __ATOMIC_ACQUIRE);
+        if (queue_count(s) > 0) {
+            return true;
+        }
+    }
+}
+
+void queue_impl::drop_corrupt_head(guard& g, std::uint64_t s, const char* op)
+{
+    advance_head(g, s);
+    raise<format_error>(op, name(),
+                        "the entry at the head of the queue is corrupt (no valid segment name "
+                        "or dtype); it was dropped",
+                        "something other than ndshm wrote into the queue's segment",
+                        make_error_code(errc::corrupt_control));
+}
+
+void queue_impl::raise_other_item(guard& g, const char* op, const std::string& item_name, bool is_object, bool object,
+                                  ndshm::dtype type, ndshm::dtype want)
+{
+    g.unlock();
+    if (is_object != object) {
+        raise<error>(op, name(),
+                     std::string("the next item, '") + item_name + "', is " +
+                         (is_object ? "a composite object" : std::string("an array of ") + dtype_name(type)) +
+                         "; it stays queued",
+                     is_object ? "pop it with pop_object()" : "pop it with pop<T>()",
+                     make_error_code(errc::wrong_kind));
+    }
+    raise<dtype_mismatch>(op, name(),
+                          std::string("the next array, '") + item_name + "', holds " + dtype_name(type) + ", not " +
+                              dtype_name(want) + " as requested; it stays queued",
+                          std::string("pop it with the element type for ") + dtype_name(type) +
+                              " (front_dtype() tells the type of the next array)",
+                          make_error_code(errc::dtype_mismatch));
+}
+
+std::shared_ptr<mapping> queue_impl::attach_queued(guard& g, std::uint64_t s, std::uint32_t idx,
+                                                   const std::string& item_name, bool object, const char* op,
+                                                   npy_info& info)
+{
+    std::shared_ptr<mapping> m;
+    try {
+        std::uint32_t kind = 0;
+        m = open_npy_segment(attach_options(), item_name, op, info, kind);
+        if (kind != (object ? kind_object : kind_array)) {
+            m.reset();
+        }
+    } catch (const not_found&) {
+        m_pool->forget_queued(idx);
+        advance_head(g, s); // it cannot come back: drop it so that the queue moves on
+        throw;
+    } catch (const format_error&) {
+        m_pool->forget_queued(idx);
+        advance_head(g, s);
+        throw;
+    }
+    return m;
+}
+
+void queue_impl::drop_unexpected(guard& g, std::uint64_t s, std::uint32_t idx, const std::string& item_name,
+                                 bool object, const char* op)
+{
+    m_pool->forget_queued(idx);
+    advance_head(g, s);
+    raise<format_error>(op, name(),
+                        "the queued segment '" + item_name + "' is not the ndshm " + (object ? "object" : "array") +
+                            " the queue recorded (another file has its name now, or its kind, dtype or "
+                            "trailer differ); it was dropped from the queue, and the file left to whoever "
+                            "made it",
+                        "something replaced the segment while it was queued", make_error_code(errc::wrong_kind));
+}
+
+void queue_impl::check_pushable(const std::shared_ptr<mapping>& am, bool whole, std::uint32_t kind,
+                                const char* op) const
+{
+    const char* what = kind == kind_object ? "shared_object" : "shared_ndarray";
+    if (!am) {
+        raise<error>(op, name(), std::string("the ") + what + " is empty", "push a handle that holds an item",
+                     errno_code(EINVAL));
+    }
+    const auto refuse = [&](const std::string& why, const std::string& fix) {
+        raise<error>(std::string(op) + " '" + am->name() + "' to", name(), why, fix, errno_code(EINVAL));
+    };
+    if (!whole) {
+        refuse("the handle is part of a larger segment (a composite object's member or a channel slot), "
+               "not a whole array segment; pushing it would give away the whole segment",
+               "push a copy: shared_ndarray<T>::from_array(a.view())");
+    }
+    if (!am->owned()) {
+        refuse("this process does not own it (it was attached, persisted, already pushed, or created "
+               "by another process), so it cannot hand ownership over",
+               "push what this process created (create, from_array, make, share) or popped");
+    }
+    const trailer* t = am->get_trailer();
+    if (t == nullptr || !am->writable()) {
+        refuse("it has no writable ndshm trailer to record its new owner in", "push what ndshm made");
+    }
+    if (t->kind != kind) {
+        refuse("its segment is not " + std::string(kind == kind_object ? "a composite object" : "an array"),
+               "push arrays and objects made by ndshm");
+    }
+    if (load_acquire(t->state) != state_ready) {
+        refuse("it is not published yet", "push it after create() or from_array() returned");
+    }
+    if (am->loc().dir != queue_map()->loc().dir) {
+        refuse("it lives in another backend ('" + am->loc().path() + "') than the queue ('" +
+                   queue_map()->loc().path() + "')",
+               "create it with the same options::directory (or NDSHM_DIR) as the queue");
+    }
+}
+
+std::shared_ptr<queue_impl> create_queue(std::size_t capacity, std::size_t recycled, const options& opt)
 {
     const std::string op = "create queue";
     if (capacity == 0 || capacity > queue_max_capacity) {
@@ -483,8 +586,7 @@ inline std::shared_ptr<queue_impl> create_queue(std::size_t capacity, std::size_
     return std::make_shared<queue_impl>(std::move(m), ctl, capacity, recycled, opt);
 }
 
-/// Opens the queue `name`, checking its header and control block (array_queue::attach).
-inline std::shared_ptr<queue_impl> open_queue(const std::string& name, const options& opt)
+std::shared_ptr<queue_impl> open_queue(const std::string& name, const options& opt)
 {
     const std::string op = "open queue";
     if (opt.read_only) {
@@ -529,5 +631,6 @@ inline std::shared_ptr<queue_impl> open_queue(const std::string& name, const opt
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

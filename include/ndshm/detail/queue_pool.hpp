@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "config.hpp"
 #include "liveness.hpp"
 #include "npy.hpp"
 #include "queue_format.hpp"
@@ -85,15 +86,7 @@ struct pooled_segment {
 };
 
 /// What record `r` names, if anything usable.
-inline bool named(const queue_pool_record& r, pooled_segment& out)
-{
-    if (r.ino == 0 || !valid_segment_name(r.name, sizeof r.name, out.name)) {
-        return false;
-    }
-    out.id = file_id{r.dev, r.ino};
-    out.created_ns = r.created_ns;
-    return true;
-}
+NDSHM_DECL bool named(const queue_pool_record& r, pooled_segment& out);
 
 class queue_pool;
 
@@ -133,23 +126,7 @@ public:
 
         /// Reads again the header and trailer of the segment if its record's layout changed since.
         /// @throws format_error if they are not valid
-        void refresh(std::uint32_t record_layout, const std::string& op)
-        {
-            if (info_known && layout == record_layout) {
-                return;
-            }
-            mapping& m = *map;
-            npy_info fresh = parse_npy(m.base(), m.size(), m.name(), m.size());
-            trailer* t = find_trailer(m, fresh, op);
-            if (t == nullptr) {
-                raise<format_error>(op, m.name(), "the pooled segment has no ndshm trailer where its header says",
-                                    "something other than ndshm wrote into it", make_error_code(errc::corrupt_control));
-            }
-            m.set_trailer(t);
-            info = std::move(fresh);
-            info_known = true;
-            layout = record_layout;
-        }
+        NDSHM_DECL void refresh(std::uint32_t record_layout, const std::string& op);
     };
 
     queue_pool(std::shared_ptr<mapping> queue_map, queue_control* ctl, queue_pool_record* records, std::size_t count)
@@ -173,97 +150,28 @@ public:
     /// The cached mapping of record `i` if it is of `generation` and maps the file `id`; else null (and
     /// a stale entry without a live lease is dropped into `drop`, to be released outside the mutex).
     /// Callers hold mutex().
-    cached* find(std::uint32_t i, std::uint32_t generation, file_id id, std::shared_ptr<mapping>& drop) noexcept
-    {
-        const auto it = m_cache.find(i);
-        if (it == m_cache.end()) {
-            return nullptr;
-        }
-        cached& c = it->second;
-        if (c.generation == generation && c.map && c.map->id() == id) {
-            return &c;
-        }
-        if (c.lease == nullptr) {
-            drop = std::move(c.map);
-            m_cache.erase(it);
-        }
-        return nullptr;
-    }
+    NDSHM_DECL cached* find(std::uint32_t i, std::uint32_t generation, file_id id,
+                            std::shared_ptr<mapping>& drop) noexcept;
 
     /// Caches `map` as the mapping of record `i` in its generation `generation`, in place of any other,
     /// after dropping stale entries into `drop` (see prune). Callers hold mutex().
-    cached& keep(std::uint32_t i, std::uint32_t generation, std::shared_ptr<mapping> map,
-                 std::vector<std::shared_ptr<mapping>>& drop)
-    {
-        prune(drop);
-        cached& c = m_cache[i];
-        c = cached{};
-        c.generation = generation;
-        c.map = std::move(map);
-        return c;
-    }
+    NDSHM_DECL cached& keep(std::uint32_t i, std::uint32_t generation, std::shared_ptr<mapping> map,
+                            std::vector<std::shared_ptr<mapping>>& drop);
 
     /// Makes a lease of record `i` for `c` (a cache entry of this pool). Callers hold mutex().
-    std::shared_ptr<pool_lease> lease(const std::shared_ptr<queue_pool>& self, std::uint32_t i, cached& c)
-    {
-        auto l = std::make_shared<pool_lease>();
-        l->pool = self;
-        l->seg = c.map;
-        l->index = i;
-        l->generation = c.generation;
-        l->ticket = ++m_tickets;
-        c.ticket = l->ticket;
-        c.lease = l.get();
-        return l;
-    }
+    NDSHM_DECL std::shared_ptr<pool_lease> lease(const std::shared_ptr<queue_pool>& self, std::uint32_t i, cached& c);
 
     /// The live lease of this pool whose segment is `m`, or null. Callers hold mutex().
-    pool_lease* lease_of(const mapping* m) noexcept
-    {
-        for (auto& e : m_cache) {
-            if (e.second.lease != nullptr && e.second.map.get() == m) {
-                return e.second.lease;
-            }
-        }
-        return nullptr;
-    }
+    NDSHM_DECL pool_lease* lease_of(const mapping* m) noexcept;
 
     /// Drops cached mappings whose record moved on to another segment (or left the pool), unless a
     /// lease still holds them: a mapping kept for nothing would keep an unlinked segment's memory.
     /// Callers hold mutex(); the dropped mappings are released with `drop` outside it.
-    void prune(std::vector<std::shared_ptr<mapping>>& drop)
-    {
-        for (auto it = m_cache.begin(); it != m_cache.end();) {
-            const queue_pool_record& r = m_records[it->first];
-            const bool current = __atomic_load_n(&r.generation, __ATOMIC_ACQUIRE) == it->second.generation &&
-                                 __atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_empty;
-            if (!current && it->second.lease == nullptr) {
-                drop.push_back(std::move(it->second.map));
-                it = m_cache.erase(it);
-            } else {
-                ++it;
-            }
-        }
-    }
+    NDSHM_DECL void prune(std::vector<std::shared_ptr<mapping>>& drop);
 
     /// This process's queue handle is gone: keep no mapping for later (those of live leases stay
     /// until their handles go).
-    void detach() noexcept
-    {
-        std::vector<std::shared_ptr<mapping>> drop;
-        {
-            std::lock_guard<std::mutex> g(m_mutex);
-            m_detached = true;
-            for (auto it = m_cache.begin(); it != m_cache.end();) {
-                if (it->second.lease == nullptr) {
-                    drop.push_back(std::move(it->second.map));
-                    it = m_cache.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-        }
-    }
+    NDSHM_DECL void detach() noexcept;
 
     // ---- the records, under the queue's lock ---------------------------------------------------------
 
@@ -289,118 +197,20 @@ public:
     }
 
     /// The smallest free record whose segment may serve `bytes` (pool_fits), or the record count.
-    std::uint32_t best_fit(std::size_t bytes) const noexcept
-    {
-        std::uint32_t idx = static_cast<std::uint32_t>(m_count);
-        std::uint64_t best = 0;
-        for (std::size_t i = 0; i < m_count; ++i) {
-            const queue_pool_record& r = m_records[i];
-            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_free) {
-                continue;
-            }
-            const std::uint64_t b = r.bytes;
-            if (pool_fits(b, bytes) && (idx == m_count || b < best)) {
-                idx = static_cast<std::uint32_t>(i);
-                best = b;
-            }
-        }
-        return idx;
-    }
+    NDSHM_DECL std::uint32_t best_fit(std::size_t bytes) const noexcept;
 
     /// A record for a new segment. An empty one; else a free one, whose segment is evicted (to
     /// `evicted`, unlinked after the lock); else one whose holder died (positive evidence, looked for at
     /// most every 50 ms). The record count if there is none.
-    std::uint32_t free_record(std::vector<pooled_segment>& evicted)
-    {
-        const std::size_t n = m_count;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (__atomic_load_n(&m_records[i].state, __ATOMIC_ACQUIRE) == pool_empty) {
-                return static_cast<std::uint32_t>(i);
-            }
-        }
-        for (std::size_t i = 0; i < n; ++i) {
-            queue_pool_record& r = m_records[i];
-            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) == pool_free) {
-                pooled_segment p;
-                if (named(r, p)) {
-                    evicted.push_back(std::move(p));
-                }
-                empty_record(r);
-                return static_cast<std::uint32_t>(i);
-            }
-        }
-        const auto now = std::chrono::steady_clock::now();
-        if (now - m_last_reclaim < std::chrono::milliseconds(50)) {
-            return static_cast<std::uint32_t>(n);
-        }
-        m_last_reclaim = now;
-        std::uint32_t found = static_cast<std::uint32_t>(n);
-        proc_cache seen;
-        for (std::size_t i = 0; i < n; ++i) {
-            queue_pool_record& r = m_records[i];
-            if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_held) {
-                continue;
-            }
-            const std::uint64_t pid = __atomic_load_n(&r.pid, __ATOMIC_RELAXED);
-            const std::uint64_t start = __atomic_load_n(&r.start, __ATOMIC_RELAXED);
-            if (valid_pid(pid) && check_process(pid, start, &seen).state != liveness::dead) {
-                continue;
-            }
-            pooled_segment p;
-            if (named(r, p)) {
-                evicted.push_back(std::move(p)); // its holder's gc record names the dead process too
-            }
-            empty_record(r);
-            if (found == n) {
-                found = static_cast<std::uint32_t>(i);
-            }
-        }
-        return found;
-    }
+    NDSHM_DECL std::uint32_t free_record(std::vector<pooled_segment>& evicted);
 
     /// Empties every free record (and, for `all`, every queued one, whose segments go with the ring),
     /// returning the free segments to unlink.
-    std::vector<pooled_segment> take_records(bool all)
-    {
-        std::vector<pooled_segment> out;
-        for (std::size_t i = 0; i < m_count; ++i) {
-            queue_pool_record& r = m_records[i];
-            const std::uint32_t state = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
-            if (state == pool_free) {
-                pooled_segment p;
-                if (named(r, p)) {
-                    out.push_back(std::move(p));
-                }
-                empty_record(r);
-            } else if (all && state == pool_queued) {
-                empty_record(r);
-            }
-        }
-        return out;
-    }
+    NDSHM_DECL std::vector<pooled_segment> take_records(bool all);
 
     /// If `m` is a segment of this pool that this process holds, entry `e` says so and the record
     /// becomes queued (it comes back when its consumer is done).
-    void mark_queued(const mapping* m, queue_entry& e) noexcept
-    {
-        try {
-            std::lock_guard<std::mutex> g(m_mutex);
-            pool_lease* l = lease_of(m);
-            if (l == nullptr) {
-                return;
-            }
-            queue_pool_record& r = m_records[l->index];
-            if (!held_by(r, l->generation, this_process().pid) || r.ino != e.ino) {
-                return;
-            }
-            e.pool = l->index + 1;
-            e.pool_generation = l->generation;
-            release_record(r, pool_queued);
-            l->queued_here = true;
-        } catch (...) {
-            // Not marked: it travels as a plain segment.
-        }
-    }
+    NDSHM_DECL void mark_queued(const mapping* m, queue_entry& e) noexcept;
 
     /// The record of the pooled segment that entry `e` names, if the entry and the record agree that it
     /// is one (its layout in `layout`); else the record count.
@@ -419,60 +229,10 @@ public:
     }
 
     /// Drops the cached mappings that prune() finds stale.
-    void prune_cache() noexcept
-    {
-        std::vector<std::shared_ptr<mapping>> drop;
-        try {
-            std::lock_guard<std::mutex> g(m_mutex);
-            prune(drop);
-        } catch (...) {
-        }
-    }
+    NDSHM_DECL void prune_cache() noexcept;
 
     /// The end of a lease (its last handle went): see the file comment.
-    void release(pool_lease& l) noexcept
-    {
-        if (current_pid() != m_pid) {
-            return; // a forked child's copy: the segment is its parent's business
-        }
-        std::shared_ptr<mapping> drop; // released after the mutex: munmap, perhaps unlink
-        try {
-            std::lock_guard<std::mutex> g(m_mutex);
-            const auto it = m_cache.find(l.index);
-            if (it == m_cache.end() || it->second.ticket != l.ticket) {
-                return; // a lease of an earlier handout: the segment moved on since
-            }
-            cached& c = it->second;
-            c.lease = nullptr;
-            c.ticket = 0;
-            queue_pool_record& r = m_records[l.index];
-            const bool mine = held_by(r, l.generation, this_process().pid);
-            const bool owned = l.seg->owned();
-            trailer* t = l.seg->get_trailer();
-            if (owned && mine && !closed() && t != nullptr && l.seg->writable()) {
-                // Back to the queue: it belongs to the queue's owner again, for gc too.
-                set_trailer_owner(*t, queue_owner());
-                l.seg->disown();
-                release_record(r, pool_free);
-                if (m_detached) {
-                    drop = std::move(c.map);
-                    m_cache.erase(it);
-                }
-                return;
-            }
-            if (l.queued_here && !owned) {
-                return; // queued in this queue: it comes back, to this process or another
-            }
-            // It leaves the pool. Owned still, it is unlinked as any owned array when its mapping goes.
-            if (mine) {
-                empty_record(r);
-            }
-            drop = std::move(c.map);
-            m_cache.erase(it);
-        } catch (...) {
-            // std::mutex failing to lock: leave the record; the segment goes with its handles as usual.
-        }
-    }
+    NDSHM_DECL void release(pool_lease& l) noexcept;
 
 private:
     std::shared_ptr<mapping> m_queue; // keeps the records mapped while leases live
@@ -498,8 +258,287 @@ inline pool_lease::~pool_lease()
 /// `kind`: the record keeps its identity (creation time), lock and flags. A reused segment may hold
 /// less than it has room for: the trailer follows the data, as in every segment, and the bytes after it
 /// are slack. The old position's magic is cleared so that nothing takes it for a trailer.
-inline trailer* place_pooled_trailer(mapping& m, std::uint32_t kind, std::size_t data_offset,
-                                     std::size_t data_bytes) noexcept
+NDSHM_DECL trailer* place_pooled_trailer(mapping& m, std::uint32_t kind, std::size_t data_offset,
+                                         std::size_t data_bytes) noexcept;
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+bool named(const queue_pool_record& r, pooled_segment& out)
+{
+    if (r.ino == 0 || !valid_segment_name(r.name, sizeof r.name, out.name)) {
+        return false;
+    }
+    out.id = file_id{r.dev, r.ino};
+    out.created_ns = r.created_ns;
+    return true;
+}
+
+void queue_pool::cached::refresh(std::uint32_t record_layout, const std::string& op)
+{
+    if (info_known && layout == record_layout) {
+        return;
+    }
+    mapping& m = *map;
+    npy_info fresh = parse_npy(m.base(), m.size(), m.name(), m.size());
+    trailer* t = find_trailer(m, fresh, op);
+    if (t == nullptr) {
+        raise<format_error>(op, m.name(), "the pooled segment has no ndshm trailer where its header says",
+                            "something other than ndshm wrote into it", make_error_code(errc::corrupt_control));
+    }
+    m.set_trailer(t);
+    info = std::move(fresh);
+    info_known = true;
+    layout = record_layout;
+}
+
+queue_pool::cached* queue_pool::find(std::uint32_t i, std::uint32_t generation, file_id id,
+                                     std::shared_ptr<mapping>& drop) noexcept
+{
+    const auto it = m_cache.find(i);
+    if (it == m_cache.end()) {
+        return nullptr;
+    }
+    cached& c = it->second;
+    if (c.generation == generation && c.map && c.map->id() == id) {
+        return &c;
+    }
+    if (c.lease == nullptr) {
+        drop = std::move(c.map);
+        m_cache.erase(it);
+    }
+    return nullptr;
+}
+
+queue_pool::cached& queue_pool::keep(std::uint32_t i, std::uint32_t generation, std::shared_ptr<mapping> map,
+                                     std::vector<std::shared_ptr<mapping>>& drop)
+{
+    prune(drop);
+    cached& c = m_cache[i];
+    c = cached{};
+    c.generation = generation;
+    c.map = std::move(map);
+    return c;
+}
+
+std::shared_ptr<pool_lease> queue_pool::lease(const std::shared_ptr<queue_pool>& self, std::uint32_t i, cached& c)
+{
+    auto l = std::make_shared<pool_lease>();
+    l->pool = self;
+    l->seg = c.map;
+    l->index = i;
+    l->generation = c.generation;
+    l->ticket = ++m_tickets;
+    c.ticket = l->ticket;
+    c.lease = l.get();
+    return l;
+}
+
+pool_lease* queue_pool::lease_of(const mapping* m) noexcept
+{
+    for (auto& e : m_cache) {
+        if (e.second.lease != nullptr && e.second.map.get() == m) {
+            return e.second.lease;
+        }
+    }
+    return nullptr;
+}
+
+void queue_pool::prune(std::vector<std::shared_ptr<mapping>>& drop)
+{
+    for (auto it = m_cache.begin(); it != m_cache.end();) {
+        const queue_pool_record& r = m_records[it->first];
+        const bool current = __atomic_load_n(&r.generation, __ATOMIC_ACQUIRE) == it->second.generation &&
+                             __atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_empty;
+        if (!current && it->second.lease == nullptr) {
+            drop.push_back(std::move(it->second.map));
+            it = m_cache.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void queue_pool::detach() noexcept
+{
+    std::vector<std::shared_ptr<mapping>> drop;
+    {
+        std::lock_guard<std::mutex> g(m_mutex);
+        m_detached = true;
+        for (auto it = m_cache.begin(); it != m_cache.end();) {
+            if (it->second.lease == nullptr) {
+                drop.push_back(std::move(it->second.map));
+                it = m_cache.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+}
+
+std::uint32_t queue_pool::best_fit(std::size_t bytes) const noexcept
+{
+    std::uint32_t idx = static_cast<std::uint32_t>(m_count);
+    std::uint64_t best = 0;
+    for (std::size_t i = 0; i < m_count; ++i) {
+        const queue_pool_record& r = m_records[i];
+        if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_free) {
+            continue;
+        }
+        const std::uint64_t b = r.bytes;
+        if (pool_fits(b, bytes) && (idx == m_count || b < best)) {
+            idx = static_cast<std::uint32_t>(i);
+            best = b;
+        }
+    }
+    return idx;
+}
+
+std::uint32_t queue_pool::free_record(std::vector<pooled_segment>& evicted)
+{
+    const std::size_t n = m_count;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (__atomic_load_n(&m_records[i].state, __ATOMIC_ACQUIRE) == pool_empty) {
+            return static_cast<std::uint32_t>(i);
+        }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        queue_pool_record& r = m_records[i];
+        if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) == pool_free) {
+            pooled_segment p;
+            if (named(r, p)) {
+                evicted.push_back(std::move(p));
+            }
+            empty_record(r);
+            return static_cast<std::uint32_t>(i);
+        }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - m_last_reclaim < std::chrono::milliseconds(50)) {
+        return static_cast<std::uint32_t>(n);
+    }
+    m_last_reclaim = now;
+    std::uint32_t found = static_cast<std::uint32_t>(n);
+    proc_cache seen;
+    for (std::size_t i = 0; i < n; ++i) {
+        queue_pool_record& r = m_records[i];
+        if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != pool_held) {
+            continue;
+        }
+        const std::uint64_t pid = __atomic_load_n(&r.pid, __ATOMIC_RELAXED);
+        const std::uint64_t start = __atomic_load_n(&r.start, __ATOMIC_RELAXED);
+        if (valid_pid(pid) && check_process(pid, start, &seen).state != liveness::dead) {
+            continue;
+        }
+        pooled_segment p;
+        if (named(r, p)) {
+            evicted.push_back(std::move(p)); // its holder's gc record names the dead process too
+        }
+        empty_record(r);
+        if (found == n) {
+            found = static_cast<std::uint32_t>(i);
+        }
+    }
+    return found;
+}
+
+std::vector<pooled_segment> queue_pool::take_records(bool all)
+{
+    std::vector<pooled_segment> out;
+    for (std::size_t i = 0; i < m_count; ++i) {
+        queue_pool_record& r = m_records[i];
+        const std::uint32_t state = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
+        if (state == pool_free) {
+            pooled_segment p;
+            if (named(r, p)) {
+                out.push_back(std::move(p));
+            }
+            empty_record(r);
+        } else if (all && state == pool_queued) {
+            empty_record(r);
+        }
+    }
+    return out;
+}
+
+void queue_pool::mark_queued(const mapping* m, queue_entry& e) noexcept
+{
+    try {
+        std::lock_guard<std::mutex> g(m_mutex);
+        pool_lease* l = lease_of(m);
+        if (l == nullptr) {
+            return;
+        }
+        queue_pool_record& r = m_records[l->index];
+        if (!held_by(r, l->generation, this_process().pid) || r.ino != e.ino) {
+            return;
+        }
+        e.pool = l->index + 1;
+        e.pool_generation = l->generation;
+        release_record(r, pool_queued);
+        l->queued_here = true;
+    } catch (...) {
+        // Not marked: it travels as a plain segment.
+    }
+}
+
+void queue_pool::prune_cache() noexcept
+{
+    std::vector<std::shared_ptr<mapping>> drop;
+    try {
+        std::lock_guard<std::mutex> g(m_mutex);
+        prune(drop);
+    } catch (...) {
+    }
+}
+
+void queue_pool::release(pool_lease& l) noexcept
+{
+    if (current_pid() != m_pid) {
+        return; // a forked child's copy: the segment is its parent's business
+    }
+    std::shared_ptr<mapping> drop; // released after the mutex: munmap, perhaps unlink
+    try {
+        std::lock_guard<std::mutex> g(m_mutex);
+        const auto it = m_cache.find(l.index);
+        if (it == m_cache.end() || it->second.ticket != l.ticket) {
+            return; // a lease of an earlier handout: the segment moved on since
+        }
+        cached& c = it->second;
+        c.lease = nullptr;
+        c.ticket = 0;
+        queue_pool_record& r = m_records[l.index];
+        const bool mine = held_by(r, l.generation, this_process().pid);
+        const bool owned = l.seg->owned();
+        trailer* t = l.seg->get_trailer();
+        if (owned && mine && !closed() && t != nullptr && l.seg->writable()) {
+            // Back to the queue: it belongs to the queue's owner again, for gc too.
+            set_trailer_owner(*t, queue_owner());
+            l.seg->disown();
+            release_record(r, pool_free);
+            if (m_detached) {
+                drop = std::move(c.map);
+                m_cache.erase(it);
+            }
+            return;
+        }
+        if (l.queued_here && !owned) {
+            return; // queued in this queue: it comes back, to this process or another
+        }
+        // It leaves the pool. Owned still, it is unlinked as any owned array when its mapping goes.
+        if (mine) {
+            empty_record(r);
+        }
+        drop = std::move(c.map);
+        m_cache.erase(it);
+    } catch (...) {
+        // std::mutex failing to lock: leave the record; the segment goes with its handles as usual.
+    }
+}
+
+trailer* place_pooled_trailer(mapping& m, std::uint32_t kind, std::size_t data_offset, std::size_t data_bytes) noexcept
 {
     trailer* old = m.get_trailer();
     auto* t = reinterpret_cast<trailer*>(m.base() + trailer_offset(data_offset + data_bytes));
@@ -522,5 +561,6 @@ inline trailer* place_pooled_trailer(mapping& m, std::uint32_t kind, std::size_t
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
