@@ -23,6 +23,7 @@
 #include "detail/collection_format.hpp"
 #include "detail/collection_handle.hpp"
 #include "detail/collection_impl.hpp"
+#include "detail/config.hpp"
 #include "error.hpp"
 #include "options.hpp"
 #include "shared_ndarray.hpp"
@@ -91,12 +92,7 @@ public:
     }
 
     /// True if `key` is in the dict now.
-    bool contains(const std::string& key) const
-    {
-        auto& c = impl("contains");
-        detail::collection_impl::guard g(c, "contains");
-        return c.find_key(key, g.op()).has_value();
-    }
+    NDSHM_DECL bool contains(const std::string& key) const;
 
     /// The entry `key`, attached without copying; `shared_ndarray<const T>` maps it read-only.
     /// @throws not_found if there is no such key, dtype_mismatch naming both dtypes
@@ -112,16 +108,7 @@ public:
 
     /// The entry `key`, dtype-erased (see any_ndarray: dtype(), shape(), as<T>(), visit()).
     /// @throws not_found if there is no such key
-    any_ndarray get(const std::string& key) const
-    {
-        auto& c = impl("get");
-        auto a = c.fetch("get", key_locator{c, key},
-                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "get"); });
-        if (!a) {
-            raise_no_key("get", key);
-        }
-        return std::move(*a);
-    }
+    NDSHM_DECL any_ndarray get(const std::string& key) const;
 
     /// The entry `key`, dtype-erased: the same as get(key).
     any_ndarray operator[](const std::string& key) const { return get(key); }
@@ -197,34 +184,11 @@ public:
 
     /// Sets every key of `other` (another dict, or this one) to a copy of its entry, in one atomic
     /// change.
-    void update(const shared_dict& other)
-    {
-        auto& c = impl("update");
-        std::vector<detail::new_entry> added;
-        for (const auto& kv : other.items()) {
-            added.push_back(c.make_entry(kv.first, kv.second, "update"));
-        }
-        update_with(c, added);
-    }
+    NDSHM_DECL void update(const shared_dict& other);
 
     /// Removes `key` and unlinks its entry's segment (handles of it stay valid); returns false if the
     /// key was not there.
-    bool erase(const std::string& key)
-    {
-        auto& c = impl("erase");
-        bool erased = false;
-        std::vector<detail::new_entry> none;
-        c.change("erase", none, [&](detail::collection_edit& edit) {
-            const auto r = c.find_key(key, "erase");
-            if (!r) {
-                return;
-            }
-            edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(c.position_in(edit.order, *r, "erase")));
-            edit.removed.push_back(*r);
-            erased = true;
-        });
-        return erased;
-    }
+    NDSHM_DECL bool erase(const std::string& key);
 
     /// Removes `key` and returns its array, which this process then owns (its last handle unlinks it,
     /// as for an array it created).
@@ -244,47 +208,19 @@ public:
             out = c.template take_entry<T>(edit, *r, c.position_in(edit.order, *r, "pop"), "pop");
         });
         if (!out) {
-            detail::raise<not_found>("pop", name(),
-                                     "the segment of entry '" + detail::printable_key(key) +
-                                         "' was gone (something outside the dict removed it); the "
-                                         "entry was dropped",
-                                     "", detail::errno_code(ENOENT));
+            raise_popped_gone(key);
         }
         return out;
     }
 
     /// Removes every entry and unlinks their segments, in one atomic change.
-    void clear()
-    {
-        auto& c = impl("clear");
-        std::vector<detail::new_entry> none;
-        c.change("clear", none, [&](detail::collection_edit& edit) {
-            edit.removed = edit.order;
-            edit.order.clear();
-        });
-    }
+    NDSHM_DECL void clear();
 
     /// The keys, in insertion order (a snapshot).
-    std::vector<std::string> keys() const
-    {
-        auto& c = impl("keys");
-        detail::collection_impl::guard g(c, "keys");
-        std::vector<std::string> out;
-        for (auto& e : c.read_all("keys")) {
-            out.push_back(std::move(e.key));
-        }
-        return out;
-    }
+    NDSHM_DECL std::vector<std::string> keys() const;
 
     /// Every entry, dtype-erased, in insertion order (a snapshot).
-    std::vector<any_ndarray> values() const
-    {
-        std::vector<any_ndarray> out;
-        for (auto& kv : items()) {
-            out.push_back(std::move(kv.second));
-        }
-        return out;
-    }
+    NDSHM_DECL std::vector<any_ndarray> values() const;
 
     /// Every entry as a shared_ndarray<T>, in insertion order (a snapshot).
     /// @throws dtype_mismatch (naming the key) if an entry holds another dtype
@@ -299,16 +235,7 @@ public:
     }
 
     /// Every key and its entry, dtype-erased, in insertion order (a snapshot).
-    std::vector<value_type> items() const
-    {
-        auto& c = impl("items");
-        std::vector<value_type> out;
-        for (auto& p : c.fetch_all(
-                 "items", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "items"); })) {
-            out.emplace_back(std::move(p.first.key), std::move(p.second));
-        }
-        return out;
-    }
+    NDSHM_DECL std::vector<value_type> items() const;
 
     /// Every key and its entry as a shared_ndarray<T>, in insertion order (a snapshot).
     /// @throws dtype_mismatch (naming the key) if an entry holds another dtype
@@ -338,7 +265,7 @@ public:
 
     /// Iteration over a snapshot of the entries taken now, in insertion order: pairs of a key and
     /// an any_ndarray.
-    iterator begin() const { return iterator(std::make_shared<const std::vector<value_type>>(items())); }
+    NDSHM_DECL iterator begin() const;
     iterator end() const { return iterator(); }
 
 private:
@@ -358,75 +285,193 @@ private:
         }
     };
 
-    void check_key(const char* op, const std::string& key) const
-    {
-        if (key.size() > detail::collection_max_key) {
-            detail::raise<error>(op, name(),
-                                 "the key is " + std::to_string(key.size()) + " bytes long, more than " +
-                                     std::to_string(detail::collection_max_key),
-                                 "use keys of at most 255 bytes", make_error_code(errc::invalid_argument));
-        }
-    }
+    NDSHM_DECL void check_key(const char* op, const std::string& key) const;
 
-    [[noreturn]] void raise_no_key(const char* op, const std::string& key) const
-    {
-        detail::raise<not_found>(op, name(), "no key '" + detail::printable_key(key) + "'",
-                                 "check the key (keys() lists them), or use find<T>() to get an empty handle instead",
-                                 detail::errno_code(ENOENT));
-    }
+    [[noreturn]] NDSHM_DECL void raise_no_key(const char* op, const std::string& key) const;
+
+    /// Throws not_found: pop found the segment of entry `key` gone, and dropped the entry.
+    [[noreturn]] NDSHM_DECL void raise_popped_gone(const std::string& key) const;
 
     /// Puts the one new entry in `added` under its key: replacing the key's entry if `replace`, else
     /// only if the key is absent. Returns whether it went in.
-    static bool put(detail::collection_impl& c, const char* op, std::vector<detail::new_entry>& added, bool replace)
-    {
-        bool done = false;
-        c.change(op, added, [&](detail::collection_edit& edit) {
-            const auto r = c.find_key(added[0].key, op);
-            if (!r) {
-                edit.order.push_back(detail::added_mark);
-            } else if (replace) {
-                edit.order[c.position_in(edit.order, *r, op)] = detail::added_mark;
-                edit.removed.push_back(*r);
-            } else {
-                return;
-            }
-            done = true;
-        });
-        if (!done) {
-            added.clear(); // the copy made for nothing: its segment goes with it
-        }
-        return done;
-    }
+    NDSHM_DECL static bool put(detail::collection_impl& c, const char* op, std::vector<detail::new_entry>& added,
+                               bool replace);
 
     /// Puts every entry of `added` in one change; of a key given twice, the last one.
-    static void update_with(detail::collection_impl& c, std::vector<detail::new_entry>& added)
-    {
-        std::map<std::string, std::size_t> last;
-        for (std::size_t k = 0; k < added.size(); ++k) {
-            last[added[k].key] = k;
-        }
-        std::vector<detail::new_entry> unique;
-        for (std::size_t k = 0; k < added.size(); ++k) {
-            if (last[added[k].key] == k) {
-                unique.push_back(std::move(added[k]));
-            }
-        }
-        added.clear(); // the values that a later one of the same key replaced
-        c.change("update", unique, [&](detail::collection_edit& edit) {
-            for (std::size_t k = 0; k < unique.size(); ++k) {
-                const std::uint32_t mark = detail::added_mark | static_cast<std::uint32_t>(k);
-                const auto r = c.find_key(unique[k].key, "update");
-                if (!r) {
-                    edit.order.push_back(mark);
-                } else {
-                    edit.order[c.position_in(edit.order, *r, "update")] = mark;
-                    edit.removed.push_back(*r);
-                }
-            }
-        });
-    }
+    NDSHM_DECL static void update_with(detail::collection_impl& c, std::vector<detail::new_entry>& added);
 };
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+bool shared_dict::contains(const std::string& key) const
+{
+    auto& c = impl("contains");
+    detail::collection_impl::guard g(c, "contains");
+    return c.find_key(key, g.op()).has_value();
+}
+
+any_ndarray shared_dict::get(const std::string& key) const
+{
+    auto& c = impl("get");
+    auto a = c.fetch("get", key_locator{c, key},
+                     [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "get"); });
+    if (!a) {
+        raise_no_key("get", key);
+    }
+    return std::move(*a);
+}
+
+void shared_dict::update(const shared_dict& other)
+{
+    auto& c = impl("update");
+    std::vector<detail::new_entry> added;
+    for (const auto& kv : other.items()) {
+        added.push_back(c.make_entry(kv.first, kv.second, "update"));
+    }
+    update_with(c, added);
+}
+
+bool shared_dict::erase(const std::string& key)
+{
+    auto& c = impl("erase");
+    bool erased = false;
+    std::vector<detail::new_entry> none;
+    c.change("erase", none, [&](detail::collection_edit& edit) {
+        const auto r = c.find_key(key, "erase");
+        if (!r) {
+            return;
+        }
+        edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(c.position_in(edit.order, *r, "erase")));
+        edit.removed.push_back(*r);
+        erased = true;
+    });
+    return erased;
+}
+
+void shared_dict::clear()
+{
+    auto& c = impl("clear");
+    std::vector<detail::new_entry> none;
+    c.change("clear", none, [&](detail::collection_edit& edit) {
+        edit.removed = edit.order;
+        edit.order.clear();
+    });
+}
+
+std::vector<std::string> shared_dict::keys() const
+{
+    auto& c = impl("keys");
+    detail::collection_impl::guard g(c, "keys");
+    std::vector<std::string> out;
+    for (auto& e : c.read_all("keys")) {
+        out.push_back(std::move(e.key));
+    }
+    return out;
+}
+
+std::vector<any_ndarray> shared_dict::values() const
+{
+    std::vector<any_ndarray> out;
+    for (auto& kv : items()) {
+        out.push_back(std::move(kv.second));
+    }
+    return out;
+}
+
+std::vector<shared_dict::value_type> shared_dict::items() const
+{
+    auto& c = impl("items");
+    std::vector<value_type> out;
+    for (auto& p :
+         c.fetch_all("items", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "items"); })) {
+        out.emplace_back(std::move(p.first.key), std::move(p.second));
+    }
+    return out;
+}
+
+void shared_dict::check_key(const char* op, const std::string& key) const
+{
+    if (key.size() > detail::collection_max_key) {
+        detail::raise<error>(op, name(),
+                             "the key is " + std::to_string(key.size()) + " bytes long, more than " +
+                                 std::to_string(detail::collection_max_key),
+                             "use keys of at most 255 bytes", make_error_code(errc::invalid_argument));
+    }
+}
+
+void shared_dict::raise_no_key(const char* op, const std::string& key) const
+{
+    detail::raise<not_found>(op, name(), "no key '" + detail::printable_key(key) + "'",
+                             "check the key (keys() lists them), or use find<T>() to get an empty handle instead",
+                             detail::errno_code(ENOENT));
+}
+
+bool shared_dict::put(detail::collection_impl& c, const char* op, std::vector<detail::new_entry>& added, bool replace)
+{
+    bool done = false;
+    c.change(op, added, [&](detail::collection_edit& edit) {
+        const auto r = c.find_key(added[0].key, op);
+        if (!r) {
+            edit.order.push_back(detail::added_mark);
+        } else if (replace) {
+            edit.order[c.position_in(edit.order, *r, op)] = detail::added_mark;
+            edit.removed.push_back(*r);
+        } else {
+            return;
+        }
+        done = true;
+    });
+    if (!done) {
+        added.clear(); // the copy made for nothing: its segment goes with it
+    }
+    return done;
+}
+
+void shared_dict::update_with(detail::collection_impl& c, std::vector<detail::new_entry>& added)
+{
+    std::map<std::string, std::size_t> last;
+    for (std::size_t k = 0; k < added.size(); ++k) {
+        last[added[k].key] = k;
+    }
+    std::vector<detail::new_entry> unique;
+    for (std::size_t k = 0; k < added.size(); ++k) {
+        if (last[added[k].key] == k) {
+            unique.push_back(std::move(added[k]));
+        }
+    }
+    added.clear(); // the values that a later one of the same key replaced
+    c.change("update", unique, [&](detail::collection_edit& edit) {
+        for (std::size_t k = 0; k < unique.size(); ++k) {
+            const std::uint32_t mark = detail::added_mark | static_cast<std::uint32_t>(k);
+            const auto r = c.find_key(unique[k].key, "update");
+            if (!r) {
+                edit.order.push_back(mark);
+            } else {
+                edit.order[c.position_in(edit.order, *r, "update")] = mark;
+                edit.removed.push_back(*r);
+            }
+        }
+    });
+}
+
+shared_dict::iterator shared_dict::begin() const
+{
+    return iterator(std::make_shared<const std::vector<value_type>>(items()));
+}
+
+void shared_dict::raise_popped_gone(const std::string& key) const
+{
+    detail::raise<not_found>("pop", name(),
+                             "the segment of entry '" + detail::printable_key(key) +
+                                 "' was gone (something outside the dict removed it); the "
+                                 "entry was dropped",
+                             "", detail::errno_code(ENOENT));
+}
+
+} // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "detail/channel_format.hpp"
 #include "detail/collection_format.hpp"
+#include "detail/config.hpp"
 #include "detail/inspect_segment.hpp"
 #include "detail/npy.hpp"
 #include "detail/object_format.hpp"
@@ -194,29 +195,17 @@ struct gc_entry {
 /// It keeps foreign `.npy` files, corrupt and unreadable segments, persisted ones, and every segment
 /// whose creator is alive or cannot be identified. The "creator" is the process the trailer names:
 /// the one that made the segment, or the one it was handed to since (array_queue, pool).
-inline std::string gc_reason(const segment_info& s) { return detail::judge_garbage(s).garbage; }
+NDSHM_DECL std::string gc_reason(const segment_info& s);
 
 /// Why gc cannot decide whether `s` is garbage, or an empty string. gc keeps such a segment and says
 /// so: it would be garbage if its creator were known to be dead (or, for an unfinished segment without
 /// a trailer, if no process were known to have it open), but that could not be told, for example
 /// because /proc could not be read for want of a descriptor.
-inline std::string gc_doubt(const segment_info& s) { return detail::judge_garbage(s).doubt; }
+NDSHM_DECL std::string gc_doubt(const segment_info& s);
 
 /// Everything wrong with a segment, as inspect() found it: corrupt or unreadable, unfinished with a dead
 /// creator, or problems in its internals. Empty: healthy (`ndshm info` then exits 0, else 5).
-inline std::vector<std::string> segment_problems(const segment_info& s)
-{
-    std::vector<std::string> out;
-    if (s.kind == segment_kind::corrupt || s.kind == segment_kind::unreadable) {
-        out.push_back(s.problem.empty() ? std::string(kind_name(s.kind)) : s.problem);
-    } else if (s.kind == segment_kind::unfinished && s.creator == creator_status::dead) {
-        out.push_back("unfinished, and its creator is dead (" + s.creator_detail + ")");
-    } else if (!s.problem.empty()) {
-        out.push_back(s.problem);
-    }
-    out.insert(out.end(), s.internals.problems.begin(), s.internals.problems.end());
-    return out;
-}
+NDSHM_DECL std::vector<std::string> segment_problems(const segment_info& s);
 
 /// Inspects the segment `name` (in POSIX shared memory, or in the directory backend of `opt`), without
 /// mapping it, looks up which processes have it open or mapped, and checks its internals
@@ -225,11 +214,7 @@ inline std::vector<std::string> segment_problems(const segment_info& s)
 /// @throws not_found if there is no such segment, permission_denied if it belongs to another user
 /// (unless options::allow_other_users), error for an invalid name. A segment that cannot be read or
 /// parsed is not an error: its kind says unreadable or corrupt, and `problem` says why.
-inline segment_info inspect(const std::string& name, const options& opt = {})
-{
-    std::pair<std::uint64_t, std::uint64_t> id{0, 0};
-    return detail::inspect_with_users(name, opt, id, nullptr, true);
-}
+NDSHM_DECL segment_info inspect(const std::string& name, const options& opt = {});
 
 /// What list_segments lists and looks up, beyond its default.
 struct list_options {
@@ -248,7 +233,53 @@ struct list_options {
 /// or corrupt. For unfinished segments without a trailer, `users` is looked up as well (gc needs it);
 /// for the others only with `what.users`.
 /// @throws error (or the subclass that fits) if the directory cannot be listed
-inline std::vector<segment_info> list_segments(const options& opt, const list_options& what)
+NDSHM_DECL std::vector<segment_info> list_segments(const options& opt, const list_options& what);
+
+/// Lists the calling user's ndshm segments: list_segments(opt, list_options{}).
+inline std::vector<segment_info> list_segments(const options& opt = {}) { return list_segments(opt, list_options{}); }
+
+/// Removes the calling user's segments that nobody can use any more (see gc_reason) from POSIX shared
+/// memory, or from the directory backend of `opt`. Each one is inspected again right before it is
+/// removed, so a segment that was published, persisted or handed to a live process meanwhile stays.
+/// Processes that have a removed segment mapped keep their mappings. With `dry_run`, removes nothing
+/// and returns what it would remove. A segment whose fate cannot be decided (see gc_doubt: /proc could
+/// not be read, say, for want of a descriptor) is kept, never removed; if `undecided` is given, those
+/// segments are added to it, each with the reason.
+/// @returns the segments removed (or that would be); entries whose removal failed carry `error`
+/// @throws error (or the subclass that fits) if the directory cannot be listed
+NDSHM_DECL std::vector<gc_entry> gc(const options& opt = {}, bool dry_run = false,
+                                    std::vector<gc_entry>* undecided = nullptr);
+
+} // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+std::string gc_reason(const segment_info& s) { return detail::judge_garbage(s).garbage; }
+
+std::string gc_doubt(const segment_info& s) { return detail::judge_garbage(s).doubt; }
+
+std::vector<std::string> segment_problems(const segment_info& s)
+{
+    std::vector<std::string> out;
+    if (s.kind == segment_kind::corrupt || s.kind == segment_kind::unreadable) {
+        out.push_back(s.problem.empty() ? std::string(kind_name(s.kind)) : s.problem);
+    } else if (s.kind == segment_kind::unfinished && s.creator == creator_status::dead) {
+        out.push_back("unfinished, and its creator is dead (" + s.creator_detail + ")");
+    } else if (!s.problem.empty()) {
+        out.push_back(s.problem);
+    }
+    out.insert(out.end(), s.internals.problems.begin(), s.internals.problems.end());
+    return out;
+}
+
+segment_info inspect(const std::string& name, const options& opt)
+{
+    std::pair<std::uint64_t, std::uint64_t> id{0, 0};
+    return detail::inspect_with_users(name, opt, id, nullptr, true);
+}
+
+std::vector<segment_info> list_segments(const options& opt, const list_options& what)
 {
     const std::string dir = detail::backend_dir(opt);
     std::vector<std::string> names;
@@ -294,20 +325,7 @@ inline std::vector<segment_info> list_segments(const options& opt, const list_op
     return out;
 }
 
-/// Lists the calling user's ndshm segments: list_segments(opt, list_options{}).
-inline std::vector<segment_info> list_segments(const options& opt = {}) { return list_segments(opt, list_options{}); }
-
-/// Removes the calling user's segments that nobody can use any more (see gc_reason) from POSIX shared
-/// memory, or from the directory backend of `opt`. Each one is inspected again right before it is
-/// removed, so a segment that was published, persisted or handed to a live process meanwhile stays.
-/// Processes that have a removed segment mapped keep their mappings. With `dry_run`, removes nothing
-/// and returns what it would remove. A segment whose fate cannot be decided (see gc_doubt: /proc could
-/// not be read, say, for want of a descriptor) is kept, never removed; if `undecided` is given, those
-/// segments are added to it, each with the reason.
-/// @returns the segments removed (or that would be); entries whose removal failed carry `error`
-/// @throws error (or the subclass that fits) if the directory cannot be listed
-inline std::vector<gc_entry> gc(const options& opt = {}, bool dry_run = false,
-                                std::vector<gc_entry>* undecided = nullptr)
+std::vector<gc_entry> gc(const options& opt, bool dry_run, std::vector<gc_entry>* undecided)
 {
     std::vector<gc_entry> out;
     const auto doubt = [&](segment_info& s, std::string why) {
@@ -358,5 +376,6 @@ inline std::vector<gc_entry> gc(const options& opt = {}, bool dry_run = false,
 }
 
 } // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -22,6 +22,7 @@
 #include "detail/collection_format.hpp"
 #include "detail/collection_handle.hpp"
 #include "detail/collection_impl.hpp"
+#include "detail/config.hpp"
 #include "error.hpp"
 #include "options.hpp"
 #include "shared_ndarray.hpp"
@@ -96,16 +97,7 @@ public:
 
     /// The entry at position `i`, dtype-erased (see any_ndarray: dtype(), shape(), as<T>(), visit()).
     /// @throws std::out_of_range if `i` is not below size()
-    any_ndarray at(std::size_t i) const
-    {
-        auto& c = impl("at");
-        auto a = c.fetch("at", position_locator{c, i},
-                         [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "at"); });
-        if (!a) {
-            raise_range("at", i);
-        }
-        return std::move(*a);
-    }
+    NDSHM_DECL any_ndarray at(std::size_t i) const;
 
     /// The entry at position `i`, dtype-erased: the same as at(i).
     any_ndarray operator[](std::size_t i) const { return at(i); }
@@ -204,41 +196,13 @@ public:
 
     /// Removes the entry at position `i` and unlinks its segment (handles of it stay valid).
     /// @throws std::out_of_range if `i` is not below size()
-    void erase(std::size_t i)
-    {
-        auto& c = impl("erase");
-        std::vector<detail::new_entry> none;
-        c.change("erase", none, [&](detail::collection_edit& edit) {
-            if (i >= edit.order.size()) {
-                raise_range("erase", i, edit.order.size());
-            }
-            edit.removed.push_back(edit.order[i]);
-            edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(i));
-        });
-    }
+    NDSHM_DECL void erase(std::size_t i);
 
     /// Removes every entry and unlinks their segments, in one atomic change.
-    void clear()
-    {
-        auto& c = impl("clear");
-        std::vector<detail::new_entry> none;
-        c.change("clear", none, [&](detail::collection_edit& edit) {
-            edit.removed = edit.order;
-            edit.order.clear();
-        });
-    }
+    NDSHM_DECL void clear();
 
     /// Every entry, dtype-erased, in order (a snapshot).
-    std::vector<any_ndarray> values() const
-    {
-        auto& c = impl("values");
-        std::vector<any_ndarray> out;
-        for (auto& p : c.fetch_all(
-                 "values", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "values"); })) {
-            out.push_back(std::move(p.second));
-        }
-        return out;
-    }
+    NDSHM_DECL std::vector<any_ndarray> values() const;
 
     /// Every entry as a shared_ndarray<T>, in order (a snapshot).
     /// @throws dtype_mismatch (naming the position) if an entry holds another dtype
@@ -267,7 +231,7 @@ public:
     }
 
     /// Iteration over a snapshot of the entries taken now, in order (any_ndarray).
-    iterator begin() const { return iterator(std::make_shared<const std::vector<value_type>>(values())); }
+    NDSHM_DECL iterator begin() const;
     iterator end() const { return iterator(); }
 
 private:
@@ -287,14 +251,11 @@ private:
         }
     };
 
-    [[noreturn]] void raise_range(const char* op, std::size_t i, std::optional<std::size_t> n = std::nullopt) const
-    {
-        const std::size_t size = n ? *n : this->size();
-        throw std::out_of_range(detail::error_message(
-            op, name(),
-            "position " + std::to_string(i) + " is out of range for a list of " + std::to_string(size) + " entries",
-            "check size() first; other processes may have removed entries"));
-    }
+    [[noreturn]] NDSHM_DECL void raise_range(const char* op, std::size_t i,
+                                             std::optional<std::size_t> n = std::nullopt) const;
+
+    /// Throws not_found: pop found the segment of the entry gone, and dropped the entry.
+    [[noreturn]] NDSHM_DECL void raise_popped_gone() const;
 
     template <class T>
     shared_ndarray<T> pop_at(std::optional<std::size_t> where)
@@ -313,15 +274,85 @@ private:
             vanished = !out;
         });
         if (vanished) {
-            detail::raise<not_found>("pop", name(),
-                                     "the segment of the entry was gone (something outside the list removed it); the "
-                                     "entry was dropped",
-                                     "", detail::errno_code(ENOENT));
+            raise_popped_gone();
         }
         return out;
     }
 };
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm {
+
+any_ndarray shared_list::at(std::size_t i) const
+{
+    auto& c = impl("at");
+    auto a = c.fetch("at", position_locator{c, i},
+                     [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "at"); });
+    if (!a) {
+        raise_range("at", i);
+    }
+    return std::move(*a);
+}
+
+void shared_list::erase(std::size_t i)
+{
+    auto& c = impl("erase");
+    std::vector<detail::new_entry> none;
+    c.change("erase", none, [&](detail::collection_edit& edit) {
+        if (i >= edit.order.size()) {
+            raise_range("erase", i, edit.order.size());
+        }
+        edit.removed.push_back(edit.order[i]);
+        edit.order.erase(edit.order.begin() + static_cast<std::ptrdiff_t>(i));
+    });
+}
+
+void shared_list::clear()
+{
+    auto& c = impl("clear");
+    std::vector<detail::new_entry> none;
+    c.change("clear", none, [&](detail::collection_edit& edit) {
+        edit.removed = edit.order;
+        edit.order.clear();
+    });
+}
+
+std::vector<any_ndarray> shared_list::values() const
+{
+    auto& c = impl("values");
+    std::vector<any_ndarray> out;
+    for (auto& p : c.fetch_all(
+             "values", [&](const detail::entry_ref& e) { return c.attach_any_entry(e, attach_any, "values"); })) {
+        out.push_back(std::move(p.second));
+    }
+    return out;
+}
+
+void shared_list::raise_range(const char* op, std::size_t i, std::optional<std::size_t> n) const
+{
+    const std::size_t size = n ? *n : this->size();
+    throw std::out_of_range(detail::error_message(op, name(),
+                                                  "position " + std::to_string(i) + " is out of range for a list of " +
+                                                      std::to_string(size) + " entries",
+                                                  "check size() first; other processes may have removed entries"));
+}
+
+shared_list::iterator shared_list::begin() const
+{
+    return iterator(std::make_shared<const std::vector<value_type>>(values()));
+}
+
+void shared_list::raise_popped_gone() const
+{
+    detail::raise<not_found>("pop", name(),
+                             "the segment of the entry was gone (something outside the list removed it); the "
+                             "entry was dropped",
+                             "", detail::errno_code(ENOENT));
+}
+
+} // namespace ndshm
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "../dtype.hpp"
+#include "config.hpp"
 #include "segment_names.hpp"
 #include "sync.hpp"
 #include "trailer.hpp"
@@ -105,24 +106,7 @@ struct collection_layout {
 };
 
 /// The layout of a container of `kind` holding up to `capacity` entries (1..collection_max_capacity).
-inline collection_layout make_collection_layout(std::uint32_t kind, std::size_t capacity) noexcept
-{
-    collection_layout l;
-    l.capacity = capacity;
-    l.records = 2 * capacity;
-    l.record_bytes = collection_record_bytes(kind);
-    if (kind == kind_dict) {
-        l.index_slots = 2;
-        while (l.index_slots < 2 * capacity) {
-            l.index_slots *= 2;
-        }
-    }
-    l.records_off = sizeof(collection_control);
-    l.order_off = l.records_off + l.records * l.record_bytes;
-    l.index_off = l.order_off + 2 * capacity * sizeof(std::uint32_t);
-    l.total = l.index_off + l.index_slots * sizeof(std::uint32_t);
-    return l;
-}
+NDSHM_DECL collection_layout make_collection_layout(std::uint32_t kind, std::size_t capacity) noexcept;
 
 inline std::uint64_t view_pack(std::uint64_t size, std::uint64_t buffer, std::uint64_t generation) noexcept
 {
@@ -148,8 +132,43 @@ constexpr const char* collection_noun(std::uint32_t kind) noexcept { return kind
 
 /// Why the control block `c` (a copy) cannot belong to a container of `kind` whose data holds
 /// `data_bytes` bytes, or an empty string. Fills `l` with its layout when it is usable.
-inline std::string collection_control_problem(const collection_control& c, std::uint32_t kind, std::size_t data_bytes,
-                                              collection_layout& l)
+NDSHM_DECL std::string collection_control_problem(const collection_control& c, std::uint32_t kind,
+                                                  std::size_t data_bytes, collection_layout& l);
+
+/// True if `r` (a copy of a filled record's 128 bytes; `key` its key bytes, if a dict's) describes an
+/// entry: a segment name of [A-Za-z0-9._-] not starting with '.', NUL-padded, a known dtype, a file
+/// identity and a key that fits. Records come from shared memory: untrusted.
+NDSHM_DECL bool collection_record_valid(const collection_record& r, std::uint32_t kind, std::string& name);
+
+/// A key as messages show it: printable ASCII as is, other bytes as \xNN, cut after 80 characters.
+NDSHM_DECL std::string printable_key(const std::string& key);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+collection_layout make_collection_layout(std::uint32_t kind, std::size_t capacity) noexcept
+{
+    collection_layout l;
+    l.capacity = capacity;
+    l.records = 2 * capacity;
+    l.record_bytes = collection_record_bytes(kind);
+    if (kind == kind_dict) {
+        l.index_slots = 2;
+        while (l.index_slots < 2 * capacity) {
+            l.index_slots *= 2;
+        }
+    }
+    l.records_off = sizeof(collection_control);
+    l.order_off = l.records_off + l.records * l.record_bytes;
+    l.index_off = l.order_off + 2 * capacity * sizeof(std::uint32_t);
+    l.total = l.index_off + l.index_slots * sizeof(std::uint32_t);
+    return l;
+}
+
+std::string collection_control_problem(const collection_control& c, std::uint32_t kind, std::size_t data_bytes,
+                                       collection_layout& l)
 {
     if (std::memcmp(c.magic, collection_magic, sizeof c.magic) != 0 || c.version != collection_version) {
         return "unknown table format (magic or version)";
@@ -179,10 +198,7 @@ inline std::string collection_control_problem(const collection_control& c, std::
     return {};
 }
 
-/// True if `r` (a copy of a filled record's 128 bytes; `key` its key bytes, if a dict's) describes an
-/// entry: a segment name of [A-Za-z0-9._-] not starting with '.', NUL-padded, a known dtype, a file
-/// identity and a key that fits. Records come from shared memory: untrusted.
-inline bool collection_record_valid(const collection_record& r, std::uint32_t kind, std::string& name)
+bool collection_record_valid(const collection_record& r, std::uint32_t kind, std::string& name)
 {
     if (r.state != record_filled || r.name_bytes == 0 || r.name_bytes >= collection_name_room || r.ino == 0 ||
         r.dtype > static_cast<std::uint32_t>(ndshm::dtype::complex128) || r.segment_bytes < 4096 + 256 ||
@@ -211,8 +227,7 @@ inline bool collection_record_valid(const collection_record& r, std::uint32_t ki
     return true;
 }
 
-/// A key as messages show it: printable ASCII as is, other bytes as \xNN, cut after 80 characters.
-inline std::string printable_key(const std::string& key)
+std::string printable_key(const std::string& key)
 {
     std::string out;
     for (const char ch : key) {
@@ -234,5 +249,6 @@ inline std::string printable_key(const std::string& key)
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -15,8 +15,12 @@
 
 #include "../error.hpp"
 #include "collection_impl.hpp"
+#include "config.hpp"
 
 namespace ndshm::detail {
+
+/// Throws the error of an empty shared_dict or shared_list handle (`noun` "dict" or "list") used for `op`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_empty_collection(const char* op, const char* noun);
 
 /// An iterator over a snapshot of a container's entries (shared by every copy of the iterator).
 template <class V>
@@ -111,11 +115,7 @@ protected:
     collection_impl& impl(const char* op) const
     {
         if (!m_impl) {
-            const std::string type = std::string("shared_") + Derived::noun;
-            raise<error>(op, "", "the " + type + " handle is empty",
-                         std::string("create a ") + Derived::noun + " with " + type + "::create or attach one with " +
-                             type + "::attach",
-                         make_error_code(errc::invalid_argument));
+            raise_empty_collection(op, Derived::noun);
         }
         return *m_impl;
     }
@@ -123,5 +123,19 @@ protected:
     std::shared_ptr<collection_impl> m_impl;
 };
 } // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void raise_empty_collection(const char* op, const char* noun)
+{
+    const std::string type = std::string("shared_") + noun;
+    raise<error>(op, "", "the " + type + " handle is empty",
+                 std::string("create a ") + noun + " with " + type + "::create or attach one with " + type + "::attach",
+                 make_error_code(errc::invalid_argument));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

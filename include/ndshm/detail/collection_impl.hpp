@@ -29,6 +29,7 @@
 #include "array_handle.hpp"
 #include "collection_format.hpp"
 #include "collection_table.hpp"
+#include "config.hpp"
 #include "npy.hpp"
 #include "segment_impl.hpp"
 #include "sync.hpp"
@@ -43,15 +44,8 @@ inline constexpr bool always_false = false;
 /// A container's table and its entries in this process.
 class collection_impl : public collection_table {
 public:
-    collection_impl(std::shared_ptr<mapping> m, collection_control* ctl, const collection_layout& l, std::uint32_t kind,
-                    const options& opt)
-        : collection_table(std::move(m), ctl, l, kind)
-    {
-        m_entry_opt.directory = container_map()->loc().dir;
-        m_entry_opt.mode = __atomic_load_n(&ctl->entry_mode, __ATOMIC_RELAXED);
-        m_entry_opt.populate = opt.populate;
-        m_entry_opt.ready_timeout = std::chrono::milliseconds(0); // entries are published before they enter
-    }
+    NDSHM_DECL collection_impl(std::shared_ptr<mapping> m, collection_control* ctl, const collection_layout& l,
+                               std::uint32_t kind, const options& opt);
 
     const options& entry_options() const noexcept { return m_entry_opt; }
 
@@ -60,45 +54,8 @@ public:
     /// A mapping of entry `e`'s segment and its array, or null if the segment is gone or is not the
     /// one the record names any more (the entry was replaced or removed meanwhile). A segment this
     /// process maps already is shared without a system call: the record knows its identity.
-    std::shared_ptr<mapping> attach_entry(const entry_ref& e, bool writable, npy_info& info,
-                                          const std::string& op) const
-    {
-        const location loc{container_map()->loc().dir, e.name};
-        segment_layout layout;
-        if (!m_entry_opt.populate) {
-            if (auto r = attached_regions().find(e.id, writable, static_cast<std::size_t>(e.segment_bytes), layout)) {
-                if (layout.kind == kind_array && layout.trailer_off != SIZE_MAX &&
-                    layout.trailer_off + sizeof(trailer) <= r->size()) {
-                    auto* t = reinterpret_cast<trailer*>(r->base() + layout.trailer_off);
-                    if (t->created_ns == e.created_ns && layout.info.type == e.type) {
-                        auto m = std::make_shared<mapping>(loc, r, writable);
-                        m->set_id(e.id);
-                        m->set_trailer(t);
-                        info = layout.info;
-                        return m;
-                    }
-                }
-            }
-        }
-        options o = m_entry_opt;
-        o.read_only = !writable;
-        std::shared_ptr<mapping> m;
-        std::uint32_t kind = 0;
-        try {
-            m = open_npy_segment(o, e.name, op, info, kind);
-        } catch (const not_found&) {
-            return nullptr;
-        }
-        if (kind != kind_array || m->id() != e.id || m->get_trailer() == nullptr ||
-            m->get_trailer()->created_ns != e.created_ns) {
-            return nullptr;
-        }
-        if (info.type != e.type) {
-            corrupt(op, "entry " + describe(e) + " is recorded as " + dtype_name(e.type) + ", but its segment '" +
-                            e.name + "' holds " + dtype_name(info.type));
-        }
-        return m;
-    }
+    NDSHM_DECL std::shared_ptr<mapping> attach_entry(const entry_ref& e, bool writable, npy_info& info,
+                                                     const std::string& op) const;
 
     /// A typed handle of entry `e` (T may be const: a read-only mapping), or an empty handle if the
     /// segment is gone. Throws dtype_mismatch naming both types.
@@ -139,8 +96,7 @@ public:
             return {};
         }
         if (a.dtype() != e.type) {
-            corrupt(op, "entry " + describe(e) + " is recorded as " + dtype_name(e.type) + ", but its segment '" +
-                            e.name + "' holds " + dtype_name(a.dtype()));
+            raise_recorded_dtype(op, e, a.dtype());
         }
         return a;
     }
@@ -266,43 +222,7 @@ public:
     template <class T>
     new_entry adopted_entry(std::string key, const shared_ndarray<T>& a, const std::string& op) const
     {
-        const std::shared_ptr<mapping>& am = array_access::mapping_of(a);
-        if (!am) {
-            raise_empty_value(op);
-        }
-        const auto refuse = [&](const std::string& why, const std::string& fix) {
-            raise<error>(op + " '" + am->name() + "' into", name(), why, fix, make_error_code(errc::invalid_argument));
-        };
-        const trailer* t = am->get_trailer();
-        if (t == nullptr || !am->writable() || t->kind != kind_array) {
-            refuse("it is not a writable ndshm array segment (a foreign .npy, a read-only handle, or part of another "
-                   "kind of segment)",
-                   "insert a copy with assign()/insert()/append() instead");
-        }
-        const bool whole = reinterpret_cast<const unsigned char*>(a.data()) == am->base() + t->data_offset &&
-                           a.nbytes() == t->data_bytes &&
-                           reinterpret_cast<const unsigned char*>(t) + sizeof(trailer) == am->base() + am->size();
-        if (!whole) {
-            refuse("the handle is not the whole array of its segment (a composite object's member or a channel slot)",
-                   "insert a copy with assign()/insert()/append() instead");
-        }
-        if (!am->owned()) {
-            refuse("this process does not own the array (it was attached, persisted, handed over already, or created "
-                   "by another process)",
-                   "adopt arrays this process created, or insert a copy");
-        }
-        if (load_acquire(t->state) != state_ready) {
-            refuse("the array is not published yet", "adopt it after create() or from_array() returned");
-        }
-        if (am->loc().dir != container_map()->loc().dir) {
-            refuse("the array lives in another backend ('" + am->loc().path() + "') than the " + noun() + " ('" +
-                       container_map()->loc().path() + "')",
-                   "create it with the same options::directory (or NDSHM_DIR), or insert a copy");
-        }
-        if (am->name().size() >= collection_name_room) {
-            refuse("its name is longer than " + std::to_string(collection_name_room - 1) + " characters",
-                   "give it a shorter name (generated names have 30), or insert a copy");
-        }
+        check_adoptable(array_access::mapping_of(a), a.data(), a.nbytes(), op);
         return entry_of(std::move(key), a);
     }
 
@@ -327,52 +247,35 @@ public:
 
     /// Marks the container persisted, and every entry in it: no handle unlinks them any more and gc
     /// keeps them, until remove() (on a handle opened by name) removes them all.
-    void persist(const std::string& op)
-    {
-        guard g(*this, op);
-        container_map()->persist();
-        for (const entry_ref& e : read_all(op)) {
-            npy_info info;
-            if (auto m = attach_entry(e, true, info, op)) {
-                fetch_or(m->get_trailer()->flags, flag_persisted);
-            }
-        }
-    }
+    NDSHM_DECL void persist(const std::string& op);
 
     /// "'key'" for a dict's entry, "at position i" for a list's.
-    std::string describe(const entry_ref& e) const
-    {
-        return kind() == kind_dict ? "'" + printable_key(e.key) + "'" : "at position " + std::to_string(e.position);
-    }
+    NDSHM_DECL std::string describe(const entry_ref& e) const;
 
     template <class T>
     void check_entry_dtype(const entry_ref& e, const std::string& op) const
     {
         constexpr ndshm::dtype want = dtype_of<T>;
         if (e.type != want) {
-            raise<dtype_mismatch>(op, name(),
-                                  "entry " + describe(e) + " holds " + dtype_name(e.type) + " ('" +
-                                      dtype_descr(e.type) + "'), not " + dtype_name(want) + " ('" + dtype_descr(want) +
-                                      "') as requested",
-                                  std::string("ask for the element type for ") + dtype_name(e.type) +
-                                      ", or take it dtype-erased as an any_ndarray",
-                                  make_error_code(errc::dtype_mismatch));
+            raise_entry_dtype(e, want, op);
         }
     }
 
-    [[noreturn]] void raise_vanished(const std::string& op, const entry_ref& e) const
-    {
-        raise<not_found>(op, name(),
-                         "the segment of entry " + describe(e) + " ('" + e.name + "') is gone: something outside the " +
-                             noun() + " removed it",
-                         "erase or replace that entry", errno_code(ENOENT));
-    }
+    [[noreturn]] NDSHM_DECL void raise_vanished(const std::string& op, const entry_ref& e) const;
 
-    [[noreturn]] void raise_empty_value(const std::string& op) const
-    {
-        raise<error>(op, name(), "the array handle given is empty", "pass a handle that holds an array",
-                     make_error_code(errc::invalid_argument));
-    }
+    [[noreturn]] NDSHM_DECL void raise_empty_value(const std::string& op) const;
+
+    /// Throws dtype_mismatch: entry `e` holds another dtype than `want`, the one asked for.
+    [[noreturn]] NDSHM_DECL void raise_entry_dtype(const entry_ref& e, ndshm::dtype want, const std::string& op) const;
+
+    /// Throws format_error: entry `e`'s segment holds `holds`, not the dtype its record names.
+    [[noreturn]] NDSHM_DECL void raise_recorded_dtype(const std::string& op, const entry_ref& e,
+                                                      ndshm::dtype holds) const;
+
+    /// Refuses, with an error naming why, an array that adopted_entry cannot take over: `am` its mapping,
+    /// `data` and `nbytes` its handle's elements.
+    NDSHM_DECL void check_adoptable(const std::shared_ptr<mapping>& am, const void* data, std::size_t nbytes,
+                                    const std::string& op) const;
 
 private:
     template <class V>
@@ -389,8 +292,157 @@ private:
 };
 
 /// Creates the segment of an empty container of `kind` for `capacity` entries.
-inline std::shared_ptr<collection_impl> create_collection(std::uint32_t kind, std::size_t capacity, const options& opt,
-                                                          const std::string& op)
+NDSHM_DECL std::shared_ptr<collection_impl> create_collection(std::uint32_t kind, std::size_t capacity,
+                                                              const options& opt, const std::string& op);
+
+/// Opens the container `name` of `kind`, checking its header and control block.
+NDSHM_DECL std::shared_ptr<collection_impl> open_collection(std::uint32_t kind, const std::string& name,
+                                                            const options& opt, const std::string& op);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+collection_impl::collection_impl(std::shared_ptr<mapping> m, collection_control* ctl, const collection_layout& l,
+                                 std::uint32_t kind, const options& opt)
+    : collection_table(std::move(m), ctl, l, kind)
+{
+    m_entry_opt.directory = container_map()->loc().dir;
+    m_entry_opt.mode = __atomic_load_n(&ctl->entry_mode, __ATOMIC_RELAXED);
+    m_entry_opt.populate = opt.populate;
+    m_entry_opt.ready_timeout = std::chrono::milliseconds(0); // entries are published before they enter
+}
+
+std::shared_ptr<mapping> collection_impl::attach_entry(const entry_ref& e, bool writable, npy_info& info,
+                                                       const std::string& op) const
+{
+    const location loc{container_map()->loc().dir, e.name};
+    segment_layout layout;
+    if (!m_entry_opt.populate) {
+        if (auto r = attached_regions().find(e.id, writable, static_cast<std::size_t>(e.segment_bytes), layout)) {
+            if (layout.kind == kind_array && layout.trailer_off != SIZE_MAX &&
+                layout.trailer_off + sizeof(trailer) <= r->size()) {
+                auto* t = reinterpret_cast<trailer*>(r->base() + layout.trailer_off);
+                if (t->created_ns == e.created_ns && layout.info.type == e.type) {
+                    auto m = std::make_shared<mapping>(loc, r, writable);
+                    m->set_id(e.id);
+                    m->set_trailer(t);
+                    info = layout.info;
+                    return m;
+                }
+            }
+        }
+    }
+    options o = m_entry_opt;
+    o.read_only = !writable;
+    std::shared_ptr<mapping> m;
+    std::uint32_t kind = 0;
+    try {
+        m = open_npy_segment(o, e.name, op, info, kind);
+    } catch (const not_found&) {
+        return nullptr;
+    }
+    if (kind != kind_array || m->id() != e.id || m->get_trailer() == nullptr ||
+        m->get_trailer()->created_ns != e.created_ns) {
+        return nullptr;
+    }
+    if (info.type != e.type) {
+        raise_recorded_dtype(op, e, info.type);
+    }
+    return m;
+}
+
+void collection_impl::persist(const std::string& op)
+{
+    guard g(*this, op);
+    container_map()->persist();
+    for (const entry_ref& e : read_all(op)) {
+        npy_info info;
+        if (auto m = attach_entry(e, true, info, op)) {
+            fetch_or(m->get_trailer()->flags, flag_persisted);
+        }
+    }
+}
+
+std::string collection_impl::describe(const entry_ref& e) const
+{
+    return kind() == kind_dict ? "'" + printable_key(e.key) + "'" : "at position " + std::to_string(e.position);
+}
+
+void collection_impl::raise_vanished(const std::string& op, const entry_ref& e) const
+{
+    raise<not_found>(op, name(),
+                     "the segment of entry " + describe(e) + " ('" + e.name + "') is gone: something outside the " +
+                         noun() + " removed it",
+                     "erase or replace that entry", errno_code(ENOENT));
+}
+
+void collection_impl::raise_empty_value(const std::string& op) const
+{
+    raise<error>(op, name(), "the array handle given is empty", "pass a handle that holds an array",
+                 make_error_code(errc::invalid_argument));
+}
+
+void collection_impl::raise_entry_dtype(const entry_ref& e, ndshm::dtype want, const std::string& op) const
+{
+    raise<dtype_mismatch>(op, name(),
+                          "entry " + describe(e) + " holds " + dtype_name(e.type) + " ('" + dtype_descr(e.type) +
+                              "'), not " + dtype_name(want) + " ('" + dtype_descr(want) + "') as requested",
+                          std::string("ask for the element type for ") + dtype_name(e.type) +
+                              ", or take it dtype-erased as an any_ndarray",
+                          make_error_code(errc::dtype_mismatch));
+}
+
+void collection_impl::raise_recorded_dtype(const std::string& op, const entry_ref& e, ndshm::dtype holds) const
+{
+    corrupt(op, "entry " + describe(e) + " is recorded as " + dtype_name(e.type) + ", but its segment '" + e.name +
+                    "' holds " + dtype_name(holds));
+}
+
+void collection_impl::check_adoptable(const std::shared_ptr<mapping>& am, const void* data, std::size_t nbytes,
+                                      const std::string& op) const
+{
+    if (!am) {
+        raise_empty_value(op);
+    }
+    const auto refuse = [&](const std::string& why, const std::string& fix) {
+        raise<error>(op + " '" + am->name() + "' into", name(), why, fix, make_error_code(errc::invalid_argument));
+    };
+    const trailer* t = am->get_trailer();
+    if (t == nullptr || !am->writable() || t->kind != kind_array) {
+        refuse("it is not a writable ndshm array segment (a foreign .npy, a read-only handle, or part of another "
+               "kind of segment)",
+               "insert a copy with assign()/insert()/append() instead");
+    }
+    const bool whole = static_cast<const unsigned char*>(data) == am->base() + t->data_offset &&
+                       nbytes == t->data_bytes &&
+                       reinterpret_cast<const unsigned char*>(t) + sizeof(trailer) == am->base() + am->size();
+    if (!whole) {
+        refuse("the handle is not the whole array of its segment (a composite object's member or a channel slot)",
+               "insert a copy with assign()/insert()/append() instead");
+    }
+    if (!am->owned()) {
+        refuse("this process does not own the array (it was attached, persisted, handed over already, or created "
+               "by another process)",
+               "adopt arrays this process created, or insert a copy");
+    }
+    if (load_acquire(t->state) != state_ready) {
+        refuse("the array is not published yet", "adopt it after create() or from_array() returned");
+    }
+    if (am->loc().dir != container_map()->loc().dir) {
+        refuse("the array lives in another backend ('" + am->loc().path() + "') than the " + noun() + " ('" +
+                   container_map()->loc().path() + "')",
+               "create it with the same options::directory (or NDSHM_DIR), or insert a copy");
+    }
+    if (am->name().size() >= collection_name_room) {
+        refuse("its name is longer than " + std::to_string(collection_name_room - 1) + " characters",
+               "give it a shorter name (generated names have 30), or insert a copy");
+    }
+}
+
+std::shared_ptr<collection_impl> create_collection(std::uint32_t kind, std::size_t capacity, const options& opt,
+                                                   const std::string& op)
 {
     const char* noun = collection_noun(kind);
     if (capacity == 0 || capacity > collection_max_capacity) {
@@ -421,9 +473,8 @@ inline std::shared_ptr<collection_impl> create_collection(std::uint32_t kind, st
     return std::make_shared<collection_impl>(std::move(m), ctl, l, kind, opt);
 }
 
-/// Opens the container `name` of `kind`, checking its header and control block.
-inline std::shared_ptr<collection_impl> open_collection(std::uint32_t kind, const std::string& name, const options& opt,
-                                                        const std::string& op)
+std::shared_ptr<collection_impl> open_collection(std::uint32_t kind, const std::string& name, const options& opt,
+                                                 const std::string& op)
 {
     const std::string noun = collection_noun(kind);
     if (opt.read_only) {
@@ -465,5 +516,6 @@ inline std::shared_ptr<collection_impl> open_collection(std::uint32_t kind, cons
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

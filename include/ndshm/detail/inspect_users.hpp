@@ -20,6 +20,7 @@
 #include <sys/sysmacros.h>
 #endif
 
+#include "config.hpp"
 #include "directory.hpp"
 #include "liveness.hpp"
 #include "sys.hpp"
@@ -29,7 +30,25 @@ namespace ndshm::detail {
 /// True if the process `pid`, whose /proc entries this user may not read, could have this user's files
 /// open: its effective or file-system uid (/proc/PID/status, readable by everyone) is this user's, or
 /// that cannot be read.
-inline bool may_be_this_users(const std::string& base)
+NDSHM_DECL bool may_be_this_users(const std::string& base);
+
+/// For each file (device, inode), the pids of the processes that have it open or mapped, from every
+/// /proc/PID/fd and /proc/PID/maps. Returns an empty string if that walk saw everything it needed,
+/// else why the answer is incomplete (then `users` holds the processes that were seen, and must not
+/// be taken to mean "nobody else"): /proc cannot be listed, or an entry of a process that could hold
+/// this user's files cannot be read (EMFILE, ENOMEM, EACCES for a process of this user that is not
+/// dumpable, ...). Processes that end meanwhile, and processes of other users (whose entries only root
+/// may read; they cannot open this user's private segments) are passed over, and so is this process's
+/// descriptor `own_fd`.
+NDSHM_DECL std::string processes_using(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& files,
+                                       std::vector<std::vector<std::int64_t>>& users, int own_fd = -1);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+bool may_be_this_users(const std::string& base)
 {
     std::string status;
     if (read_proc_file((base + "/status").c_str(), status, 65536) != 0) {
@@ -45,16 +64,8 @@ inline bool may_be_this_users(const std::string& base)
     return effective == me || fs == me;
 }
 
-/// For each file (device, inode), the pids of the processes that have it open or mapped, from every
-/// /proc/PID/fd and /proc/PID/maps. Returns an empty string if that walk saw everything it needed,
-/// else why the answer is incomplete (then `users` holds the processes that were seen, and must not
-/// be taken to mean "nobody else"): /proc cannot be listed, or an entry of a process that could hold
-/// this user's files cannot be read (EMFILE, ENOMEM, EACCES for a process of this user that is not
-/// dumpable, ...). Processes that end meanwhile, and processes of other users (whose entries only root
-/// may read; they cannot open this user's private segments) are passed over, and so is this process's
-/// descriptor `own_fd`.
-inline std::string processes_using(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& files,
-                                   std::vector<std::vector<std::int64_t>>& users, int own_fd = -1)
+std::string processes_using(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& files,
+                            std::vector<std::vector<std::int64_t>>& users, int own_fd)
 {
 #ifdef _WIN32
     // Windows has no /proc to walk, and no call that lists the processes that map a file: the answer is
@@ -175,5 +186,6 @@ inline std::string processes_using(const std::vector<std::pair<std::uint64_t, st
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif
