@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/config.hpp"
 #include "detail/pool_calls.hpp"
 #include "detail/pool_core.hpp"
 #include "detail/pool_impl.hpp"
@@ -24,6 +25,13 @@
 #include "shared_ndarray.hpp"
 
 namespace ndshm {
+namespace detail {
+
+/// Throws chunk's error for rows [first, last) that do not lie inside axis 0 (length `n`) of array `name`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_chunk_range(const std::string& name, std::size_t first, std::size_t last,
+                                                          std::size_t n);
+
+} // namespace detail
 
 /// Items [first, last) along axis 0 of a shared array: the part of it one task works on. Indices are
 /// relative to the chunk: `c(0, j)` is row `first()` of the array. `array()` is the whole array.
@@ -56,10 +64,7 @@ public:
     {
         const std::size_t n = m_array.dimension() == 0 ? 0 : m_array.shape()[0];
         if (first > last || last > n) {
-            detail::raise<error>("chunk of", m_array.name(),
-                                 "rows [" + std::to_string(first) + ", " + std::to_string(last) +
-                                     ") do not lie inside axis 0 (length " + std::to_string(n) + ")",
-                                 "pass 0 <= first <= last <= shape()[0]", detail::errno_code(EINVAL));
+            detail::raise_chunk_range(m_array.name(), first, last, n);
         }
     }
 
@@ -175,5 +180,19 @@ private:
 };
 
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void raise_chunk_range(const std::string& name, std::size_t first, std::size_t last, std::size_t n)
+{
+    raise<error>("chunk of", name,
+                 "rows [" + std::to_string(first) + ", " + std::to_string(last) +
+                     ") do not lie inside axis 0 (length " + std::to_string(n) + ")",
+                 "pass 0 <= first <= last <= shape()[0]", errno_code(EINVAL));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

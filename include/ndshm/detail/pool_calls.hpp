@@ -20,6 +20,7 @@
 
 #include "../error.hpp"
 #include "array_handle.hpp"
+#include "config.hpp"
 #include "pool_codec.hpp"
 #include "pool_impl.hpp"
 #include "pool_invoke.hpp"
@@ -93,23 +94,20 @@ using if_lambda = std::enable_if_t<std::is_class_v<std::decay_t<F>>>;
 
 /// Narrows each array a chunk task names to the part it works on, which no other task of the call
 /// writes: [first, last) counted in rows along axis 0 (`rows`) or in elements.
-inline void claim_range(std::vector<task_array>& arrays, bool rows, std::size_t first, std::size_t last) noexcept
-{
-    for (task_array& t : arrays) {
-        std::size_t elements = 1;
-        for (const std::size_t d : t.shape) {
-            elements *= d;
-        }
-        const std::size_t count = t.shape.empty() ? 1 : (rows ? t.shape[0] : elements);
-        if (count == 0 || (rows && t.fortran && t.shape.size() > 1)) {
-            continue; // a Fortran-order array's rows are not contiguous: the task gets all of it
-        }
-        const std::size_t unit = t.nbytes / count;
-        t.first = first * unit;
-        t.bytes = (last - first) * unit;
-        t.exclusive = true;
-    }
-}
+NDSHM_DECL void claim_range(std::vector<task_array>& arrays, bool rows, std::size_t first, std::size_t last) noexcept;
+
+/// Throws scatterv's error for chunk sizes that add up to `total`, not to the `rows` of array `name`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_chunk_counts(const std::string& name, std::size_t total,
+                                                           std::size_t rows);
+/// Throws map's error for elementwise arrays `in` and `out` of different shapes or memory orders.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_map_mismatch(const std::string& in, const std::string& out);
+/// Throws map's error for chunk arrays `in` and `out` of different lengths along axis 0.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_map_rows(const std::string& in, const std::string& out,
+                                                       std::size_t in_rows, std::size_t out_rows);
+/// Throws map_reduce's error for reduce::add_into of an empty handle.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_empty_accumulator();
+/// Throws the serialization_error of arguments that cereal could not encode (`what`: its message).
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_encode_args(const char* what);
 
 /// The call set that fork_pool and ndshm::mpi::pool share: run, broadcast, gather, scatter, scatterv,
 /// map (over items, elementwise, by chunks) and map_reduce. `Pool` provides size(), concurrency() and
@@ -230,10 +228,7 @@ public:
             total += c;
         }
         if (total != rows_of(a) || counts.empty()) {
-            raise<error>("scatter", a.name(),
-                         "the chunk sizes add up to " + std::to_string(total) + ", but axis 0 has " +
-                             std::to_string(rows_of(a)) + " rows",
-                         "pass at least one size, and sizes that add up to shape()[0]", errno_code(EINVAL));
+            raise_chunk_counts(a.name(), total, rows_of(a));
         }
         const shared_ndarray<X> ax = a;
         std::vector<task> tasks(counts.size());
@@ -281,8 +276,7 @@ public:
         static_assert((!std::is_rvalue_reference_v<P> && ...),
                       "map calls f once per element: its extra parameters cannot be rvalue references");
         if (in.shape() != out.shape() || in.fortran_order() != out.fortran_order()) {
-            raise<error>("map", in.name() + "' -> '" + out.name(), "the arrays differ in shape or memory order",
-                         "pass arrays of the same shape and order, or use a chunk kernel", errno_code(EINVAL));
+            raise_map_mismatch(in.name(), out.name());
         }
         using I = std::remove_const_t<TI>;
         const encoded extra = encode_args<P...>(std::forward<A>(args)...);
@@ -309,10 +303,7 @@ public:
         check_same_type<XI, TI>("map");
         check_same_type<XO, TO>("map");
         if (rows_of(in) != rows_of(out)) {
-            raise<error>("map", in.name() + "' -> '" + out.name(),
-                         "the arrays differ in length along axis 0 (" + std::to_string(rows_of(in)) + " and " +
-                             std::to_string(rows_of(out)) + ")",
-                         "pass arrays with the same number of rows", errno_code(EINVAL));
+            raise_map_rows(in.name(), out.name(), rows_of(in), rows_of(out));
         }
         const encoded extra = encode_args<P...>(std::forward<A>(args)...);
         const shared_ndarray<XI> xin = in;
@@ -390,8 +381,7 @@ public:
         check_same_type<X, T>("map_reduce");
         const shared_ndarray<U>& acc = into.acc;
         if (acc.empty()) {
-            raise<error>("map_reduce", "", "the accumulator is an empty handle",
-                         "pass reduce::add_into(a shared_ndarray that holds an array)", errno_code(EINVAL));
+            raise_empty_accumulator();
         }
         const std::vector<std::size_t> shape(acc.shape().begin(), acc.shape().end());
         std::vector<shared_ndarray<U>> partials;
@@ -505,8 +495,7 @@ private:
         try {
             return record([&](cereal::BinaryOutputArchive& ar) { save_args<P...>(ar, std::forward<A>(args)...); });
         } catch (const cereal::Exception& e) {
-            raise<serialization_error>("encode a task's arguments", "", std::string("cereal: ") + e.what(),
-                                       "check the argument types' serialize()", make_error_code(errc::serialization));
+            raise_encode_args(e.what());
         }
     }
 
@@ -559,5 +548,63 @@ private:
 
 } // namespace detail
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void claim_range(std::vector<task_array>& arrays, bool rows, std::size_t first, std::size_t last) noexcept
+{
+    for (task_array& t : arrays) {
+        std::size_t elements = 1;
+        for (const std::size_t d : t.shape) {
+            elements *= d;
+        }
+        const std::size_t count = t.shape.empty() ? 1 : (rows ? t.shape[0] : elements);
+        if (count == 0 || (rows && t.fortran && t.shape.size() > 1)) {
+            continue; // a Fortran-order array's rows are not contiguous: the task gets all of it
+        }
+        const std::size_t unit = t.nbytes / count;
+        t.first = first * unit;
+        t.bytes = (last - first) * unit;
+        t.exclusive = true;
+    }
+}
+
+void raise_chunk_counts(const std::string& name, std::size_t total, std::size_t rows)
+{
+    raise<error>("scatter", name,
+                 "the chunk sizes add up to " + std::to_string(total) + ", but axis 0 has " + std::to_string(rows) +
+                     " rows",
+                 "pass at least one size, and sizes that add up to shape()[0]", errno_code(EINVAL));
+}
+
+void raise_map_mismatch(const std::string& in, const std::string& out)
+{
+    raise<error>("map", in + "' -> '" + out, "the arrays differ in shape or memory order",
+                 "pass arrays of the same shape and order, or use a chunk kernel", errno_code(EINVAL));
+}
+
+void raise_map_rows(const std::string& in, const std::string& out, std::size_t in_rows, std::size_t out_rows)
+{
+    raise<error>("map", in + "' -> '" + out,
+                 "the arrays differ in length along axis 0 (" + std::to_string(in_rows) + " and " +
+                     std::to_string(out_rows) + ")",
+                 "pass arrays with the same number of rows", errno_code(EINVAL));
+}
+
+void raise_empty_accumulator()
+{
+    raise<error>("map_reduce", "", "the accumulator is an empty handle",
+                 "pass reduce::add_into(a shared_ndarray that holds an array)", errno_code(EINVAL));
+}
+
+void raise_encode_args(const char* what)
+{
+    raise<serialization_error>("encode a task's arguments", "", std::string("cereal: ") + what,
+                               "check the argument types' serialize()", make_error_code(errc::serialization));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

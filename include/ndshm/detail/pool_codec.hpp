@@ -37,6 +37,7 @@
 #include "array_handle.hpp"
 #include "array_handoff.hpp"
 #include "array_segment.hpp"
+#include "config.hpp"
 #include "npy.hpp"
 #include "pool_worker.hpp"
 #include "segment_impl.hpp"
@@ -170,6 +171,18 @@ inline array_resolver*& current_array_resolver() noexcept
     return r;
 }
 
+/// Writes what a receiver needs to attach the segment of `m` (nothing but empty fields for null): its
+/// directory, name and identity; with `transfer`, a writable segment this process owns is handed over
+/// to the parent (current_worker().parent), which then owns its name and gc record.
+NDSHM_DECL void save_array_ref(cereal::BinaryOutputArchive& ar, mapping* m, bool transfer);
+
+/// Throws the error for a handle, passed to a task, that is part of a larger segment `name`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_partial_segment(const std::string& name);
+/// Throws the error for a returned array whose name `name` no longer names the segment the worker made.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_result_replaced(const std::string& name);
+/// Throws the serialization_error of a result that cereal could not decode (`what`: its message).
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_decode_result(const char* what);
+
 template <class T>
 struct task_codec<shared_ndarray<T>> {
     using writable = std::remove_const_t<T>;
@@ -178,34 +191,14 @@ struct task_codec<shared_ndarray<T>> {
     static void save(cereal::BinaryOutputArchive& ar, const shared_ndarray<T>& a, bool transfer = false)
     {
         const std::shared_ptr<mapping>& m = array_access::mapping_of(a);
-        std::string dir, name;
-        bool moved = false;
-        std::uint64_t dev = 0, ino = 0, created = 0; // identity: the receiver takes over this segment only
         if (m && !whole_array_segment(a)) {
-            raise<error>("pass to a pool task", m->name(),
-                         "the handle is part of a larger segment (a composite object's member or a channel slot); "
-                         "only whole arrays travel by name",
-                         "pass a copy (shared_ndarray<T>::from_array(a.view())) or the whole object's name",
-                         errno_code(EINVAL));
+            raise_partial_segment(m->name());
         }
         if (array_recorder* rec = current_array_recorder(); rec != nullptr && m) {
             rec->arrays.push_back(make_task_array(a));
             transfer = transfer && !rec->keep;
         }
-        if (m) {
-            dir = m->loc().dir;
-            name = m->name();
-            dev = m->id().dev;
-            ino = m->id().ino;
-            created = m->get_trailer() != nullptr ? m->get_trailer()->created_ns : 0;
-            if (transfer && m->writable() && m->get_trailer() != nullptr && m->owned()) {
-                // The parent owns it from now on: its name and its gc record.
-                set_trailer_owner(*m->get_trailer(), current_worker().parent);
-                m->disown();
-                moved = true;
-            }
-        }
-        ar(dir, name, moved, dev, ino, created);
+        save_array_ref(ar, m.get(), transfer);
     }
     static shared_ndarray<T> load(cereal::BinaryInputArchive& ar)
     {
@@ -233,10 +226,7 @@ struct task_codec<shared_ndarray<T>> {
         shared_ndarray<writable> a = shared_ndarray<writable>::attach(name, o);
         const mapping& m = *array_access::mapping_of(a);
         if (m.id() != file_id{dev, ino} || m.get_trailer() == nullptr || m.get_trailer()->created_ns != created) {
-            raise<format_error>("take over a worker's result", name,
-                                "the name no longer names the segment the worker returned (it was removed and "
-                                "created again meanwhile); this process does not take it over",
-                                "do not remove a task's result before the call returns", errno_code(ESTALE));
+            raise_result_replaced(name);
         }
         take_ownership(*array_access::mapping_of(a));
         return a;
@@ -343,12 +333,61 @@ R decode_result(std::string_view bytes)
         archive_reader in(bytes);
         return task_codec<R>::load(in.archive());
     } catch (const cereal::Exception& e) {
-        raise<serialization_error>("decode a task's result", "", std::string("cereal: ") + e.what(),
-                                   "check that the result type's serialize() reads what it writes",
-                                   make_error_code(errc::serialization));
+        raise_decode_result(e.what());
     }
 }
 
 } // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void save_array_ref(cereal::BinaryOutputArchive& ar, mapping* m, bool transfer)
+{
+    std::string dir, name;
+    bool moved = false;
+    std::uint64_t dev = 0, ino = 0, created = 0; // identity: the receiver takes over this segment only
+    if (m != nullptr) {
+        dir = m->loc().dir;
+        name = m->name();
+        dev = m->id().dev;
+        ino = m->id().ino;
+        created = m->get_trailer() != nullptr ? m->get_trailer()->created_ns : 0;
+        if (transfer && m->writable() && m->get_trailer() != nullptr && m->owned()) {
+            // The parent owns it from now on: its name and its gc record.
+            set_trailer_owner(*m->get_trailer(), current_worker().parent);
+            m->disown();
+            moved = true;
+        }
+    }
+    ar(dir, name, moved, dev, ino, created);
+}
+
+void raise_partial_segment(const std::string& name)
+{
+    raise<error>("pass to a pool task", name,
+                 "the handle is part of a larger segment (a composite object's member or a channel slot); "
+                 "only whole arrays travel by name",
+                 "pass a copy (shared_ndarray<T>::from_array(a.view())) or the whole object's name",
+                 errno_code(EINVAL));
+}
+
+void raise_result_replaced(const std::string& name)
+{
+    raise<format_error>("take over a worker's result", name,
+                        "the name no longer names the segment the worker returned (it was removed and "
+                        "created again meanwhile); this process does not take it over",
+                        "do not remove a task's result before the call returns", errno_code(ESTALE));
+}
+
+void raise_decode_result(const char* what)
+{
+    raise<serialization_error>("decode a task's result", "", std::string("cereal: ") + what,
+                               "check that the result type's serialize() reads what it writes",
+                               make_error_code(errc::serialization));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

@@ -30,6 +30,7 @@
 #include <cereal/archives/binary.hpp>
 
 #include "../error.hpp"
+#include "config.hpp"
 #include "pool_codec.hpp"
 #include "pool_worker.hpp"
 #include "segment_impl.hpp"
@@ -52,56 +53,14 @@ struct frame_header {
 static_assert(sizeof(frame_header) == 24, "frame headers are 24 bytes");
 
 /// Writes all of `n` bytes; returns 0 or an errno value (EPIPE: the reader is gone).
-inline int write_all(int fd, const void* data, std::size_t n) noexcept
-{
-    const auto* p = static_cast<const unsigned char*>(data);
-    while (n > 0) {
-        const ssize_t r = sys().write(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return 0;
-}
+NDSHM_DECL int write_all(int fd, const void* data, std::size_t n) noexcept;
 
 /// Reads exactly `n` bytes. Returns 0, -1 at end of file before the first byte or in the middle, or an
 /// errno value.
-inline int read_all(int fd, void* data, std::size_t n) noexcept
-{
-    auto* p = static_cast<unsigned char*>(data);
-    while (n > 0) {
-        const ssize_t r = sys().read(fd, p, n);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno;
-        }
-        if (r == 0) {
-            return -1;
-        }
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return 0;
-}
+NDSHM_DECL int read_all(int fd, void* data, std::size_t n) noexcept;
 
 /// Builds a frame (header and payload) in one buffer, so that it takes one write.
-inline std::string make_frame(std::uint32_t kind, std::uint64_t id, std::string_view payload)
-{
-    std::string f(sizeof(frame_header) + payload.size(), '\0');
-    const frame_header h{frame_magic, kind, id, payload.size()};
-    std::memcpy(&f[0], &h, sizeof h);
-    if (!payload.empty()) {
-        std::memcpy(&f[sizeof h], payload.data(), payload.size());
-    }
-    return f;
-}
+NDSHM_DECL std::string make_frame(std::uint32_t kind, std::uint64_t id, std::string_view payload);
 // ---- tasks ----------------------------------------------------------------------------------------
 
 /// Runs one task in a worker: decodes `payload`, calls the function at address `fn`, encodes the
@@ -159,7 +118,102 @@ inline std::error_code code_of_wire(std::int32_t w) noexcept
 }
 
 /// Describes the exception in flight (call from a catch block).
-inline task_failure describe_current_exception() noexcept
+NDSHM_DECL task_failure describe_current_exception() noexcept;
+
+NDSHM_DECL std::string encode_failure(const task_failure& f);
+
+/// Decodes a failure sent by a worker (untrusted bytes).
+NDSHM_DECL task_failure decode_failure(std::string_view s);
+
+/// Throws, in the caller, the exception a task threw `where` ("map on worker 1 (pid 42)").
+[[noreturn]] NDSHM_DECL void rethrow_failure_at(const std::string& where, const std::string& fix,
+                                                const task_failure& f);
+
+/// Throws, in the parent, the exception that a task threw in worker `index`.
+[[noreturn]] NDSHM_DECL void rethrow_failure(const std::string& op, std::size_t index, long pid, bool in_process,
+                                             const task_failure& f);
+
+/// The conventional short name of a signal ("SIGKILL"), or "signal N".
+NDSHM_DECL std::string signal_name(int sig);
+
+/// "was killed by signal 9 (SIGKILL)" or "exited with status 3", from a waitpid status.
+NDSHM_DECL std::string describe_exit(int status, bool known);
+
+// ---- the worker -----------------------------------------------------------------------------------
+
+/// Every pipe end that pools of this process hold, so that a newly forked worker closes the ones that
+/// are not its own (otherwise it would keep other workers' pipes open and hide their deaths).
+struct pool_fd_registry {
+    std::mutex mutex;
+    std::set<int> fds;
+};
+
+inline pool_fd_registry& pool_fds()
+{
+    static pool_fd_registry r;
+    return r;
+}
+
+/// The worker's loop: read a task, run it, answer; until told to stop or the parent goes away.
+[[noreturn]] NDSHM_DECL void worker_main(int in, int out) noexcept;
+
+/// Runs the tasks one after the other in the calling process, as worker 0 of 1 (a pool without workers).
+NDSHM_DECL void run_tasks_in_process(const char* op, std::vector<task>& tasks, const result_callback& on_result);
+
+} // namespace ndshm::detail
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+int write_all(int fd, const void* data, std::size_t n) noexcept
+{
+    const auto* p = static_cast<const unsigned char*>(data);
+    while (n > 0) {
+        const ssize_t r = sys().write(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return 0;
+}
+
+int read_all(int fd, void* data, std::size_t n) noexcept
+{
+    auto* p = static_cast<unsigned char*>(data);
+    while (n > 0) {
+        const ssize_t r = sys().read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        if (r == 0) {
+            return -1;
+        }
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return 0;
+}
+
+std::string make_frame(std::uint32_t kind, std::uint64_t id, std::string_view payload)
+{
+    std::string f(sizeof(frame_header) + payload.size(), '\0');
+    const frame_header h{frame_magic, kind, id, payload.size()};
+    std::memcpy(&f[0], &h, sizeof h);
+    if (!payload.empty()) {
+        std::memcpy(&f[sizeof h], payload.data(), payload.size());
+    }
+    return f;
+}
+
+task_failure describe_current_exception() noexcept
 {
     task_failure f;
     try {
@@ -195,7 +249,7 @@ inline task_failure describe_current_exception() noexcept
     return f;
 }
 
-inline std::string encode_failure(const task_failure& f)
+std::string encode_failure(const task_failure& f)
 {
     std::string s(8 + f.message.size(), '\0');
     std::memcpy(&s[0], &f.kind, 4);
@@ -204,8 +258,7 @@ inline std::string encode_failure(const task_failure& f)
     return s;
 }
 
-/// Decodes a failure sent by a worker (untrusted bytes).
-inline task_failure decode_failure(std::string_view s)
+task_failure decode_failure(std::string_view s)
 {
     task_failure f;
     if (s.size() < 8) {
@@ -222,8 +275,7 @@ inline task_failure decode_failure(std::string_view s)
     return f;
 }
 
-/// Throws, in the caller, the exception a task threw `where` ("map on worker 1 (pid 42)").
-[[noreturn]] inline void rethrow_failure_at(const std::string& where, const std::string& fix, const task_failure& f)
+void rethrow_failure_at(const std::string& where, const std::string& fix, const task_failure& f)
 {
     const std::string cause = "the task threw: " + f.message;
     const auto code = code_of_wire(f.code);
@@ -247,9 +299,7 @@ inline task_failure decode_failure(std::string_view s)
     }
 }
 
-/// Throws, in the parent, the exception that a task threw in worker `index`.
-[[noreturn]] inline void rethrow_failure(const std::string& op, std::size_t index, long pid, bool in_process,
-                                         const task_failure& f)
+void rethrow_failure(const std::string& op, std::size_t index, long pid, bool in_process, const task_failure& f)
 {
     const std::string where = op + " on worker " + std::to_string(index) + " (pid " + std::to_string(pid) +
                               (in_process ? ", in-process" : "") + ")";
@@ -259,8 +309,7 @@ inline task_failure decode_failure(std::string_view s)
                        f);
 }
 
-/// The conventional short name of a signal ("SIGKILL"), or "signal N".
-inline std::string signal_name(int sig)
+std::string signal_name(int sig)
 {
     static const std::pair<int, const char*> names[] = {
         {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"},
@@ -275,8 +324,7 @@ inline std::string signal_name(int sig)
     return "signal " + std::to_string(sig);
 }
 
-/// "was killed by signal 9 (SIGKILL)" or "exited with status 3", from a waitpid status.
-inline std::string describe_exit(int status, bool known)
+std::string describe_exit(int status, bool known)
 {
     if (!known) {
         return "ended (its exit status is unknown: something else reaped it)";
@@ -297,23 +345,7 @@ inline std::string describe_exit(int status, bool known)
     return "ended (status " + std::to_string(status) + ")";
 }
 
-// ---- the worker -----------------------------------------------------------------------------------
-
-/// Every pipe end that pools of this process hold, so that a newly forked worker closes the ones that
-/// are not its own (otherwise it would keep other workers' pipes open and hide their deaths).
-struct pool_fd_registry {
-    std::mutex mutex;
-    std::set<int> fds;
-};
-
-inline pool_fd_registry& pool_fds()
-{
-    static pool_fd_registry r;
-    return r;
-}
-
-/// The worker's loop: read a task, run it, answer; until told to stop or the parent goes away.
-[[noreturn]] inline void worker_main(int in, int out) noexcept
+void worker_main(int in, int out) noexcept
 {
     std::string payload, result;
     worker_mappings().enabled = true;
@@ -379,8 +411,7 @@ inline pool_fd_registry& pool_fds()
     ::_exit(0);
 }
 
-/// Runs the tasks one after the other in the calling process, as worker 0 of 1 (a pool without workers).
-inline void run_tasks_in_process(const char* op, std::vector<task>& tasks, const result_callback& on_result)
+void run_tasks_in_process(const char* op, std::vector<task>& tasks, const result_callback& on_result)
 {
     worker_state& w = current_worker();
     const worker_state saved = w;
@@ -412,5 +443,6 @@ inline void run_tasks_in_process(const char* op, std::vector<task>& tasks, const
 }
 
 } // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

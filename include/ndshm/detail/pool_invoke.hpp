@@ -19,6 +19,7 @@
 
 #include "../error.hpp"
 #include "array_handle.hpp"
+#include "config.hpp"
 #include "pool_codec.hpp"
 #include "pool_worker.hpp"
 
@@ -48,6 +49,11 @@ inline map_head read_head(cereal::BinaryInputArchive& ar)
     ar(h.first, h.last);
     return h;
 }
+
+/// Throws map's error for an element range that does not fit the arrays (`name`: the input's).
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_element_range(const std::string& name);
+/// Throws map_reduce's error for a task that carries no accumulator for worker `mine`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_no_accumulator(const std::string& name, std::size_t mine);
 
 /// Rows [h.first, h.last) of `a`.
 template <class X>
@@ -129,8 +135,7 @@ void invoke_map_elements(std::uintptr_t fn, std::string_view payload, std::strin
     shared_ndarray<TO> dst = task_codec<shared_ndarray<TO>>::load(ar);
     auto args = load_args<P...>(ar);
     if (h.first > h.last || h.last > in.size() || in.size() != dst.size()) {
-        raise<error>("map", in.name(), "the task's element range does not fit the arrays",
-                     "the arrays changed while the call ran", errno_code(EINVAL));
+        raise_element_range(in.name());
     }
     const TI* src = in.data();
     TO* d = dst.data();
@@ -160,8 +165,7 @@ void invoke_accumulate(std::uintptr_t fn, std::string_view payload, std::string&
     ar(count);
     const std::size_t mine = current_worker().info.index;
     if (count == 0 || mine >= count) {
-        raise<error>("map_reduce", a.name(), "the task has no accumulator for worker " + std::to_string(mine),
-                     "report this as a bug in ndshm", errno_code(EINVAL));
+        raise_no_accumulator(a.name(), mine);
     }
     shared_ndarray<T> partial;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -178,5 +182,23 @@ void invoke_accumulate(std::uintptr_t fn, std::string_view payload, std::string&
 
 } // namespace detail
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void raise_element_range(const std::string& name)
+{
+    raise<error>("map", name, "the task's element range does not fit the arrays",
+                 "the arrays changed while the call ran", errno_code(EINVAL));
+}
+
+void raise_no_accumulator(const std::string& name, std::size_t mine)
+{
+    raise<error>("map_reduce", name, "the task has no accumulator for worker " + std::to_string(mine),
+                 "report this as a bug in ndshm", errno_code(EINVAL));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif

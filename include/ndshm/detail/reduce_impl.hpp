@@ -18,6 +18,7 @@
 
 #include "../error.hpp"
 #include "array_handle.hpp"
+#include "config.hpp"
 #include "pool_codec.hpp"
 
 namespace ndshm {
@@ -49,14 +50,19 @@ template <class T>
 struct is_add_into<reduce::add_into_t<T>> : std::true_type {
 };
 
+/// Throws map_reduce's error for chunk results (array `name`) whose shapes differ, so that
+/// reduce::`what` cannot combine them elementwise.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_shapes_differ(const std::string& name, const char* what);
+/// Throws reduce::concatenate's error for a chunk's 0-d result array `name`.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_concatenate_0d(const std::string& name);
+/// Throws reduce::concatenate's error for a result array `name` whose dimensions after axis 0 differ.
+[[noreturn, gnu::cold]] NDSHM_DECL void raise_concatenate_dims(const std::string& name);
+
 template <class T>
 void check_same_shape(const shared_ndarray<T>& acc, const shared_ndarray<T>& r, const char* what)
 {
     if (acc.shape() != r.shape()) {
-        raise<error>("map_reduce", r.name(),
-                     std::string("two chunks' results differ in shape, so reduce::") + what +
-                         " cannot combine them elementwise",
-                     "return arrays of one shape from every chunk (or use reduce::concatenate)", errno_code(EINVAL));
+        raise_shapes_differ(r.name(), what);
     }
 }
 
@@ -117,18 +123,14 @@ R concatenate_results(std::vector<R>& results)
                 continue;
             }
             if (r.dimension() == 0) {
-                raise<error>("map_reduce", r.name(), "a chunk returned a 0-d array, which has no axis 0 to join along",
-                             "return arrays of at least one dimension (or a std::vector)", errno_code(EINVAL));
+                raise_concatenate_0d(r.name());
             }
             std::vector<std::size_t> rest(r.shape().begin() + 1, r.shape().end());
             if (shape.empty()) {
                 shape.assign(r.shape().begin(), r.shape().end());
                 fortran = r.fortran_order();
             } else if (!std::equal(shape.begin() + 1, shape.end(), rest.begin(), rest.end())) {
-                raise<error>("map_reduce", r.name(),
-                             "the chunks' results differ in their dimensions after axis 0, so reduce::concatenate "
-                             "cannot join them",
-                             "return arrays whose shapes differ only in axis 0", errno_code(EINVAL));
+                raise_concatenate_dims(r.name());
             }
             rows += r.shape()[0];
         }
@@ -157,5 +159,33 @@ R concatenate_results(std::vector<R>& results)
 
 } // namespace detail
 } // namespace ndshm
+
+#if NDSHM_DEFINITIONS
+namespace ndshm::detail {
+
+void raise_shapes_differ(const std::string& name, const char* what)
+{
+    raise<error>("map_reduce", name,
+                 std::string("two chunks' results differ in shape, so reduce::") + what +
+                     " cannot combine them elementwise",
+                 "return arrays of one shape from every chunk (or use reduce::concatenate)", errno_code(EINVAL));
+}
+
+void raise_concatenate_0d(const std::string& name)
+{
+    raise<error>("map_reduce", name, "a chunk returned a 0-d array, which has no axis 0 to join along",
+                 "return arrays of at least one dimension (or a std::vector)", errno_code(EINVAL));
+}
+
+void raise_concatenate_dims(const std::string& name)
+{
+    raise<error>("map_reduce", name,
+                 "the chunks' results differ in their dimensions after axis 0, so reduce::concatenate "
+                 "cannot join them",
+                 "return arrays whose shapes differ only in axis 0", errno_code(EINVAL));
+}
+
+} // namespace ndshm::detail
+#endif // NDSHM_DEFINITIONS
 
 #endif // NDSHM_DETAIL_REDUCE_IMPL_HPP
