@@ -44,7 +44,22 @@ NDSHM_DECL std::shared_ptr<mapping> create_published_array(const options& opt, d
                                                            std::size_t rank, bool fortran, npy_info& info);
 
 /// Sets `strides` to the distances in elements between neighbours along each dimension of an array of
-/// `shape` in C or (if `fortran`) Fortran order: a dynamic-rank handle's strides.
+/// `shape` in C or (if `fortran`) Fortran order; `Extents` is a std::vector (dynamic rank) or a
+/// std::array (fixed rank) of extents.
+template <class Extents>
+void fill_contiguous_strides(const Extents& shape, bool fortran, Extents& strides)
+{
+    strides = shape;
+    const std::size_t n = shape.size();
+    std::size_t step = 1;
+    for (std::size_t j = 0; j < n; ++j) {
+        const std::size_t k = fortran ? j : n - 1 - j;
+        strides[k] = step;
+        step *= shape[k];
+    }
+}
+
+/// fill_contiguous_strides for a dynamic-rank handle, compiled once.
 NDSHM_DECL void contiguous_strides(const std::vector<std::size_t>& shape, bool fortran,
                                    std::vector<std::size_t>& strides);
 
@@ -119,14 +134,7 @@ std::shared_ptr<mapping> create_published_array(const options& opt, dtype t, con
 
 void contiguous_strides(const std::vector<std::size_t>& shape, bool fortran, std::vector<std::size_t>& strides)
 {
-    strides = shape;
-    const std::size_t n = shape.size();
-    std::size_t step = 1;
-    for (std::size_t j = 0; j < n; ++j) {
-        const std::size_t k = fortran ? j : n - 1 - j;
-        strides[k] = step;
-        step *= shape[k];
-    }
+    fill_contiguous_strides(shape, fortran, strides);
 }
 
 void dynamic_layout(const std::vector<std::size_t>& extents, bool fortran, std::vector<std::size_t>& shape,

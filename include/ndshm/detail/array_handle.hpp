@@ -464,14 +464,7 @@ private:
         if constexpr (N == dynamic_rank) {
             contiguous_strides(m_shape, m_fortran, m_strides);
         } else {
-            m_strides = m_shape;
-            const std::size_t n = m_shape.size();
-            std::size_t step = 1;
-            for (std::size_t j = 0; j < n; ++j) {
-                const std::size_t k = m_fortran ? j : n - 1 - j;
-                m_strides[k] = step;
-                step *= m_shape[k];
-            }
+            fill_contiguous_strides(m_shape, m_fortran, m_strides);
         }
     }
 
