@@ -96,6 +96,27 @@ TEST_CASE("headers as NumPy writes them parse: key order, spacing, version 2.0",
     CHECK(info.data_offset == 64);
 }
 
+TEST_CASE("every dtype's descr parses to it, and near misses are refused", "[npy][bad-input]")
+{
+    const std::string tail = "', 'fortran_order': False, 'shape': (2,), }";
+    for (auto t :
+         {ndshm::dtype::bool_, ndshm::dtype::int8, ndshm::dtype::int16, ndshm::dtype::int32, ndshm::dtype::int64,
+          ndshm::dtype::uint8, ndshm::dtype::uint16, ndshm::dtype::uint32, ndshm::dtype::uint64, ndshm::dtype::float32,
+          ndshm::dtype::float64, ndshm::dtype::complex64, ndshm::dtype::complex128}) {
+        const std::string d = ndshm::dtype_descr(t);
+        const auto b = npy_bytes("{'descr': '" + d + tail, 32);
+        CHECK(parse_npy(b.data(), b.size(), "t").type == t);
+        const auto native = npy_bytes("{'descr': '=" + d.substr(1) + tail, 32); // '=': native order
+        CHECK(parse_npy(native.data(), native.size(), "t").type == t);
+    }
+    for (const char* d : {"<i3", "<i08", "<i80", "<i16", "<u16", "<f16", "<f2", "<c4", "<c32", "<c016", "<b2", "|i2",
+                          "|f4", "<x8", "<i", "<f8 ", "< f8", "<8f", "<i1i"}) {
+        INFO(d);
+        CHECK_THAT(parse_error(npy_bytes(std::string("{'descr': '") + d + tail, 32)),
+                   Catch::Contains("unsupported dtype"));
+    }
+}
+
 TEST_CASE("corrupt, hostile or unsupported headers are format_error, never a crash", "[npy][bad-input]")
 {
     const std::string ok_tail = "'fortran_order': False, 'shape': (2,), }";

@@ -49,7 +49,7 @@ inline void publish_array(mapping& m, const npy_info& info)
 
 /// A mapping of `loc` over `r`, a region of file `id` that this process maps already (see
 /// region_cache), with the trailer where `layout` says it is.
-NDSHM_DECL std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const region> r, bool writable,
+NDSHM_DECL std::shared_ptr<mapping> mapping_over(location loc, std::shared_ptr<const region> r, bool writable,
                                                  file_id id, const segment_layout& layout);
 
 /// Opens, parses and maps a published `.npy` segment: header and trailer are read and checked with
@@ -130,10 +130,10 @@ std::shared_ptr<mapping> create_array_segment(const options& opt, dtype t, const
     return m;
 }
 
-std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const region> r, bool writable, file_id id,
+std::shared_ptr<mapping> mapping_over(location loc, std::shared_ptr<const region> r, bool writable, file_id id,
                                       const segment_layout& layout)
 {
-    auto m = std::make_shared<mapping>(loc, std::move(r), writable);
+    auto m = std::make_shared<mapping>(std::move(loc), std::move(r), writable);
     m->set_id(id);
     if (layout.trailer_off != SIZE_MAX) {
         m->set_trailer(reinterpret_cast<trailer*>(m->base() + layout.trailer_off));
@@ -144,11 +144,11 @@ std::shared_ptr<mapping> mapping_over(const location& loc, std::shared_ptr<const
 std::shared_ptr<mapping> open_npy_segment(const options& opt, const std::string& name, const std::string& op,
                                           npy_info& info, std::uint32_t& kind)
 {
-    const published_segment seg = open_published(opt, name, op, !opt.populate);
+    published_segment seg = open_published(opt, name, op, !opt.populate);
     if (seg.mapped) {
-        info = seg.layout.info;
+        info = std::move(seg.layout.info);
         kind = seg.layout.kind;
-        return mapping_over(seg.loc, seg.mapped, !opt.read_only, seg.id, seg.layout);
+        return mapping_over(std::move(seg.loc), std::move(seg.mapped), !opt.read_only, seg.id, seg.layout);
     }
     info = parse_npy(seg.head(), seg.head_size, name, seg.size);
     kind = 0;

@@ -335,6 +335,7 @@ bool npy_dict_parser::boolean()
 std::vector<std::size_t> npy_dict_parser::tuple()
 {
     std::vector<std::size_t> shape;
+    shape.reserve(4); // one allocation for up to 4 dimensions
     expect('(');
     for (;;) {
         ws();
@@ -395,16 +396,42 @@ dtype npy_dict_parser::descr(std::string_view d)
     if (order != '<' && order != '|' && order != '=') {
         unsupported_dtype();
     }
-    static constexpr dtype all[] = {dtype::bool_,   dtype::int8,      dtype::int16,     dtype::int32,  dtype::int64,
-                                    dtype::uint8,   dtype::uint16,    dtype::uint32,    dtype::uint64, dtype::float32,
-                                    dtype::float64, dtype::complex64, dtype::complex128};
-    for (dtype t : all) {
-        if (code == std::string_view(dtype_descr(t)).substr(1)) {
-            if (order == '|' && itemsize(t) != 1) {
-                break; // '|' means "no byte order", which only fits one-byte types
-            }
-            return t;
-        }
+    // The codes of dtype_descr without the byte order: b1, i1-i8, u1-u8, f4, f8, c8, c16.
+    std::size_t bytes = 0;
+    for (const char c : code.substr(1)) {
+        bytes = c >= '0' && c <= '9' && bytes < 100 ? bytes * 10 + static_cast<std::size_t>(c - '0') : SIZE_MAX;
+    }
+    dtype t = dtype::float64;
+    bool known = code.size() >= 2 && code[1] != '0';
+    switch (known ? code[0] : '\0') {
+    case 'b':
+        t = dtype::bool_;
+        known = bytes == 1;
+        break;
+    case 'i':
+    case 'u': {
+        const bool s = code[0] == 'i';
+        t = bytes == 1   ? (s ? dtype::int8 : dtype::uint8)
+            : bytes == 2 ? (s ? dtype::int16 : dtype::uint16)
+            : bytes == 4 ? (s ? dtype::int32 : dtype::uint32)
+                         : (s ? dtype::int64 : dtype::uint64);
+        known = bytes == 1 || bytes == 2 || bytes == 4 || bytes == 8;
+        break;
+    }
+    case 'f':
+        t = bytes == 4 ? dtype::float32 : dtype::float64;
+        known = bytes == 4 || bytes == 8;
+        break;
+    case 'c':
+        t = bytes == 8 ? dtype::complex64 : dtype::complex128;
+        known = bytes == 8 || bytes == 16;
+        break;
+    default:
+        known = false;
+    }
+    // '|' means "no byte order", which only fits one-byte types.
+    if (known && (order != '|' || itemsize(t) == 1)) {
+        return t;
     }
     unsupported_dtype();
     return dtype::float64; // not reached: unsupported() throws

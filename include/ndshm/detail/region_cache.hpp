@@ -40,12 +40,13 @@ public:
     /// and its layout; null if there is none.
     NDSHM_DECL std::shared_ptr<const region> find(file_id id, bool writable, std::size_t size, segment_layout& layout);
 
-    /// Remembers `r`, a mapping of file `id`, its layout and the header it was parsed from (its first
-    /// `header_size` bytes: the dict's closing brace is among them, since the header parsed). What
+    /// Remembers `r`, a mapping of file `id`, its layout (`info`, `kind`, `trailer_off`) and the header it was parsed
+    /// from (its first `header_size` bytes: the dict's closing brace is among them, since the header parsed). What
     /// follows the dict is padding, so any change of the dict (a reshape) changes one of the bytes up
     /// to and including the old dict's brace.
-    NDSHM_DECL void remember(file_id id, bool writable, const std::shared_ptr<const region>& r,
-                             const segment_layout& layout, const unsigned char* header, std::size_t header_size);
+    NDSHM_DECL void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const npy_info& info,
+                             std::uint32_t kind, std::size_t trailer_off, const unsigned char* header,
+                             std::size_t header_size);
 
 private:
     struct key {
@@ -60,7 +61,7 @@ private:
         std::weak_ptr<const region> memory;
         segment_layout layout;
         std::array<unsigned char, 256> header; ///< the header up to the end of its dict
-        std::size_t header_size;
+        std::size_t header_size = 0;
     };
     std::mutex m_mutex;
     std::map<key, entry> m_entries;
@@ -96,16 +97,15 @@ std::shared_ptr<const region> region_cache::find(file_id id, bool writable, std:
     return r;
 }
 
-void region_cache::remember(file_id id, bool writable, const std::shared_ptr<const region>& r,
-                            const segment_layout& layout, const unsigned char* header, std::size_t header_size)
+void region_cache::remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const npy_info& info,
+                            std::uint32_t kind, std::size_t trailer_off, const unsigned char* header,
+                            std::size_t header_size)
 {
-    entry e{r, layout, {}, 0};
     const auto* brace = static_cast<const unsigned char*>(std::memchr(header, '}', header_size));
-    if (!id.known() || brace == nullptr || static_cast<std::size_t>(brace - header) + 1 > e.header.size()) {
+    const std::size_t kept = brace == nullptr ? 0 : static_cast<std::size_t>(brace - header) + 1;
+    if (!id.known() || brace == nullptr || kept > std::tuple_size<decltype(entry::header)>::value) {
         return; // a dict longer than ndshm writes (dozens of dimensions) is read again each time
     }
-    e.header_size = static_cast<std::size_t>(brace - header) + 1;
-    std::memcpy(e.header.data(), header, e.header_size);
     std::lock_guard<std::mutex> g(m_mutex);
     if (m_entries.size() >= m_sweep_at) { // drop the entries of regions that are gone
         for (auto it = m_entries.begin(); it != m_entries.end();) {
@@ -113,7 +113,14 @@ void region_cache::remember(file_id id, bool writable, const std::shared_ptr<con
         }
         m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
     }
-    m_entries[key{id.dev, id.ino, writable}] = std::move(e);
+    // Assigned in place: attaching the same segment again reuses the entry and its shape's storage.
+    entry& e = m_entries[key{id.dev, id.ino, writable}];
+    e.memory = r;
+    e.layout.info = info;
+    e.layout.kind = kind;
+    e.layout.trailer_off = trailer_off;
+    std::memcpy(e.header.data(), header, kept);
+    e.header_size = kept;
 }
 
 region_cache& attached_regions()
@@ -124,14 +131,12 @@ region_cache& attached_regions()
 
 void remember_layout(const mapping& m, const npy_info& info, std::uint32_t kind, const unsigned char* header)
 {
-    segment_layout layout;
-    layout.info = info;
-    layout.kind = kind;
-    if (m.get_trailer() != nullptr) {
-        layout.trailer_off = static_cast<std::size_t>(reinterpret_cast<unsigned char*>(m.get_trailer()) - m.base());
-    }
-    attached_regions().remember(m.id(), m.writable(), m.memory(), layout, header != nullptr ? header : m.base(),
-                                info.data_offset);
+    const std::size_t trailer_off = m.get_trailer() != nullptr
+                                        ? static_cast<std::size_t>(reinterpret_cast<unsigned char*>(m.get_trailer()) -
+                                                                   m.base())
+                                        : SIZE_MAX;
+    attached_regions().remember(m.id(), m.writable(), m.memory(), info, kind, trailer_off,
+                                header != nullptr ? header : m.base(), info.data_offset);
 }
 
 } // namespace ndshm::detail

@@ -5,6 +5,7 @@
 #ifndef NDSHM_DETAIL_SEGMENT_LOCATION_HPP
 #define NDSHM_DETAIL_SEGMENT_LOCATION_HPP
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -24,6 +25,31 @@ struct location {
 
     NDSHM_DECL bool operator<(const location& o) const;
     NDSHM_DECL std::string path() const;
+};
+
+/// `l.path()` as a C string, built on the stack when it fits: opening or removing a name allocates
+/// nothing.
+class location_path {
+public:
+    explicit location_path(const location& l)
+    {
+        if (l.dir.size() + l.name.size() + 2 <= sizeof m_small) {
+            char* p = m_small;
+            p = std::copy(l.dir.begin(), l.dir.end(), p);
+            *p++ = '/';
+            p = std::copy(l.name.begin(), l.name.end(), p);
+            *p = '\0';
+        } else {
+            m_long = l.path();
+        }
+    }
+    location_path(const location_path&) = delete;
+    location_path& operator=(const location_path&) = delete;
+    const char* c_str() const noexcept { return m_long.empty() ? m_small : m_long.c_str(); }
+
+private:
+    char m_small[256];
+    std::string m_long;
 };
 
 /// A file's identity: its device and inode. A name that resolves to the same identity names the same
@@ -120,10 +146,11 @@ int open_location(const location& l, int flags, mode_t mode)
 {
     // O_NONBLOCK: a FIFO planted under the name must not block the open (no effect on regular files).
     flags |= O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    const location_path path(l);
     if (l.dir.empty()) {
-        return retry_eintr([&] { return sys().shm_open(l.path().c_str(), flags, mode); });
+        return retry_eintr([&] { return sys().shm_open(path.c_str(), flags, mode); });
     }
-    return retry_eintr([&] { return sys().openat(AT_FDCWD, l.path().c_str(), flags, mode); });
+    return retry_eintr([&] { return sys().openat(AT_FDCWD, path.c_str(), flags, mode); });
 }
 
 std::string owned_by_other(const std::string& what, std::uint64_t uid)
@@ -133,9 +160,9 @@ std::string owned_by_other(const std::string& what, std::uint64_t uid)
 
 int unlink_location(const location& l) noexcept
 {
-    const int r = retry_eintr([&] {
-        return l.dir.empty() ? sys().shm_unlink(l.path().c_str()) : sys().unlinkat(AT_FDCWD, l.path().c_str(), 0);
-    });
+    const location_path path(l);
+    const int r = retry_eintr(
+        [&] { return l.dir.empty() ? sys().shm_unlink(path.c_str()) : sys().unlinkat(AT_FDCWD, path.c_str(), 0); });
     return r == 0 ? 0 : errno;
 }
 

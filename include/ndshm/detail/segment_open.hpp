@@ -67,15 +67,15 @@ struct published_segment {
 NDSHM_DECL published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op,
                                             bool shared = false);
 
-/// Maps all of a published segment. A sparse segment (one whose writer left holes) is reserved first,
-/// or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
-NDSHM_DECL std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt,
-                                                  const std::string& op);
+/// Maps all of a published segment; its location moves into the mapping. A sparse segment (one whose writer left holes)
+/// is reserved first, or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
+NDSHM_DECL std::shared_ptr<mapping> map_published(published_segment& seg, const options& opt, const std::string& op);
 
 /// Opens, waits for publication and maps all of an existing segment. The caller parses its contents.
 inline std::shared_ptr<mapping> open_segment(const options& opt, const std::string& name, const std::string& op)
 {
-    return map_published(open_published(opt, name, op), opt, op);
+    published_segment seg = open_published(opt, name, op);
+    return map_published(seg, opt, op);
 }
 
 } // namespace ndshm::detail
@@ -116,10 +116,11 @@ bool is_own_uid(uid_t uid) noexcept
 
 published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op, bool shared)
 {
-    const std::string name = segment_name(posix_name);
-    check_name(op, name);
     published_segment seg;
-    seg.loc = location{backend_dir(opt), name};
+    seg.loc.name = segment_name(posix_name);
+    const std::string& name = seg.loc.name;
+    check_name(op, name);
+    seg.loc.dir = backend_dir(opt);
     seg.fd = fd_guard(open_location(seg.loc, opt.read_only ? O_RDONLY : O_RDWR, 0));
     if (seg.fd.get() < 0) {
         raise_errno(op, name, errno, open_call(seg.loc));
@@ -187,18 +188,20 @@ published_segment open_published(const options& opt, const std::string& posix_na
     }
 }
 
-std::shared_ptr<mapping> map_published(const published_segment& seg, const options& opt, const std::string& op)
+std::shared_ptr<mapping> map_published(published_segment& seg, const options& opt, const std::string& op)
 {
     if (seg.size == 0) {
         raise<format_error>(op, seg.loc.name, "the segment is empty", "remove it or use another name",
                             errno_code(EINVAL));
     }
-    reserve_holes(
-        seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
-        [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
-        shown_dir(seg.loc.dir), "");
+    if (unreserved_bytes(seg.st) != 0) { // (the messages' strings are made only then)
+        reserve_holes(
+            seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
+            [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
+            shown_dir(seg.loc.dir), "");
+    }
     unsigned char* base = map_fd(seg.fd.get(), seg.size, !opt.read_only, opt.populate, op, seg.loc.name);
-    auto m = std::make_shared<mapping>(seg.loc, base, seg.size, !opt.read_only);
+    auto m = std::make_shared<mapping>(std::move(seg.loc), base, seg.size, !opt.read_only);
     m->set_id(seg.id);
     return m;
 }
