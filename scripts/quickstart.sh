@@ -267,7 +267,7 @@ windows)
     export WINEPREFIX=$prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
     echo "+ WINEPREFIX=$WINEPREFIX" >&2
     run "$wine" wineboot -i >/dev/null 2>&1
-    for program in ndshm_portable_tests ndshm_windows_tests; do
+    for program in ndshm_portable_tests ndshm_windows_tests ndshm_windows_tests_separate; do
         echo "== $program under wine" >&2
         run "$wine" "build-windows/$program.exe"
     done
