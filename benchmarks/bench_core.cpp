@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,8 +63,9 @@ void BM_attach_ndshm_mapped(benchmark::State& state)
 }
 
 // The raw sequence: shm_open, fstat, mmap, close, munmap; with what checking the header would add to
-// it: one pread of the first page, or reading the first byte through the mapping (a page fault).
-void raw_attach_and(benchmark::State& state, bool pread_page, bool touch)
+// it: one pread of the first page, reading the first byte through the mapping (a page fault), or
+// mapping with MAP_POPULATE and reading the first byte (the page tables filled by mmap instead).
+void raw_attach_and(benchmark::State& state, bool pread_page, bool touch, bool populate = false)
 {
     auto a = ndshm::shared_ndarray<double>::create({doubles(state.range(0))});
     const std::string path = "/" + a.name();
@@ -75,7 +77,8 @@ void raw_attach_and(benchmark::State& state, bool pread_page, bool touch)
         if (pread_page) {
             benchmark::DoNotOptimize(::pread(fd, page.data(), page.size(), 0));
         }
-        void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
         ::close(fd);
         if (touch) {
             benchmark::DoNotOptimize(*static_cast<volatile unsigned char*>(p));
@@ -88,6 +91,16 @@ void raw_attach_and(benchmark::State& state, bool pread_page, bool touch)
 void BM_attach_raw(benchmark::State& state) { raw_attach_and(state, false, false); }
 void BM_attach_raw_pread(benchmark::State& state) { raw_attach_and(state, true, false); }
 void BM_attach_raw_touch(benchmark::State& state) { raw_attach_and(state, false, true); }
+void BM_attach_raw_populate_touch(benchmark::State& state) { raw_attach_and(state, false, true, true); }
+
+// One system call that does no work (getppid): the fixed price of entering and leaving the kernel,
+// which attach pays six or seven times.
+void BM_null_system_call(benchmark::State& state)
+{
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(::syscall(SYS_getppid));
+    }
+}
 
 // Attach with every system call answered from memory (the segment's bytes read once): what ndshm's own
 // code costs per attach, without the kernel and without the cache misses that follow a system call.
@@ -348,6 +361,8 @@ BENCHMARK(BM_attach_ndshm_mapped)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
 BENCHMARK(BM_attach_raw)->Arg(KiB)->Arg(MiB)->Arg(64 * MiB)->Arg(GiB);
 BENCHMARK(BM_attach_raw_pread)->Arg(KiB)->Arg(MiB);
 BENCHMARK(BM_attach_raw_touch)->Arg(KiB)->Arg(MiB);
+BENCHMARK(BM_attach_raw_populate_touch)->Arg(KiB);
+BENCHMARK(BM_null_system_call);
 BENCHMARK(BM_attach_ndshm_no_syscalls)->Arg(KiB)->Arg(MiB);
 BENCHMARK(BM_create_cold_ndshm_from_array)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_create_cold_raw_memcpy)->Arg(64 * KiB)->Arg(MiB)->Arg(64 * MiB)->Unit(benchmark::kMicrosecond);

@@ -15,8 +15,10 @@
 #                                          ThreadSanitizer (clang, C++17, Debug, build-tsan/)
 #   bash scripts/quickstart.sh fuzz [SEC]  build the libFuzzer targets in fuzz/ with clang and run each for SEC
 #                                          seconds (default 60) on its seed corpus (build-fuzz/)
-#   bash scripts/quickstart.sh mpi         with Open MPI installed, build ndshm/mpi.hpp's tests, example and benchmark
-#                                          (NDSHM_WITH_MPI=ON, build-mpi/) and run them: ctest -L mpi
+#   bash scripts/quickstart.sh mpi [separate]
+#                                          with Open MPI installed, build ndshm/mpi.hpp's tests, example and benchmark
+#                                          (NDSHM_WITH_MPI=ON, build-mpi/) and run them: ctest -L mpi; with
+#                                          separate, against ndshm compiled once (build-mpi-separate/)
 #   bash scripts/quickstart.sh bench       run every benchmark once: docs/benchmarks.md and .png, then the handoff
 #                                          report docs/handoff.md (build-bench/)
 #   bash scripts/quickstart.sh windows     cross-build the portable tests for Windows with mingw-w64, run them
@@ -214,17 +216,30 @@ mpi)
     install_packages
     # python3-mpi4py: the test in which mpi4py ranks read the node copies with NumPy.
     install_packages libopenmpi-dev openmpi-bin python3-mpi4py
-    configure build-mpi Release -DNDSHM_WITH_MPI=ON
+    dir=build-mpi
+    separate=OFF
+    case "${2:-}" in
+    "") ;;
+    separate)
+        dir=build-mpi-separate
+        separate=ON
+        ;;
+    *)
+        echo "error: mpi takes [separate], not '$2'" >&2
+        exit 2
+        ;;
+    esac
+    configure "$dir" Release -DNDSHM_WITH_MPI=ON -DNDSHM_SEPARATE_COMPILATION="$separate"
     # Under a seccomp filter (Docker's default profile), process_vm_readv is refused, and Open MPI's
     # shared-memory transport fails on large messages unless it copies through its own buffers.
     if grep -Eq '^Seccomp:[[:space:]]*2' /proc/self/status 2>/dev/null; then
         export OMPI_MCA_btl_vader_single_copy_mechanism=none
         echo "+ OMPI_MCA_btl_vader_single_copy_mechanism=none (seccomp filter: no process_vm_readv)" >&2
     fi
-    echo "== building the MPI tests, example and benchmark" >&2
-    run cmake --build build-mpi --target ndshm_mpi_checks -j"$(nproc)"
+    echo "== building the MPI tests, example and benchmark (separate compilation: $separate)" >&2
+    run cmake --build "$dir" --target ndshm_mpi_checks -j"$(nproc)"
     echo "== testing: ctest -L mpi (each test runs mpiexec on 4 ranks, 2 emulated nodes)" >&2
-    run ctest --test-dir build-mpi -L mpi --output-on-failure --no-tests=error
+    run ctest --test-dir "$dir" -L mpi --output-on-failure --no-tests=error
     ;;
 bench)
     install_packages
