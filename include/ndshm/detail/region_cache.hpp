@@ -40,10 +40,10 @@ public:
     /// and its layout; null if there is none.
     NDSHM_DECL std::shared_ptr<const region> find(file_id id, bool writable, std::size_t size, segment_layout& layout);
 
-    /// Remembers `r`, a mapping of file `id`, its layout (`info`, `kind`, `trailer_off`) and the header it was parsed
-    /// from (its first `header_size` bytes: the dict's closing brace is among them, since the header parsed). What
-    /// follows the dict is padding, so any change of the dict (a reshape) changes one of the bytes up
-    /// to and including the old dict's brace.
+    /// Remembers `r`, a mapping of file `id`, its layout (`info`, `kind`, `trailer_off`) and the header
+    /// it was parsed from (its first `header_size` bytes: the dict's closing brace is among them, since
+    /// the header parsed). What follows the dict is padding, so any change of the dict (a reshape)
+    /// changes one of the bytes up to and including the old dict's brace.
     NDSHM_DECL void remember(file_id id, bool writable, const std::shared_ptr<const region>& r, const npy_info& info,
                              std::uint32_t kind, std::size_t trailer_off, const unsigned char* header,
                              std::size_t header_size);

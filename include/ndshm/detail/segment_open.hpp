@@ -67,8 +67,9 @@ struct published_segment {
 NDSHM_DECL published_segment open_published(const options& opt, const std::string& posix_name, const std::string& op,
                                             bool shared = false);
 
-/// Maps all of a published segment; its location moves into the mapping. A sparse segment (one whose writer left holes)
-/// is reserved first, or refused with out_of_space: a mapping ndshm hands out never raises SIGBUS on a touch.
+/// Maps all of a published segment; its location moves into the mapping. A sparse segment (one whose
+/// writer left holes) is reserved first, or refused with out_of_space: a mapping ndshm hands out never
+/// raises SIGBUS on a touch.
 NDSHM_DECL std::shared_ptr<mapping> map_published(published_segment& seg, const options& opt, const std::string& op);
 
 /// Opens, waits for publication and maps all of an existing segment. The caller parses its contents.
