@@ -3,6 +3,7 @@
 // a new X; then A lets go of its X. Processes synchronise on pipe events only.
 #include <ndshm/all.hpp>
 
+#include "sys_counter.hpp"
 #include "test_util.hpp"
 #include "tools_util.hpp"
 
@@ -10,6 +11,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 using ndshm::shared_ndarray;
 using tools_util::temp_dir;
@@ -175,11 +177,13 @@ TEST_CASE("gc leaves a name that was created again after it judged the old segme
     tools_util::patch_trailer(bytes,
                               [](auto& t) { t.creator_pid = static_cast<std::uint64_t>(tools_util::dead_pid()); });
     tools_util::write_file(d / "ndshm_reused", bytes);
-    const auto saved = ndshm::detail::sys();
-    g_swap_path = d / "ndshm_reused";
-    ndshm::detail::sys().fstatat = swap_then_fstatat;
-    const auto removed = ndshm::gc(d.opts());
-    ndshm::detail::sys() = saved;
+    std::vector<ndshm::gc_entry> removed;
+    {
+        const test_util::sys_patch patch; // the table is put back even if gc throws
+        g_swap_path = d / "ndshm_reused";
+        ndshm::detail::sys().fstatat = swap_then_fstatat;
+        removed = ndshm::gc(d.opts());
+    }
     CHECK(g_swap_path.empty()); // the swap happened
     CHECK(removed.empty());
     REQUIRE(tools_util::file_exists(d / "ndshm_reused"));
