@@ -446,7 +446,12 @@ std::shared_ptr<mapping> map_file_range(int fd, const std::string& path, std::si
             return fd_guard(retry_eintr(
                 [&] { return sys().openat(AT_FDCWD, path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0); }));
         },
-        op, path, "file", dir_of(path).empty() ? std::string(".") : dir_of(path), other_fix);
+        op, path, "file",
+        [&] {
+            const std::string dir = dir_of(path);
+            return dir.empty() ? std::string(".") : dir;
+        },
+        other_fix);
     const std::size_t page = page_size();
     const std::size_t start = off / page * page;
     delta = off - start;

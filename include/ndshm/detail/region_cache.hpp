@@ -102,8 +102,8 @@ void region_cache::remember(file_id id, bool writable, const std::shared_ptr<con
                             std::size_t header_size)
 {
     const auto* brace = static_cast<const unsigned char*>(std::memchr(header, '}', header_size));
-    const std::size_t kept = brace == nullptr ? 0 : static_cast<std::size_t>(brace - header) + 1;
-    if (!id.known() || brace == nullptr || kept > std::tuple_size<decltype(entry::header)>::value) {
+    const std::size_t kept = brace == nullptr ? SIZE_MAX : static_cast<std::size_t>(brace - header) + 1;
+    if (!id.known() || kept > std::tuple_size<decltype(entry::header)>::value) {
         return; // a dict longer than ndshm writes (dozens of dimensions) is read again each time
     }
     std::lock_guard<std::mutex> g(m_mutex);

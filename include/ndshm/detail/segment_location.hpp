@@ -27,20 +27,24 @@ struct location {
     NDSHM_DECL std::string path() const;
 };
 
-/// `l.path()` as a C string, built on the stack when it fits: opening or removing a name allocates
-/// nothing.
+/// The path that names `l`: "/NAME" for POSIX shm (what shm_open takes), "DIR/NAME" in a directory
+/// backend. Built on the stack when it fits, so that opening or removing a name allocates nothing;
+/// location::path() is its copy as a string.
 class location_path {
 public:
     explicit location_path(const location& l)
     {
-        if (l.dir.size() + l.name.size() + 2 <= sizeof m_small) {
-            char* p = m_small;
-            p = std::copy(l.dir.begin(), l.dir.end(), p);
-            *p++ = '/';
-            p = std::copy(l.name.begin(), l.name.end(), p);
+        const std::size_t n = l.dir.size() + 1 + l.name.size();
+        char* p = m_small;
+        if (n >= sizeof m_small) {
+            m_long.resize(n);
+            p = &m_long[0];
+        }
+        p = std::copy(l.dir.begin(), l.dir.end(), p);
+        *p++ = '/';
+        p = std::copy(l.name.begin(), l.name.end(), p);
+        if (m_long.empty()) {
             *p = '\0';
-        } else {
-            m_long = l.path();
         }
     }
     location_path(const location_path&) = delete;
@@ -120,7 +124,7 @@ namespace ndshm::detail {
 
 bool location::operator<(const location& o) const { return std::tie(dir, name) < std::tie(o.dir, o.name); }
 
-std::string location::path() const { return dir.empty() ? "/" + name : dir + "/" + name; }
+std::string location::path() const { return location_path(*this).c_str(); }
 
 std::string backend_dir(const options& opt)
 {

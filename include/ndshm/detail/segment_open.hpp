@@ -195,12 +195,10 @@ std::shared_ptr<mapping> map_published(published_segment& seg, const options& op
         raise<format_error>(op, seg.loc.name, "the segment is empty", "remove it or use another name",
                             errno_code(EINVAL));
     }
-    if (unreserved_bytes(seg.st) != 0) { // (the messages' strings are made only then)
-        reserve_holes(
-            seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
-            [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
-            shown_dir(seg.loc.dir), "");
-    }
+    reserve_holes(
+        seg.fd.get(), seg.st, !opt.read_only, !opt.read_only,
+        [&] { return fd_guard(open_location(seg.loc, O_RDWR, 0)); }, op, seg.loc.name, "segment",
+        [&] { return shown_dir(seg.loc.dir); }, "");
     unsigned char* base = map_fd(seg.fd.get(), seg.size, !opt.read_only, opt.populate, op, seg.loc.name);
     auto m = std::make_shared<mapping>(std::move(seg.loc), base, seg.size, !opt.read_only);
     m->set_id(seg.id);

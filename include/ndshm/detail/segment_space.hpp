@@ -61,11 +61,11 @@ NDSHM_DECL void reserve_missing_holes(int fd, const struct stat& st, std::uint64
 /// contents nor the size. `fd_writable` says whether `fd` may reserve; if not, `reopen()` gives a
 /// writable descriptor of the same name (a read-only handle of a segment this user may write). Throws
 /// out_of_space, naming the fix, when the holes cannot be reserved: not enough free space, or no
-/// permission to write. `noun` ("segment", "file") and `where` (its directory) are for messages,
-/// `other_fix` a further way out.
-template <class Reopen>
+/// permission to write. `noun` ("segment", "file") and `where()` (its directory, asked only when there
+/// are holes: a file without any costs no string) are for messages, `other_fix` a further way out.
+template <class Reopen, class Where>
 void reserve_holes(int fd, const struct stat& st, bool writable_mapping, bool fd_writable, Reopen&& reopen,
-                   const std::string& op, const std::string& name, const char* noun, const std::string& where,
+                   const std::string& op, const std::string& name, const char* noun, Where&& where,
                    const std::string& other_fix)
 {
     const std::uint64_t missing = unreserved_bytes(st);
@@ -76,7 +76,7 @@ void reserve_holes(int fd, const struct stat& st, bool writable_mapping, bool fd
     reserve_missing_holes(
         fd, st, missing, writable_mapping, fd_writable,
         [](const void* r) -> fd_guard { return (*static_cast<reopen_type*>(const_cast<void*>(r)))(); }, &reopen, op,
-        name, noun, where, other_fix);
+        name, noun, where(), other_fix);
 }
 
 } // namespace ndshm::detail
