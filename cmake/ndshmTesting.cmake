@@ -41,13 +41,26 @@ function(ndshm_add_command_test name)
   endif()
 endfunction()
 
+# ndshm_catch_main(<target> SOURCE <file> [LIBRARIES <lib>...])
+# An object library of one Catch2 main (its runner and Catch2's whole implementation, about 20 s of
+# compiling): built once and linked into every test program that uses it, instead of once per program.
+function(ndshm_catch_main target)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "SOURCE" "LIBRARIES")
+  if(NOT TARGET ${target})
+    add_library(${target} OBJECT ${arg_SOURCE})
+    target_link_libraries(${target} PUBLIC Catch2::Catch2 ${arg_LIBRARIES} PRIVATE ndshm_warnings)
+  endif()
+endfunction()
+
 # ndshm_add_test(<target> SOURCES <file>... [DEFINITIONS <def>...] [LIBRARIES <lib>...] [DEPENDS <target>...])
-# A Catch2 test program (tests/main.cpp and SOURCES; the rest as ndshm_add_program) whose test cases are
-# each a ctest test inside the suite's fixture, found when the program is built.
+# A Catch2 test program (Catch2's main from tests/main.cpp, compiled once, and SOURCES; the rest as
+# ndshm_add_program) whose test cases are each a ctest test inside the suite's fixture, found when the
+# program is built.
 function(ndshm_add_test target)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "SOURCES;DEFINITIONS;LIBRARIES;DEPENDS")
-  ndshm_add_program(${target} SOURCES ${PROJECT_SOURCE_DIR}/tests/main.cpp ${arg_SOURCES}
-                    DEFINITIONS ${arg_DEFINITIONS} LIBRARIES Catch2::Catch2 ${arg_LIBRARIES} DEPENDS ${arg_DEPENDS})
+  ndshm_catch_main(ndshm_catch_main SOURCE ${PROJECT_SOURCE_DIR}/tests/main.cpp)
+  ndshm_add_program(${target} SOURCES ${arg_SOURCES}
+                    DEFINITIONS ${arg_DEFINITIONS} LIBRARIES ndshm_catch_main ${arg_LIBRARIES} DEPENDS ${arg_DEPENDS})
   catch_discover_tests(${target} PROPERTIES FIXTURES_REQUIRED ndshm_suite)
 endfunction()
 
