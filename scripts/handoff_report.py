@@ -12,7 +12,8 @@ bench_processes built). In one run, this script:
 2. runs benchmarks/bench_handoff_python.py (/usr/bin/python3, multiprocessing.Queue and
    multiprocessing.shared_memory on the same streams), best of --repetitions rounds;
 3. counts the system calls per item of each method with `perf stat -e raw_syscalls:sys_enter` (both
-   processes): bench_perf --stream runs N and 2N items, and the difference is divided by N;
+   processes): bench_perf --stream runs N and 2N items (3 times each, the median kept), and the
+   difference is divided by N;
 4. runs bench_objects (an object of 10,000 arrays of 1 KiB, receiver reads everything), bench_core's
    memory benchmarks (Pss of 4 readers of 1 GiB and of the creator) and bench_processes' pool rows.
 
@@ -71,15 +72,19 @@ def google_benchmark(program, args, tmp):
 
 
 def count_syscalls(bench_perf, method, nbytes, items):
-    """System calls per item of `method` (both processes), from runs of `items` and 2 * `items`."""
+    """System calls per item of `method` (both processes), from runs of `items` and 2 * `items`: the
+    median of 3 runs each, since a socket's count moves by hundreds between runs of the same size."""
     counts = []
     for n in (items, 2 * items):
-        r = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "--", bench_perf, "--stream",
-                            method, str(nbytes), str(n)], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"perf stat of {method} failed: {r.stderr}")
-        line = next(l for l in r.stderr.splitlines() if "raw_syscalls:sys_enter" in l)
-        counts.append(int(line.split(",")[0]))
+        runs = []
+        for _ in range(3):
+            r = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "--", bench_perf,
+                                "--stream", method, str(nbytes), str(n)], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"perf stat of {method} failed: {r.stderr}")
+            line = next(l for l in r.stderr.splitlines() if "raw_syscalls:sys_enter" in l)
+            runs.append(int(line.split(",")[0]))
+        counts.append(sorted(runs)[1])
     return (counts[1] - counts[0]) / items
 
 
@@ -175,7 +180,9 @@ def markdown(d, build):
         "## System calls per item (producer and consumer together)",
         "",
         "`perf stat -e raw_syscalls:sys_enter` over `bench_perf --stream METHOD BYTES N` and `2N` items; the "
-        "difference divided by N (so setup and warm-up cancel out).",
+        "difference divided by N (so setup and warm-up cancel out), each count the median of 3 runs. "
+        "A socket's count moves between runs (its reads split as the scheduler lets them); figures within "
+        "a few tenths of 0, negative ones included, mean none per item.",
         "",
         "| item | pipe | Unix socket | channel | queue, recycled | queue, fresh |",
         "| --- | --- | --- | --- | --- | --- |",
