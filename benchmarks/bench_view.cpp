@@ -1,6 +1,7 @@
 // xtensor operations through view() against the same operations on xtensor's own containers of the
 // same shape and layout, side by side in one binary: 2048 x 4096 doubles (64 MiB), C and Fortran
-// order (the benchmark argument: 0 = C, 1 = Fortran), every page warm. Also from_array of an xtensor
+// order (the benchmark argument: 0 = C, 1 = Fortran), every page warm; and element access by
+// operator() and at(), one index pair at a time, beside xt::xarray's. Also from_array of an xtensor
 // expression against raw shm_open + ftruncate + mmap + memcpy (fresh pages), and memcpy, the floor of
 // assigning a contiguous container.
 #include <ndshm/shared_ndarray.hpp>
@@ -133,6 +134,73 @@ NDSHM_VIEW_BENCH(slice_assign_expression,
 NDSHM_VIEW_BENCH(slice_compound, xt::view(t, xt::all(), xt::range(0, cols / 2)) *= 1.0001)
 
 #undef NDSHM_VIEW_BENCH
+
+// Element access one index pair at a time, the loop people write: the handle's operator() and at()
+// beside xt::xarray's, summing every element of the C-order array (the argument is always 0).
+template <class A>
+double sum_by_call(const A& a)
+{
+    double s = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+        for (std::size_t j = 0; j < cols; ++j) {
+            s += a(i, j);
+        }
+    }
+    return s;
+}
+
+template <class A>
+double sum_by_at(const A& a)
+{
+    double s = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+        for (std::size_t j = 0; j < cols; ++j) {
+            s += a.at(i, j);
+        }
+    }
+    return s;
+}
+
+template <class Sum>
+void on_handle_elements(benchmark::State& state, Sum sum)
+{
+    const auto a = warm_array(state);
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(sum(a));
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows * cols));
+}
+
+template <class Sum>
+void on_xarray_elements(benchmark::State& state, Sum sum)
+{
+    const auto x = warm_xarray<xt::layout_type::row_major>();
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(sum(x));
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows * cols));
+}
+
+void BM_handle_element_call(benchmark::State& state)
+{
+    on_handle_elements(state, [](const auto& a) { return sum_by_call(a); });
+}
+void BM_xarray_element_call(benchmark::State& state)
+{
+    on_xarray_elements(state, [](const auto& a) { return sum_by_call(a); });
+}
+void BM_handle_element_at(benchmark::State& state)
+{
+    on_handle_elements(state, [](const auto& a) { return sum_by_at(a); });
+}
+void BM_xarray_element_at(benchmark::State& state)
+{
+    on_xarray_elements(state, [](const auto& a) { return sum_by_at(a); });
+}
+BENCHMARK(BM_handle_element_call)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_xarray_element_call)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_handle_element_at)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_xarray_element_at)->Arg(0)->Unit(benchmark::kMillisecond);
 
 /// The floor of assigning a contiguous container: memcpy into warm memory.
 void BM_memcpy_64MiB_warm(benchmark::State& state)

@@ -57,8 +57,13 @@ COMPARISONS += [(rf"BM_view_{op}/(\d)", f"view(): {op.replace('_', ' ')} (vs xt:
 READING = {"time": "ndshm's time / the baseline's (below 1: faster)",
            "speedup": "the baseline's time / ndshm's (above 1: faster)"}
 
+# Element access, one index pair at a time: the handle's operator() and at() against xt::xarray's.
+COMPARISONS += [(rf"BM_handle_element_{op}/(\d)", f"handle: {what} over every element (vs xt::xarray)",
+                 f"BM_xarray_element_{op}/{{arg}}", "time") for op, what in (("call", "a(i, j)"), ("at", "a.at(i, j)"))]
+
 # What the argument of a comparison's benchmarks means, where it is not a size in bytes.
-ARG_LABELS = {"view()": {0: "64 MiB, C order", 1: "64 MiB, Fortran order"}}
+ARG_LABELS = {"view()": {0: "64 MiB, C order", 1: "64 MiB, Fortran order"},
+              "handle:": {0: "2048 x 4096 doubles, C order"}}
 
 
 def human_bytes(n):

@@ -1,5 +1,6 @@
 #include <ndshm/any_ndarray.hpp>
 #include <ndshm/shared_ndarray.hpp>
+#include <ndshm/shared_tensor.hpp>
 
 #include "sys_counter.hpp"
 #include "test_util.hpp"
@@ -11,6 +12,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <array>
 #include <complex>
 #include <csignal>
 #include <cstdint>
@@ -321,6 +324,8 @@ void check_empty_handle(H& h)
     CHECK(xt::sum(h.view())() == 0);
     CHECK_THROWS_AS(h.at(0), std::out_of_range);
     CHECK_THROWS_AS(h.at(0, 0), std::out_of_range);
+    CHECK_FALSE(h.in_bounds(0));
+    CHECK_THROWS_AS(h.shape(0), std::out_of_range);
     CHECK(h.strides().empty());
     CHECK(h.copy().size() == 0);
     h.pin(); // nothing to pin, unpin or flush
@@ -328,6 +333,7 @@ void check_empty_handle(H& h)
     h.flush();
     if constexpr (!std::is_const_v<std::remove_reference_t<decltype(*h.data())>>) {
         CHECK_THROWS_WITH(h.reshape({0}), Catch::Contains("empty"));
+        h.fill(1); // no element to set
     }
     {
         // No rank to keep and no elements to copy: a new zero-filled array of the shape asked for.
@@ -453,6 +459,67 @@ TEST_CASE("at() checks the index count and every bound", "[shared_ndarray]")
     auto s = shared_ndarray<int>::create({}); // 0-d: no index
     s.at() = 3;
     CHECK(s() == 3);
+}
+
+TEST_CASE("xtensor's container accessors: element, operator[], in_bounds, shape(axis), fill", "[shared_ndarray]")
+{
+    for (const auto ord : {ndshm::order::c, ndshm::order::fortran}) {
+        auto a = shared_ndarray<int>::create({3, 4}, ord);
+        a.fill(7);
+        CHECK(std::count(a.begin(), a.end(), 7) == 12);
+        a(2, 1) = 5;
+        const std::vector<std::size_t> idx{2, 1};
+        CHECK(a.element(idx.begin(), idx.end()) == 5);
+        CHECK(a[idx] == 5);
+        CHECK(a[std::array<int, 2>{2, 1}] == 5);
+        CHECK(a[{2, 1}] == 5);
+        CHECK(std::as_const(a)[{2, 1}] == 5);
+        a[{0, 3}] = 9;
+        CHECK(a(0, 3) == 9);
+        CHECK(a.view()(0, 3) == 9);
+        // As in xtensor: indices address the last dimensions, a[i] is a(i).
+        CHECK(a[3] == a(0, 3));
+        const std::vector<long> one{3};
+        CHECK(a.element(one.begin(), one.end()) == 9);
+        const std::vector<long> three{8, 2, 1};
+        CHECK(a.element(three.begin(), three.end()) == 5);
+        CHECK(a.in_bounds(2, 3));
+        CHECK_FALSE(a.in_bounds(3, 0));
+        CHECK_FALSE(a.in_bounds(0, 4));
+        CHECK_FALSE(a.in_bounds(-1, 0));
+        CHECK_FALSE(a.in_bounds(1));
+        CHECK_FALSE(a.in_bounds(0, 0, 0));
+        CHECK(a.shape(0) == 3);
+        CHECK(a.shape(1) == 4);
+        CHECK_THROWS_WITH(a.shape(2), Catch::Contains("shape(2)") && Catch::Contains("(3, 4)") &&
+                                          Catch::Contains("no axis 2 (2 dimensions)") && Catch::Contains(a.name()));
+        auto r = shared_ndarray<const int>::attach(a.name());
+        CHECK(r[{2, 1}] == 5);
+        CHECK(r.shape(1) == 4);
+        CHECK(r.in_bounds(0, 0));
+    }
+    auto t = ndshm::shared_tensor<double, 3>::create({2, 3, 4});
+    t.fill(0.5);
+    t[{1, 2, 3}] = 2.0;
+    CHECK(t(1, 2, 3) == 2.0);
+    CHECK(t.shape(2) == 4);
+    CHECK(t.in_bounds(1, 2, 3));
+    CHECK_FALSE(t.in_bounds(2, 0, 0));
+    CHECK(xt::sum(t.view())() == Approx(0.5 * 23 + 2.0));
+    auto s = shared_ndarray<int>::create({}); // 0-d: one element, no index
+    s.fill(4);
+    CHECK(s() == 4);
+    CHECK(s.in_bounds());
+    CHECK_THROWS_AS(s.shape(0), std::out_of_range);
+}
+
+TEST_CASE("at() builds its message only when it throws, and names negative indices as given", "[shared_ndarray]")
+{
+    auto c = shared_ndarray<double>::create({4, 5});
+    CHECK_THROWS_WITH(c.at(-1, 0),
+                      Catch::Contains("at(-1, 0)") && Catch::Contains("index -1 is out of range for axis 0"));
+    CHECK_THROWS_WITH(c.at(std::size_t{1}, 7), Catch::Contains("index 7 is out of range for axis 1 (size 5)"));
+    CHECK_THROWS_WITH(c.at(true, 9u), Catch::Contains("at(1, 9)"));
 }
 
 TEST_CASE("a POSIX-style name with a leading slash names the same segment", "[shared_ndarray]")

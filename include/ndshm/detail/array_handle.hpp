@@ -4,10 +4,13 @@
 #ifndef NDSHM_DETAIL_ARRAY_HANDLE_HPP
 #define NDSHM_DETAIL_ARRAY_HANDLE_HPP
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -259,6 +262,69 @@ public:
         return m_data[offset(idx...)];
     }
 
+    /// Element access by a sequence of indices, for an index whose length is known only at run time
+    /// (xtensor's `element`): unchecked and aligned to the last dimensions like operator(), checked
+    /// like at() when NDSHM_ENABLE_ASSERT or XTENSOR_ENABLE_ASSERT is defined.
+    template <class It>
+    T& element(It first, It last) noexcept(!checked_access)
+    {
+        return m_data[range_offset("element", first, last)];
+    }
+    template <class It>
+    const T& element(It first, It last) const noexcept(!checked_access)
+    {
+        return m_data[range_offset("element", first, last)];
+    }
+
+    /// `a[index]` with a container of indices (std::vector, std::array, ...) or a braced list
+    /// (`a[{1, 2}]`) is element(begin, end); `a[i]` is `a(i)`. As in xtensor, and as unchecked.
+    template <class S, std::enable_if_t<!std::is_integral_v<S>, int> = 0>
+    T& operator[](const S& index) noexcept(!checked_access)
+    {
+        return element(std::begin(index), std::end(index));
+    }
+    template <class S, std::enable_if_t<!std::is_integral_v<S>, int> = 0>
+    const T& operator[](const S& index) const noexcept(!checked_access)
+    {
+        return element(std::begin(index), std::end(index));
+    }
+    template <class I>
+    T& operator[](std::initializer_list<I> index) noexcept(!checked_access)
+    {
+        return element(index.begin(), index.end());
+    }
+    template <class I>
+    const T& operator[](std::initializer_list<I> index) const noexcept(!checked_access)
+    {
+        return element(index.begin(), index.end());
+    }
+    T& operator[](size_type i) noexcept(!checked_access) { return (*this)(i); }
+    const T& operator[](size_type i) const noexcept(!checked_access) { return (*this)(i); }
+
+    /// True if `idx...` is one index per dimension, each in range: what at() checks, without throwing.
+    template <class... Idx>
+    bool in_bounds(Idx... idx) const noexcept
+    {
+        return indices_in_range(m_shape, idx...);
+    }
+
+    /// Extent of dimension `axis`.
+    /// @throws std::out_of_range if the array has no such dimension
+    size_type shape(size_type axis) const
+    {
+        if (axis >= m_shape.size()) {
+            throw_bad_axis(name(), std::vector<std::size_t>(m_shape.begin(), m_shape.end()), axis);
+        }
+        return m_shape[axis];
+    }
+
+    /// Sets every element to `value` (nothing for an empty handle).
+    void fill(const value_type& value) noexcept
+    {
+        static_assert(!is_read_only, "fill through a writable handle");
+        std::fill(m_data, m_data + m_size, value);
+    }
+
     /// Gives the array another shape with the same number of elements, in place: the segment's header
     /// is rewritten, so every attach from now on (in any process) sees the new shape. Handles that
     /// exist already, in this process or another, keep the shape they had (xtensor's `reshape` of a
@@ -481,6 +547,27 @@ private:
         } else {
             return V(buffer_type<U>(m_data, m_size), m_shape, layout);
         }
+    }
+
+    // The offset of element(first, last), by the same rule as offset() below.
+    template <class It>
+    std::size_t range_offset([[maybe_unused]] const char* call, It first, It last) const noexcept(!checked_access)
+    {
+        static_assert(std::is_integral_v<typename std::iterator_traits<It>::value_type>,
+                      "ndshm: array indices must be integers");
+        if constexpr (checked_access) {
+            check_index_range(call, name(), m_shape, first, last);
+        }
+        const auto n = static_cast<std::size_t>(std::distance(first, last));
+        const std::size_t d = m_strides.size();
+        if (n > d) {
+            std::advance(first, static_cast<typename std::iterator_traits<It>::difference_type>(n - d));
+        }
+        std::size_t off = 0;
+        for (std::size_t k = n < d ? d - n : 0; first != last; ++first, ++k) {
+            off += static_cast<std::size_t>(*first) * m_strides[k];
+        }
+        return off;
     }
 
     // xtensor's rule: indices address the last dimensions; extra leading indices are ignored.

@@ -36,37 +36,99 @@ std::string index_string(I i)
     }
 }
 
-/// Throws std::out_of_range: `given` indices for an array of `dims` dimensions. `call` starts the message.
-[[noreturn, gnu::cold]] NDSHM_DECL void throw_index_count(const std::string& call, std::size_t given, std::size_t dims);
+/// True if `i` is below zero (never for an unsigned index or a bool).
+template <class I>
+constexpr bool negative_index(I i) noexcept
+{
+    if constexpr (std::is_signed_v<I> && !std::is_same_v<I, bool>) {
+        return i < 0;
+    } else {
+        (void)i;
+        return false;
+    }
+}
 
-/// Throws std::out_of_range: `index` is out of range for `axis`, of `size` elements. `call` starts the message.
-[[noreturn, gnu::cold]] NDSHM_DECL void throw_index_range(const std::string& call, const std::string& index,
-                                                          std::size_t axis, std::size_t size);
+/// True if `idx...` is one index per dimension of `shape`, each in range. Costs a compare per index:
+/// no message is built unless one is thrown.
+template <class S, class... Idx>
+bool indices_in_range(const S& shape, Idx... idx) noexcept
+{
+    static_assert((std::is_integral_v<Idx> && ...), "ndshm: array indices must be integers");
+    if (sizeof...(Idx) != shape.size()) {
+        return false;
+    }
+    [[maybe_unused]] std::size_t k = 0;
+    return ((!negative_index(idx) && static_cast<std::size_t>(idx) < shape[k++]) && ...);
+}
+
+/// True if the indices in [first, last) are one per dimension of `shape`, each in range.
+template <class S, class It>
+bool index_range_in_bounds(const S& shape, It first, It last) noexcept
+{
+    std::size_t k = 0;
+    for (; first != last; ++first, ++k) {
+        if (k == shape.size() || negative_index(*first) || static_cast<std::size_t>(*first) >= shape[k]) {
+            return false;
+        }
+    }
+    return k == shape.size();
+}
+
+/// Throws std::out_of_range for indices that are not one per dimension of `shape`, or of which one is
+/// out of range: "ndshm: CALL(INDICES) on 'NAME' of shape (4, 5): " and what is wrong. `index` holds
+/// the indices as text, `negative[k]` whether index k is below zero and `value[k]` its value otherwise.
+[[noreturn, gnu::cold]] NDSHM_DECL void throw_bad_index(const char* call, const std::string& name,
+                                                        const std::vector<std::size_t>& shape,
+                                                        const std::vector<std::string>& index,
+                                                        const std::vector<std::size_t>& value,
+                                                        const std::vector<bool>& negative);
+
+/// Throws std::out_of_range: `shape(axis)` on an array of `shape`, which has no dimension `axis`.
+[[noreturn, gnu::cold]] NDSHM_DECL void throw_bad_axis(const std::string& name, const std::vector<std::size_t>& shape,
+                                                       std::size_t axis);
+
+/// The indices in [first, last) that failed a check against `shape`, thrown as std::out_of_range.
+template <class S, class It>
+[[noreturn, gnu::cold, gnu::noinline]] void throw_bad_index_range(const char* call, const std::string& name,
+                                                                  const S& shape, It first, It last)
+{
+    std::vector<std::string> index;
+    std::vector<std::size_t> value;
+    std::vector<bool> negative;
+    for (; first != last; ++first) {
+        index.push_back(index_string(*first));
+        negative.push_back(negative_index(*first));
+        value.push_back(static_cast<std::size_t>(*first));
+    }
+    throw_bad_index(call, name, std::vector<std::size_t>(shape.begin(), shape.end()), index, value, negative);
+}
+
+/// The indices `idx...` that failed a check against `shape`, thrown as std::out_of_range.
+template <class S, class... Idx>
+[[noreturn, gnu::cold, gnu::noinline]] void throw_bad_indices(const char* call, const std::string& name, const S& shape,
+                                                              Idx... idx)
+{
+    throw_bad_index(call, name, std::vector<std::size_t>(shape.begin(), shape.end()), {index_string(idx)...},
+                    {static_cast<std::size_t>(idx)...}, {negative_index(idx)...});
+}
 
 /// Throws std::out_of_range unless `idx...` is one index per dimension of `shape`, each in range.
 template <class S, class... Idx>
 void check_index(const std::string& name, const S& shape, Idx... idx)
 {
-    static_assert((std::is_integral_v<Idx> && ...), "ndshm: array indices must be integers");
-    const std::string call = "ndshm: at(" +
-                             [&] {
-                                 std::string s;
-                                 ((s += (s.empty() ? "" : ", ") + index_string(idx)), ...);
-                                 return s;
-                             }() +
-                             ") on '" + name + "' of shape " + shape_string(shape) + ": ";
-    if (sizeof...(Idx) != shape.size()) {
-        throw_index_count(call, sizeof...(Idx), shape.size());
+    if (!indices_in_range(shape, idx...)) {
+        throw_bad_indices("at", name, shape, idx...);
     }
-    std::size_t k = 0;
-    [[maybe_unused]] const auto one = [&](auto i) {
-        const bool negative = std::is_signed_v<decltype(i)> && i < 0;
-        if (negative || static_cast<std::size_t>(i) >= shape[k]) {
-            throw_index_range(call, index_string(i), k, shape[k]);
-        }
-        ++k;
-    };
-    (one(idx), ...);
+}
+
+/// Throws std::out_of_range unless the indices in [first, last) are one per dimension of `shape`,
+/// each in range.
+template <class S, class It>
+void check_index_range(const char* call, const std::string& name, const S& shape, It first, It last)
+{
+    if (!index_range_in_bounds(shape, first, last)) {
+        throw_bad_index_range(call, name, shape, first, last);
+    }
 }
 
 /// Copies the elements that `from` and `to` (arrays of `from_shape` and `to_shape`, with element
@@ -105,16 +167,33 @@ void copy_common(const T* from, const S& from_shape, const S& from_strides, T* t
 #if NDSHM_DEFINITIONS
 namespace ndshm::detail {
 
-void throw_index_count(const std::string& call, std::size_t given, std::size_t dims)
+void throw_bad_axis(const std::string& name, const std::vector<std::size_t>& shape, std::size_t axis)
 {
-    throw std::out_of_range(call + std::to_string(given) + " indices for " + std::to_string(dims) +
-                            " dimensions; give one index per dimension");
+    throw std::out_of_range("ndshm: shape(" + std::to_string(axis) + ") on '" + name + "' of shape " +
+                            shape_string(shape) + ": there is no axis " + std::to_string(axis) + " (" +
+                            std::to_string(shape.size()) + " dimensions)");
 }
 
-void throw_index_range(const std::string& call, const std::string& index, std::size_t axis, std::size_t size)
+void throw_bad_index(const char* call, const std::string& name, const std::vector<std::size_t>& shape,
+                     const std::vector<std::string>& index, const std::vector<std::size_t>& value,
+                     const std::vector<bool>& negative)
 {
-    throw std::out_of_range(call + "index " + index + " is out of range for axis " + std::to_string(axis) + " (size " +
-                            std::to_string(size) + ")");
+    std::string text = std::string("ndshm: ") + call + "(";
+    for (std::size_t k = 0; k < index.size(); ++k) {
+        text += (k ? ", " : "") + index[k];
+    }
+    text += ") on '" + name + "' of shape " + shape_string(shape) + ": ";
+    if (index.size() != shape.size()) {
+        throw std::out_of_range(text + std::to_string(index.size()) + " indices for " + std::to_string(shape.size()) +
+                                " dimensions; give one index per dimension");
+    }
+    std::size_t k = 0;
+    while (k + 1 < index.size() && !negative[k] && value[k] < shape[k]) {
+        ++k;
+    }
+    throw std::out_of_range(text + "index " + (index.empty() ? std::string("?") : index[k]) +
+                            " is out of range for axis " + std::to_string(k) + " (size " +
+                            std::to_string(shape.empty() ? 0 : shape[k]) + ")");
 }
 
 } // namespace ndshm::detail
