@@ -10,6 +10,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include <complex>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -156,6 +157,49 @@ TEST_CASE("view(): compound assignment with scalars and expressions", "[view]")
         v %= xt::adapt(isrc, s);
         x %= xt::adapt(isrc, s);
     });
+    // A scalar of another type: computed in the common type, converted back to the element's type as
+    // xtensor converts it (truncated, wrapped).
+    in_both_orders<std::int32_t>(s, [&](auto v, auto& x) {
+        v += 1.5;
+        x += 1.5;
+        v *= -2.5;
+        x *= -2.5;
+    });
+    in_both_orders<std::uint8_t>(s, [&](auto v, auto& x) {
+        v += 300;
+        x += 300;
+        v -= 7;
+        x -= 7;
+    });
+    in_both_orders<std::complex<double>>(s, [&](auto v, auto& x) {
+        v *= 2.0;
+        x *= 2.0;
+        v += std::complex<double>(1.0, -1.0);
+        x += std::complex<double>(1.0, -1.0);
+    });
+}
+
+TEST_CASE("view(): a scalar read from the array itself is read once, as NumPy reads a[0, 0]", "[view]")
+{
+    // xtensor's containers read such a scalar again for every element: on an xt::xarray,
+    // x += x(0, 0) adds the doubled first element to all the others.
+    for (const auto ord : {ndshm::order::c, ndshm::order::fortran}) {
+        auto a = shared_ndarray<double>::create({2, 2}, ord);
+        a(0, 0) = 1.0;
+        a(0, 1) = 2.0;
+        a(1, 0) = 3.0;
+        a(1, 1) = 4.0;
+        auto v = a.view();
+        v += v(0, 0);
+        CHECK(a(0, 0) == 2.0);
+        CHECK(a(0, 1) == 3.0);
+        CHECK(a(1, 0) == 4.0);
+        CHECK(a(1, 1) == 5.0);
+        auto column = xt::view(v, xt::all(), 1); // a strided slice
+        column *= v(0, 1);
+        CHECK(a(0, 1) == 9.0);
+        CHECK(a(1, 1) == 15.0);
+    }
 }
 
 TEST_CASE("view(): an expression that reads the array it writes is evaluated first", "[view]")
