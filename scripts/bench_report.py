@@ -203,39 +203,32 @@ def plot(results, path):
     except ImportError:
         print("matplotlib is missing (apt-get install python3-matplotlib): no plot", file=sys.stderr)
         return False
-    series = {
-        "ndshm channel (steady state)": "BM_handoff_channel/",
-        "ndshm create + attach (cold)": "BM_handoff_ndshm_create_attach/",
-        "ndshm array queue": "BM_handoff_queue/",
-        "pipe": "BM_handoff_pipe/",
-        "Unix socket": "BM_handoff_unix_socket/",
-        "cereal through a pipe": "BM_handoff_cereal_pipe/",
-        "memcpy, warm memory": "BM_memcpy_warm/",
-    }
+    # bench_perf's streams: BM_stream/method:M/bytes:B/real_time, M as in bench_perf.cpp's `method`.
+    series = {0: "one process, no IPC (the floor)", 1: "pipe", 2: "Unix socket", 3: "ndshm channel",
+              4: "ndshm queue, fresh segments", 5: "ndshm queue, recycled segments"}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    for label, prefix in series.items():
-        pts = sorted((int(n.split("/")[1]), b) for n, b in results.items()
-                     if n.startswith(prefix) and n.split("/")[1].isdigit())
+    for method, label in series.items():
+        pts = []
+        for n, b in results.items():
+            m = re.fullmatch(rf"BM_stream/method:{method}/bytes:(\d+)(/.*)?", n)
+            if m and "per_item" in b:
+                pts.append((int(m.group(1)), b))
         if not pts:
             continue
+        pts.sort(key=lambda p: p[0])
         xs = [p[0] for p in pts]
         ax1.plot(xs, [p[1].get("bytes_per_second", 0) / 1e9 for p in pts], marker="o", label=label)
-        ax2.plot(xs, [to_ns(p[1]) / 1e3 for p in pts], marker="o", label=label)
-    lat = sorted((int(n.split("/")[1]), b) for n, b in results.items()
-                 if n.startswith("BM_handoff_channel_latency/"))
-    if lat:
-        ax2.plot([p[0] for p in lat], [to_ns(p[1]) / 1e3 for p in lat], marker="s", linestyle="--",
-                 label="ndshm channel, handoff only")
+        ax2.plot(xs, [p[1]["per_item"] * 1e6 for p in pts], marker="o", label=label)
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("array size (bytes)")
         ax.grid(True, which="both", alpha=0.3)
     ax1.set_yscale("log")
-    ax1.set_ylabel("throughput (GB/s), reader touches every byte")
+    ax1.set_ylabel("throughput (GB/s), the reader reads every byte")
     ax2.set_yscale("log")
-    ax2.set_ylabel("time per handoff (µs)")
-    ax1.set_title("Handoff throughput to another process")
-    ax2.set_title("Handoff latency")
+    ax2.set_ylabel("time per item (µs)")
+    ax1.set_title("A stream of items to another process (bench_perf)")
+    ax2.set_title("Time per item")
     ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
