@@ -137,65 +137,42 @@ NDSHM_VIEW_BENCH(slice_compound, xt::view(t, xt::all(), xt::range(0, cols / 2)) 
 
 // Element access one index pair at a time, the loop people write: the handle's operator() and at()
 // beside xt::xarray's, summing every element of the C-order array (the argument is always 0).
-template <class A>
-double sum_by_call(const A& a)
+
+/// Sums every element of `a`, read one at a time by `get(a, i, j)`.
+template <class A, class Get>
+double sum_every(const A& a, Get get)
 {
     double s = 0;
     for (std::size_t i = 0; i < rows; ++i) {
         for (std::size_t j = 0; j < cols; ++j) {
-            s += a(i, j);
+            s += get(a, i, j);
         }
     }
     return s;
 }
 
-template <class A>
-double sum_by_at(const A& a)
-{
-    double s = 0;
-    for (std::size_t i = 0; i < rows; ++i) {
-        for (std::size_t j = 0; j < cols; ++j) {
-            s += a.at(i, j);
-        }
-    }
-    return s;
-}
+const auto by_call = [](const auto& a, std::size_t i, std::size_t j) { return a(i, j); };
+const auto by_at = [](const auto& a, std::size_t i, std::size_t j) { return a.at(i, j); };
 
-template <class Sum>
-void on_handle_elements(benchmark::State& state, Sum sum)
+/// Runs `sum_every(a, get)` on `a` (a warm handle or xarray of the C-order array).
+template <class A, class Get>
+void on_elements(benchmark::State& state, const A& a, Get get)
 {
-    const auto a = warm_array(state);
     for (auto _ : state) {
-        benchmark::DoNotOptimize(sum(a));
+        benchmark::DoNotOptimize(sum_every(a, get));
     }
     state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows * cols));
 }
 
-template <class Sum>
-void on_xarray_elements(benchmark::State& state, Sum sum)
-{
-    const auto x = warm_xarray<xt::layout_type::row_major>();
-    for (auto _ : state) {
-        benchmark::DoNotOptimize(sum(x));
-    }
-    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows * cols));
-}
-
-void BM_handle_element_call(benchmark::State& state)
-{
-    on_handle_elements(state, [](const auto& a) { return sum_by_call(a); });
-}
+void BM_handle_element_call(benchmark::State& state) { on_elements(state, warm_array(state), by_call); }
 void BM_xarray_element_call(benchmark::State& state)
 {
-    on_xarray_elements(state, [](const auto& a) { return sum_by_call(a); });
+    on_elements(state, warm_xarray<xt::layout_type::row_major>(), by_call);
 }
-void BM_handle_element_at(benchmark::State& state)
-{
-    on_handle_elements(state, [](const auto& a) { return sum_by_at(a); });
-}
+void BM_handle_element_at(benchmark::State& state) { on_elements(state, warm_array(state), by_at); }
 void BM_xarray_element_at(benchmark::State& state)
 {
-    on_xarray_elements(state, [](const auto& a) { return sum_by_at(a); });
+    on_elements(state, warm_xarray<xt::layout_type::row_major>(), by_at);
 }
 BENCHMARK(BM_handle_element_call)->Arg(0)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_xarray_element_call)->Arg(0)->Unit(benchmark::kMillisecond);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -48,6 +49,13 @@ constexpr bool negative_index(I i) noexcept
     }
 }
 
+/// True if `i` is a valid index along an axis of `extent` elements.
+template <class I>
+constexpr bool index_in_extent(I i, std::size_t extent) noexcept
+{
+    return !negative_index(i) && static_cast<std::size_t>(i) < extent;
+}
+
 /// True if `idx...` is one index per dimension of `shape`, each in range. Costs a compare per index:
 /// no message is built unless one is thrown.
 template <class S, class... Idx>
@@ -58,7 +66,7 @@ bool indices_in_range(const S& shape, Idx... idx) noexcept
         return false;
     }
     [[maybe_unused]] std::size_t k = 0;
-    return ((!negative_index(idx) && static_cast<std::size_t>(idx) < shape[k++]) && ...);
+    return (index_in_extent(idx, shape[k++]) && ...);
 }
 
 /// True if the indices in [first, last) are one per dimension of `shape`, each in range.
@@ -67,21 +75,19 @@ bool index_range_in_bounds(const S& shape, It first, It last) noexcept
 {
     std::size_t k = 0;
     for (; first != last; ++first, ++k) {
-        if (k == shape.size() || negative_index(*first) || static_cast<std::size_t>(*first) >= shape[k]) {
+        if (k == shape.size() || !index_in_extent(*first, shape[k])) {
             return false;
         }
     }
     return k == shape.size();
 }
 
-/// Throws std::out_of_range for indices that are not one per dimension of `shape`, or of which one is
-/// out of range: "ndshm: CALL(INDICES) on 'NAME' of shape (4, 5): " and what is wrong. `index` holds
-/// the indices as text, `negative[k]` whether index k is below zero and `value[k]` its value otherwise.
+/// Throws std::out_of_range for indices that are not one per dimension of `shape`, or of which the
+/// one on axis `bad` is out of range: "ndshm: CALL(INDICES) on 'NAME' of shape (4, 5): " and what is
+/// wrong. `index` holds the indices as text.
 [[noreturn, gnu::cold]] NDSHM_DECL void throw_bad_index(const char* call, const std::string& name,
                                                         const std::vector<std::size_t>& shape,
-                                                        const std::vector<std::string>& index,
-                                                        const std::vector<std::size_t>& value,
-                                                        const std::vector<bool>& negative);
+                                                        const std::vector<std::string>& index, std::size_t bad);
 
 /// Throws std::out_of_range: `shape(axis)` on an array of `shape`, which has no dimension `axis`.
 [[noreturn, gnu::cold]] NDSHM_DECL void throw_bad_axis(const std::string& name, const std::vector<std::size_t>& shape,
@@ -93,14 +99,14 @@ template <class S, class It>
                                                                   const S& shape, It first, It last)
 {
     std::vector<std::string> index;
-    std::vector<std::size_t> value;
-    std::vector<bool> negative;
+    std::size_t bad = SIZE_MAX;
     for (; first != last; ++first) {
+        if (bad == SIZE_MAX && index.size() < shape.size() && !index_in_extent(*first, shape[index.size()])) {
+            bad = index.size();
+        }
         index.push_back(index_string(*first));
-        negative.push_back(negative_index(*first));
-        value.push_back(static_cast<std::size_t>(*first));
     }
-    throw_bad_index(call, name, std::vector<std::size_t>(shape.begin(), shape.end()), index, value, negative);
+    throw_bad_index(call, name, std::vector<std::size_t>(shape.begin(), shape.end()), index, bad);
 }
 
 /// The indices `idx...` that failed a check against `shape`, thrown as std::out_of_range.
@@ -108,8 +114,10 @@ template <class S, class... Idx>
 [[noreturn, gnu::cold, gnu::noinline]] void throw_bad_indices(const char* call, const std::string& name, const S& shape,
                                                               Idx... idx)
 {
-    throw_bad_index(call, name, std::vector<std::size_t>(shape.begin(), shape.end()), {index_string(idx)...},
-                    {static_cast<std::size_t>(idx)...}, {negative_index(idx)...});
+    std::size_t bad = SIZE_MAX;
+    [[maybe_unused]] std::size_t k = 0;
+    (((bad = (bad == SIZE_MAX && k < shape.size() && !index_in_extent(idx, shape[k])) ? k : bad), ++k), ...);
+    throw_bad_index(call, name, std::vector<std::size_t>(shape.begin(), shape.end()), {index_string(idx)...}, bad);
 }
 
 /// Throws std::out_of_range unless `idx...` is one index per dimension of `shape`, each in range.
@@ -175,25 +183,19 @@ void throw_bad_axis(const std::string& name, const std::vector<std::size_t>& sha
 }
 
 void throw_bad_index(const char* call, const std::string& name, const std::vector<std::size_t>& shape,
-                     const std::vector<std::string>& index, const std::vector<std::size_t>& value,
-                     const std::vector<bool>& negative)
+                     const std::vector<std::string>& index, std::size_t bad)
 {
     std::string text = std::string("ndshm: ") + call + "(";
     for (std::size_t k = 0; k < index.size(); ++k) {
         text += (k ? ", " : "") + index[k];
     }
     text += ") on '" + name + "' of shape " + shape_string(shape) + ": ";
-    if (index.size() != shape.size()) {
+    if (index.size() != shape.size() || bad >= shape.size()) {
         throw std::out_of_range(text + std::to_string(index.size()) + " indices for " + std::to_string(shape.size()) +
                                 " dimensions; give one index per dimension");
     }
-    std::size_t k = 0;
-    while (k + 1 < index.size() && !negative[k] && value[k] < shape[k]) {
-        ++k;
-    }
-    throw std::out_of_range(text + "index " + (index.empty() ? std::string("?") : index[k]) +
-                            " is out of range for axis " + std::to_string(k) + " (size " +
-                            std::to_string(shape.empty() ? 0 : shape[k]) + ")");
+    throw std::out_of_range(text + "index " + index[bad] + " is out of range for axis " + std::to_string(bad) +
+                            " (size " + std::to_string(shape[bad]) + ")");
 }
 
 } // namespace ndshm::detail
